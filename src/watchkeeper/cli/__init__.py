@@ -1,0 +1,1 @@
+"""The ``watchkeeper`` (alias ``wk``) command line: one module per command group."""

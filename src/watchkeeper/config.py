@@ -1,0 +1,98 @@
+"""Settings: one object, read from ``WATCHKEEPER_*`` variables and an optional ``watchkeeper.toml``.
+
+Precedence, highest first: explicit keyword arguments, environment variables, the TOML file
+(``WATCHKEEPER_CONFIG`` or ``./watchkeeper.toml``), defaults. Nothing here is global: build a
+``Settings`` once at start-up and pass it down.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.errors import InvalidInput
+
+ENV_PREFIX = "WATCHKEEPER_"
+_TOML_SECTION = "watchkeeper"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where watchkeeper keeps its state.
+
+    ``home`` anchors the embedded defaults: ``sqlite:///{home}/watchkeeper.db`` for metadata,
+    ``{home}/artifacts`` for model files, ``{home}/logbook`` for prediction records.
+    """
+
+    home: Path = field(default_factory=lambda: Path(".watchkeeper"))
+    database_url: str | None = None
+    artifact_url: str | None = None
+    logbook_url: str | None = None
+    user: str = field(default_factory=lambda: _current_user())
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home.resolve() / 'watchkeeper.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        return self.artifact_url or str(self.home.resolve() / "artifacts")
+
+    @property
+    def resolved_logbook_url(self) -> str:
+        return self.logbook_url or str(self.home.resolve() / "logbook")
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        env: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from the TOML file, then the environment, then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = config_file or Path(env.get(f"{ENV_PREFIX}CONFIG", "watchkeeper.toml"))
+        if path.is_file():
+            values.update(_read_toml(path))
+        known = {f.name for f in fields(cls)}
+        for name in known:
+            key = f"{ENV_PREFIX}{name.upper()}"
+            if key in env and env[key] != "":
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInput(f"unknown setting(s) {', '.join(unknown)} in {path}")
+        if "home" in values:
+            values["home"] = Path(values["home"])
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path}: {exc}") from exc
+    section = data.get(_TOML_SECTION, data)
+    if not isinstance(section, dict):
+        raise InvalidInput(f"[{_TOML_SECTION}] in {path} must be a table")
+    return {k: v for k, v in section.items() if not isinstance(v, dict)}

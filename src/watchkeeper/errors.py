@@ -1,0 +1,184 @@
+"""Every error watchkeeper raises on purpose.
+
+The tree::
+
+    WatchkeeperError
+    ├── NotFound                      404, exit 1
+    │   ├── ModelNotFound
+    │   ├── VersionNotFound
+    │   └── AliasNotFound
+    ├── Conflict                      409, exit 1
+    │   ├── AlreadyExists
+    │   └── NoEarlierProduction       (rollback with nothing to go back to)
+    ├── InvalidInput                  400/422, exit 1
+    │   ├── InvalidReference          ("churn@" and friends)
+    │   ├── InvalidStage
+    │   ├── SchemaError               (request does not match a signature)
+    │   └── UnreadableModel           (the file is not a model we can read)
+    ├── MissingDependency             501, exit 1 (a flavor's library is not installed)
+    ├── IntegrityError                500, exit 1 (sha256 mismatch: tampered or corrupted)
+    ├── StoreUnavailable              503, exit 1 (database or artifact store unreachable)
+    └── SchemaOutdated                503, exit 1 (run ``watchkeeper db upgrade``)
+
+Each class carries its HTTP status and CLI exit code (see ``HTTP_STATUS`` and ``EXIT_CODE``);
+callers look them up by class, never by comparing messages. Foreign exceptions are translated
+at one boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One field-level problem: the field (and row, for a one-row problem) and what is wrong."""
+
+    field: str
+    problem: str
+    row: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"field": self.field, "problem": self.problem}
+        if self.row is not None:
+            out["row"] = self.row
+        return out
+
+
+class WatchkeeperError(Exception):
+    """Base class of every error raised on purpose by watchkeeper."""
+
+    code = "watchkeeper_error"
+
+    def __init__(self, message: str, *, details: list[Detail] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+    @property
+    def http_status(self) -> int:
+        return http_status(type(self))
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(type(self))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": [d.to_dict() for d in self.details],
+            }
+        }
+
+
+class NotFound(WatchkeeperError):
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+
+class Conflict(WatchkeeperError):
+    code = "conflict"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class NoEarlierProduction(Conflict):
+    code = "no_earlier_production"
+
+
+class InvalidInput(WatchkeeperError):
+    code = "invalid_input"
+
+
+class InvalidReference(InvalidInput):
+    code = "invalid_reference"
+
+
+class InvalidStage(InvalidInput):
+    code = "invalid_stage"
+
+
+class SchemaError(InvalidInput):
+    code = "schema_error"
+
+
+class UnreadableModel(InvalidInput):
+    code = "unreadable_model"
+
+
+class MissingDependency(WatchkeeperError):
+    code = "missing_dependency"
+
+
+class IntegrityError(WatchkeeperError):
+    code = "integrity_error"
+
+
+class StoreUnavailable(WatchkeeperError):
+    code = "store_unavailable"
+
+
+class SchemaOutdated(WatchkeeperError):
+    code = "schema_outdated"
+
+
+# The one table: most specific class wins (looked up along the MRO).
+HTTP_STATUS: dict[type[WatchkeeperError], int] = {
+    WatchkeeperError: 500,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 400,
+    SchemaError: 422,
+    MissingDependency: 501,
+    IntegrityError: 500,
+    StoreUnavailable: 503,
+    SchemaOutdated: 503,
+}
+
+# CLI: 0 ok, 1 a user-facing error with a one-line message, 2 usage (typer's own).
+EXIT_CODE: dict[type[WatchkeeperError], int] = {
+    WatchkeeperError: 1,
+}
+
+
+def _lookup(table: dict[type[WatchkeeperError], int], cls: type[WatchkeeperError]) -> int:
+    for klass in cls.__mro__:
+        if klass in table:
+            return table[klass]
+    return table[WatchkeeperError]
+
+
+def http_status(cls: type[WatchkeeperError]) -> int:
+    """HTTP status for an error class.
+
+    >>> http_status(VersionNotFound)
+    404
+    """
+    return _lookup(HTTP_STATUS, cls)
+
+
+def exit_code(cls: type[WatchkeeperError]) -> int:
+    """CLI exit code for an error class."""
+    return _lookup(EXIT_CODE, cls)
+
+
+def missing_dependency(package: str, extra: str) -> MissingDependency:
+    """The error for a flavor or feature whose optional library is absent."""
+    return MissingDependency(
+        f"{package} is not installed; install it with: pip install 'watchkeeper[{extra}]'"
+    )

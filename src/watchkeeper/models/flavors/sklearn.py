@@ -1,0 +1,238 @@
+"""scikit-learn estimators and pipelines, saved with skops (default), joblib or pickle.
+
+skops files load without unpickling. Types skops does not trust by itself are trusted
+automatically only when they come from scikit-learn, numpy or scipy, or are classes from
+``builtins``/``collections``; anything else must be named in ``trusted_types``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import io
+import logging
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
+from watchkeeper.models.flavors.base import (
+    Array,
+    InputKind,
+    Options,
+    PackageFiles,
+    TrustedTypes,
+    check_serialization,
+    comes_from,
+    copy_in,
+    head,
+    jsonable_classes,
+    qualified_name,
+    unreadable,
+)
+
+logger = logging.getLogger("watchkeeper.models")
+
+SERIALIZATIONS = ("skops", "joblib", "pickle", "cloudpickle")
+_FILE_NAMES = {"skops": "model.skops", "joblib": "model.joblib", "pickle": "model.pkl"}
+_FILE_NAMES["cloudpickle"] = "model.pkl"
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+_TRUSTED_CLASS_MODULES = {"builtins": builtins, "collections": collections}
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class SklearnPredictor:
+    """Calls the estimator; gives it a DataFrame only when it was fitted on one."""
+
+    model: Any
+    input_kind: InputKind
+    feature_names: list[str] | None
+    has_proba: bool
+    classes: Array | None
+
+    @classmethod
+    def wrap(cls, model: Any) -> SklearnPredictor:
+        names = getattr(model, "feature_names_in_", None)
+        classes = getattr(model, "classes_", None)
+        return cls(
+            model=model,
+            input_kind="frame" if names is not None else "array",
+            feature_names=[str(n) for n in names] if names is not None else None,
+            has_proba=hasattr(model, "predict_proba"),
+            classes=np.asarray(classes) if classes is not None else None,
+        )
+
+    def predict(self, x: Any) -> Array:
+        return np.asarray(self.model.predict(x))
+
+    def predict_proba(self, x: Any) -> Array:
+        return np.asarray(self.model.predict_proba(x))
+
+
+def is_auto_trusted(type_name: str) -> bool:
+    """Whether a type skops reports as untrusted is trusted without the user naming it."""
+    if type_name.startswith(_TRUSTED_PREFIXES):
+        return True
+    module, _, attribute = type_name.partition(".")
+    namespace = _TRUSTED_CLASS_MODULES.get(module)
+    return namespace is not None and isinstance(getattr(namespace, attribute, None), type)
+
+
+def describe(model: Any) -> Options:
+    names = getattr(model, "feature_names_in_", None)
+    return {
+        "estimator": qualified_name(model),
+        "has_proba": hasattr(model, "predict_proba"),
+        "classes": jsonable_classes(getattr(model, "classes_", None)),
+        "feature_names": [str(n) for n in names] if names is not None else None,
+    }
+
+
+def dump(model: Any, path: Path, serialization: str) -> None:
+    if serialization == "skops":
+        import skops.io
+
+        skops.io.dump(model, path)
+    elif serialization == "joblib":
+        import joblib
+
+        joblib.dump(model, path)
+    elif serialization == "cloudpickle":
+        import cloudpickle
+
+        path.write_bytes(cloudpickle.dumps(model))
+    else:
+        path.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def loads(data: bytes, serialization: str, trusted_types: TrustedTypes, source: str) -> Any:
+    """Deserialize model bytes; skops files go through the trust check first."""
+    if serialization == "skops":
+        return _loads_skops(data, trusted_types, source)
+    if serialization == "joblib":
+        import joblib
+
+        return joblib.load(io.BytesIO(data))
+    if serialization in ("pickle", "cloudpickle"):
+        return pickle.loads(data)  # callers check the sha256 first
+    raise UnreadableModel(f"{source}: unknown serialization {serialization!r}")
+
+
+def _loads_skops(data: bytes, trusted_types: TrustedTypes, source: str) -> Any:
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=data)
+    allowed = set(trusted_types or ())
+    refused = [t for t in untrusted if t not in allowed and not is_auto_trusted(t)]
+    if refused:
+        raise UnreadableModel(
+            f"{source} contains types that are not trusted automatically: "
+            f"{', '.join(refused)}. If you trust them, pass "
+            f"trusted_types={refused!r} to load_model"
+        )
+    return skops.io.loads(data, trusted=untrusted)
+
+
+def warn_untrusted(path: Path) -> None:
+    """Tell the user at save time which types loading will need them to trust."""
+    import skops.io
+
+    refused = [t for t in skops.io.get_untrusted_types(file=path) if not is_auto_trusted(t)]
+    if refused:
+        logger.warning(
+            "%s holds types that must be trusted explicitly at load time: "
+            "load_model(..., trusted_types=%r)",
+            path,
+            refused,
+        )
+
+
+class SklearnFlavor:
+    name = "sklearn"
+
+    def libraries(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        serializer = {"skops": "skops", "joblib": "joblib", "cloudpickle": "cloudpickle"}
+        extra = serializer.get(str(options.get("serialization")))
+        return ("numpy", "scipy", "scikit-learn", *((extra,) if extra else ()))
+
+    def matches(self, obj: object) -> bool:
+        if not comes_from(obj, "sklearn"):
+            return False
+        from sklearn.base import BaseEstimator
+
+        return isinstance(obj, BaseEstimator)
+
+    def matches_path(self, path: Path) -> bool:
+        if path.suffix.lower() in (".skops", *PICKLE_SUFFIXES):
+            return True
+        start = head(path, 2)
+        return start.startswith(_ZIP_MAGIC[:2]) or start[:1] == b"\x80"
+
+    def save(self, obj: Any, directory: Path, *, serialization: str | None) -> Options:
+        choice = check_serialization(self.name, serialization, SERIALIZATIONS)
+        path = directory / _FILE_NAMES[choice]
+        try:
+            dump(obj, path, choice)
+        except WatchkeeperError:
+            raise
+        except Exception as exc:  # translated at this boundary
+            hint = "; try serialization='joblib'" if choice == "skops" else ""
+            raise InvalidInput(
+                f"cannot save this {type(obj).__name__} with {choice}: {exc}{hint}"
+            ) from exc
+        if choice == "skops":
+            warn_untrusted(path)
+        return {"model_file": path.name, "serialization": choice, **describe(obj)}
+
+    def adopt(
+        self,
+        file: Path,
+        directory: Path,
+        *,
+        hints: Mapping[str, Any],
+        trusted_types: TrustedTypes,
+    ) -> Options:
+        serialization = str(hints.get("serialization") or file_serialization(file))
+        if serialization not in SERIALIZATIONS:
+            raise UnreadableModel(f"{file}: unknown scikit-learn serialization {serialization!r}")
+        name = copy_in(file, directory)
+        model = read_model(directory / name, serialization, trusted_types)
+        return {"model_file": name, "serialization": serialization, **describe(model)}
+
+    def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> SklearnPredictor:
+        name, data = files.model_file()
+        serialization = str(files.options.get("serialization", "skops"))
+        source = str(files.directory / name)
+        try:
+            model = loads(data, serialization, trusted_types, source)
+        except WatchkeeperError:
+            raise
+        except Exception as exc:  # translated at this boundary
+            unreadable(source, f"a {serialization} scikit-learn model", exc)
+        return SklearnPredictor.wrap(model)
+
+
+def file_serialization(path: Path) -> str:
+    """skops, joblib or pickle, from the suffix, else from the first bytes."""
+    suffix = path.suffix.lower()
+    if suffix == ".skops" or head(path, 4) == _ZIP_MAGIC:
+        return "skops"
+    return "joblib" if suffix == ".joblib" else "pickle"
+
+
+def read_model(path: Path, serialization: str, trusted_types: TrustedTypes) -> Any:
+    """Read a model file from the user's disk (import time, before any manifest exists)."""
+    # joblib reads plain pickles as well as its own files
+    reader = "joblib" if serialization in ("joblib", "pickle") else serialization
+    try:
+        return loads(path.read_bytes(), reader, trusted_types, str(path))
+    except WatchkeeperError:
+        raise
+    except Exception as exc:  # translated at this boundary
+        unreadable(path, f"a {serialization} model file", exc)

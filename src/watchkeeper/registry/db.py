@@ -1,0 +1,166 @@
+"""The metadata database: engine factory, transactions, and schema version checks.
+
+SQLite and PostgreSQL share one code path. SQLite runs in WAL mode with a busy timeout, and
+write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of
+failing half-way; PostgreSQL serialises writers per model with ``SELECT ... FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session
+
+from watchkeeper.errors import InvalidInput, SchemaOutdated, StoreUnavailable, missing_dependency
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url``; a SQLite file's folder is created on demand."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"invalid database URL '{url}': {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    if parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    try:
+        return create_engine(url, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        if parsed.get_backend_name() == "postgresql":
+            raise missing_dependency("psycopg", "postgres") from exc
+        raise InvalidInput(f"unsupported database URL '{safe_url(url)}': {exc}") from exc
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN IMMEDIATE can be issued.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("watchkeeper_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, fit for an error message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid url>"
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """One session per operation: commit on success, roll back on any error."""
+    with _connect(engine) as connection:
+        if write:
+            connection = connection.execution_options(watchkeeper_write=True)
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StoreUnavailable(
+                f"database {safe_url(str(engine.url))} failed: {_first_line(exc)}"
+            ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+# --- schema versions -------------------------------------------------------------------------
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    location = resources.files("watchkeeper.registry") / "migrations"
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("watchkeeper.registry") / "migrations")
+    )
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with _connect(engine) as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (``watchkeeper db upgrade``)."""
+    with _connect(engine) as connection, connection.begin():
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the schema in an empty database; refuse one that is older or newer than the code."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        with _connect(engine) as connection:
+            existing = set(inspect(connection).get_table_names())
+        if existing & {"registered_models", "model_versions"}:
+            raise SchemaOutdated(
+                f"database {safe_url(str(engine.url))} has watchkeeper tables but no schema "
+                "version; run `watchkeeper db upgrade` after checking it is a watchkeeper database"
+            )
+        upgrade(engine)
+        return
+    raise SchemaOutdated(
+        f"database {safe_url(str(engine.url))} is at schema revision {current}, this watchkeeper "
+        f"needs {head}: run `watchkeeper db upgrade` (or upgrade watchkeeper if the database is "
+        "newer)"
+    )
+
+
+@contextmanager
+def _connect(engine: Engine) -> Iterator[Connection]:
+    try:
+        connection = engine.connect()
+    except OperationalError as exc:
+        raise StoreUnavailable(
+            f"cannot reach the database {safe_url(str(engine.url))}: {_first_line(exc)}"
+        ) from exc
+    try:
+        yield connection
+    finally:
+        connection.close()

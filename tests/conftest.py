@@ -1,0 +1,79 @@
+"""Shared fixtures: every registry test runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``WATCHKEEPER_TEST_POSTGRES_URL`` (default: the local test database).
+Each test gets its own schema there, dropped afterwards. When the server is unreachable the
+PostgreSQL cases are skipped with the reason, unless ``WATCHKEEPER_REQUIRE_POSTGRES=1`` (set in
+CI), which turns that into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from watchkeeper.config import Settings
+
+POSTGRES_URL = os.environ.get(
+    "WATCHKEEPER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("WATCHKEEPER_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_problem() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except (OperationalError, ImportError) as exc:
+        return f"PostgreSQL at {POSTGRES_URL} unreachable: {str(exc).splitlines()[0]}"
+    return None
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def postgres_problem() -> str | None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_postgres_problem())
+    return _PG_PROBLEM[0]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    problem = postgres_problem()
+    if problem:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"WATCHKEEPER_REQUIRE_POSTGRES=1 but {problem}")
+        pytest.skip(problem)
+    schema = f"wk_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'watchkeeper.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url, user="tester")
