@@ -52,13 +52,13 @@ def test_model_bytes_are_checked_as_they_are_read(tmp_path: Path, models, monkey
     marker = tmp_path / "unpickled.marker"
     real_verify = verify_package
 
-    def verify_then_swap(directory, expected_digest=None):
-        result = real_verify(directory, expected_digest)
+    def verify_then_swap(directory, expected_digest=None, *, defer=()):
+        result = real_verify(directory, expected_digest, defer=defer)
         (Path(directory) / "model.pkl").write_bytes(pickle.dumps(TouchOnUnpickle(marker)))
         return result
 
     monkeypatch.setattr("watchkeeper.models.package.verify_package", verify_then_swap)
-    with pytest.raises(IntegrityError, match=r"model\.pkl does not match the manifest"):
+    with pytest.raises(IntegrityError, match=r"model\.pkl: sha256 differs"):
         load_model(tmp_path / "m", expected_digest=manifest.digest())
     assert not marker.exists()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,14 +83,22 @@ class Manifest:
         return hashlib.sha256(self.canonical_json()).hexdigest()
 
 
+DEFERRED = "deferred"
+
+
 def file_sha256(path: Path) -> str:
     """sha256 (hex) of one file, read in chunks."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def hash_directory(directory: str | os.PathLike[str]) -> dict[str, str]:
-    """sha256 of every file below ``directory`` (keys: relative POSIX paths), but the manifest."""
+def hash_directory(
+    directory: str | os.PathLike[str], *, defer: Collection[str] = ()
+) -> dict[str, str]:
+    """sha256 of every file below ``directory`` (keys: relative POSIX paths), but the manifest.
+
+    Files named in ``defer`` are listed with the value ``DEFERRED`` instead of being hashed.
+    """
     root = Path(directory)
     hashes: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -98,7 +106,9 @@ def hash_directory(directory: str | os.PathLike[str]) -> dict[str, str]:
         for filename in sorted(filenames):
             path = Path(dirpath, filename)
             relative = path.relative_to(root).as_posix()
-            if relative != MANIFEST_NAME:
+            if relative in defer:
+                hashes[relative] = DEFERRED
+            elif relative != MANIFEST_NAME:
                 hashes[relative] = file_sha256(path)
     return dict(sorted(hashes.items()))
 
@@ -131,12 +141,17 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
 
 
 def verify_package(
-    directory: str | os.PathLike[str], expected_digest: str | None = None
+    directory: str | os.PathLike[str],
+    expected_digest: str | None = None,
+    *,
+    defer: Collection[str] = (),
 ) -> Manifest:
     """Check the manifest digest (when given) and every file's sha256; return the manifest.
 
     Raises ``IntegrityError`` naming each file that differs, is missing or is not listed in the
-    manifest, or the manifest itself when its digest is not ``expected_digest``.
+    manifest, or the manifest itself when its digest is not ``expected_digest``. Files named in
+    ``defer`` are only checked to be present: the caller hashes them as it reads them (the
+    loader does, so a large model file is read and hashed once).
     """
     root = Path(directory)
     manifest = read_manifest(root)
@@ -148,7 +163,8 @@ def verify_package(
                 f"expected {expected_digest}",
                 details=[Detail(field=MANIFEST_NAME, problem="digest differs")],
             )
-    problems = _compare(manifest.files, hash_directory(root))
+    expected = {k: DEFERRED if k in defer else v for k, v in manifest.files.items()}
+    problems = _compare(expected, hash_directory(root, defer=defer))
     if problems:
         listing = "; ".join(f"{d.field}: {d.problem}" for d in problems)
         raise IntegrityError(f"package {root} failed verification: {listing}", details=problems)

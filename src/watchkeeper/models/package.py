@@ -119,7 +119,12 @@ def load_model(
     """
     directory = Path(path)
     check = verify or expected_digest is not None
-    manifest = verify_package(directory, expected_digest) if check else read_manifest(directory)
+    manifest = read_manifest(directory)
+    if check:
+        # The model file is hashed as the flavor reads it (PackageFiles), so hash it only then.
+        model_file = manifest.options.get("model_file")
+        deferred = {str(model_file)} if model_file is not None else set()
+        manifest = verify_package(directory, expected_digest, defer=deferred)
     if manifest.flavor not in flavors.FLAVORS:
         raise UnreadableModel(f"{directory}: unknown flavor {manifest.flavor!r}")
     log_version_drift(manifest.library_versions, directory)

@@ -91,9 +91,10 @@ class PackageFiles:
             expected = self.manifest.files.get(name)
             actual = hashlib.sha256(data).hexdigest()
             if expected != actual:
+                problem = f"sha256 differs (expected {expected}, found {actual})"
                 raise IntegrityError(
-                    f"{path} does not match the manifest: sha256 {actual}, expected {expected}",
-                    details=[Detail(field=name, problem="sha256 differs")],
+                    f"package {self.directory} failed verification: {name}: {problem}",
+                    details=[Detail(field=name, problem=problem)],
                 )
         return data
 
