@@ -30,16 +30,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.errors import InvalidInput
+from watchkeeper.monitoring._columns import (
+    AnyArray,
+    FloatArray,
+    Kind,
+    check_positive,
+    float_values,
+    label_counts,
+    non_null,
+    read_column,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,10 +82,7 @@ QUANTILE_LEVELS: dict[str, float] = {
 
 _NONFINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-AnyArray: TypeAlias = npt.NDArray[Any]
-FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
-Kind: TypeAlias = Literal["float", "int", "bool", "label"]
 Frame: TypeAlias = "pd.DataFrame | Mapping[str, npt.ArrayLike]"
 
 
@@ -301,9 +306,9 @@ def profile_numeric(values: npt.ArrayLike, *, bins: int = 100) -> NumericProfile
     >>> profile_numeric([7, 7, 7]).edges
     (7.0, 7.0)
     """
-    _check_positive("bins", bins)
-    column = _float_values(values)
-    present = _non_null(column)
+    check_positive("bins", bins)
+    column = float_values(values)
+    present = non_null(column)
     null_count = int(column.size - present.size)
     if present.size == 0:
         return _empty_numeric(null_count)
@@ -340,7 +345,7 @@ def bin_counts(values: npt.ArrayLike, edges: Sequence[float] | npt.ArrayLike) ->
     _check_edges(cuts)
     if cuts.size == 0:
         return np.zeros(0, dtype=np.int64)
-    present = _non_null(_float_values(values))
+    present = non_null(float_values(values))
     slots = np.searchsorted(cuts[1:-1], present, side="right")
     return np.bincount(slots, minlength=cuts.size - 1).astype(np.int64, copy=False)
 
@@ -404,9 +409,9 @@ def profile_categorical(values: npt.ArrayLike, *, max_categories: int = 100) -> 
     >>> p.frequencies, p.other_count, p.distinct, p.null_count
     ({'b': 2, 'a': 1}, 1, 3, 1)
     """
-    _check_positive("max_categories", max_categories)
-    column, _ = _read_column(values)
-    labels, null_count = _label_counts(column)
+    check_positive("max_categories", max_categories)
+    column, _ = read_column(values)
+    labels, null_count = label_counts(column)
     ranked = sorted(labels.items(), key=lambda item: (-item[1], item[0]))
     top = dict(ranked[:max_categories])
     count = sum(labels.values())
@@ -432,150 +437,10 @@ def category_counts(values: npt.ArrayLike, categories: Iterable[str]) -> tuple[I
     known = list(categories)
     if len(set(known)) != len(known):
         raise InvalidInput("categories must not repeat")
-    column, _ = _read_column(values)
-    labels, _ = _label_counts(column)
+    column, _ = read_column(values)
+    labels, _ = label_counts(column)
     counts = np.array([labels.get(name, 0) for name in known], dtype=np.int64)
     return counts, sum(labels.values()) - int(counts.sum())
-
-
-def _label_counts(column: AnyArray) -> tuple[dict[str, int], int]:
-    """Occurrences of each label among the non-null values, and the null count."""
-    if column.dtype.kind in "OUS":  # hashing beats sorting strings
-        return _object_label_counts(column)
-    present = _non_null(column) if column.dtype.kind == "f" else column
-    uniques, counts = np.unique(present, return_counts=True)
-    labels = _merge_labels(zip(uniques.tolist(), counts.tolist(), strict=True))
-    return labels, column.size - present.size
-
-
-def _object_label_counts(column: AnyArray) -> tuple[dict[str, int], int]:
-    items = column.tolist()
-    try:
-        raw = _count_objects(items)
-    except TypeError as exc:
-        raise InvalidInput("categorical values must be hashable scalars") from exc
-    nulls = sum(n for value, n in raw if _is_null(value))
-    return _merge_labels((value, n) for value, n in raw if not _is_null(value)), nulls
-
-
-def _count_objects(items: list[Any]) -> list[tuple[object, int]]:
-    """Occurrences of each distinct object. 1, 1.0 and True are equal dict keys but different
-    labels, so values are keyed by their type too, unless at most one type besides str is
-    present (a str never equals a non-str), which is the common, faster case."""
-    if len(set(map(type, items)) - {str}) <= 1:
-        return list(Counter(items).items())
-    typed = Counter(zip(map(type, items), items, strict=True))
-    return [(value, n) for (_, value), n in typed.items()]
-
-
-def _merge_labels(pairs: Iterable[tuple[object, int]]) -> dict[str, int]:
-    labels: dict[str, int] = {}
-    for value, n in pairs:
-        name = _label(value)
-        labels[name] = labels.get(name, 0) + n
-    return labels
-
-
-def _label(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        if number.is_integer() and abs(number) < 2**53:
-            return str(int(number))
-    return str(value)
-
-
-# ----------------------------------------------------------------------------- columns
-
-
-def _read_column(values: npt.ArrayLike) -> tuple[AnyArray, Kind]:
-    """A 1-D numpy array and what it holds. Pandas objects are read duck-typed (no import):
-    nullable numbers become float64 with NaN; strings, categories and booleans stay values."""
-    dtype = getattr(values, "dtype", None)
-    if dtype is not None and not isinstance(dtype, np.dtype):
-        return _read_extension(values, dtype)
-    column = np.asarray(values)
-    if column.ndim != 1:
-        raise InvalidInput(f"expected a 1-D column, got shape {column.shape}")
-    kind = column.dtype.kind
-    if kind == "f":
-        return column.astype(np.float64, copy=False), "float"
-    if kind in "iu":
-        return column, "int"
-    if kind == "b":
-        return column, "bool"
-    if kind in "US":
-        return column, "label"
-    if kind == "O":
-        return _read_objects(column)
-    raise _unsupported(str(column.dtype))
-
-
-def _read_extension(values: Any, dtype: Any) -> tuple[AnyArray, Kind]:
-    kind = getattr(dtype, "kind", "O")
-    if kind in "iuf":
-        column = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan))
-        return column, "float" if kind == "f" else "int"
-    if kind in "Mmc":
-        raise _unsupported(str(dtype))
-    column = np.asarray(values, dtype=object)
-    if column.ndim != 1:
-        raise InvalidInput(f"expected a 1-D column, got shape {column.shape}")
-    return column, "bool" if kind == "b" else "label"
-
-
-def _read_objects(column: AnyArray) -> tuple[AnyArray, Kind]:
-    """Object arrays holding only real numbers (and nulls) are numbers; anything else labels."""
-    integral, seen = True, False
-    for value in column:  # stops at the first label, so string columns cost one element
-        if _is_null(value):
-            continue
-        if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
-            return column, "label"
-        seen = True
-        integral = integral and isinstance(value, numbers.Integral)
-    if not seen:
-        return column, "label"
-    nulls = np.fromiter(map(_is_null, column), dtype=bool, count=column.size)
-    numbers_only = np.full(column.size, np.nan)
-    numbers_only[~nulls] = column[~nulls].astype(np.float64)
-    return numbers_only, "int" if integral else "float"
-
-
-def _float_values(values: npt.ArrayLike) -> FloatArray:
-    column, kind = _read_column(values)
-    if kind == "label":
-        if column.dtype.kind == "O" and all(map(_is_null, column)):
-            return np.full(column.size, np.nan)  # only nulls: numbers of any kind
-        raise InvalidInput(f"expected numbers, got labels (dtype {column.dtype})")
-    return column.astype(np.float64, copy=False)
-
-
-def _non_null(column: FloatArray) -> FloatArray:
-    nulls = np.isnan(column)
-    return column[~nulls] if nulls.any() else column
-
-
-def _is_null(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(value != value)  # NaN, NaT
-    except TypeError:  # pd.NA refuses to be a bool
-        return True
-
-
-def _unsupported(dtype: str) -> InvalidInput:
-    return InvalidInput(
-        f"cannot profile values of dtype {dtype}: convert them to numbers or strings, "
-        "or list the column in categorical="
-    )
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
 
 
 # ----------------------------------------------------------------------------- choosing
@@ -602,7 +467,7 @@ def profile_values(
     """
     if isinstance(label_limit, bool) or not isinstance(label_limit, int) or label_limit < 0:
         raise InvalidInput(f"label_limit must be a non-negative integer, got {label_limit!r}")
-    column, kind = _read_column(values)
+    column, kind = read_column(values)
     if _choose_kind(column, kind, label_limit=label_limit) == "numeric":
         return profile_numeric(column, bins=bins)
     return profile_categorical(column, max_categories=max_categories)
@@ -628,8 +493,8 @@ def profile_frame(
     >>> ref.row_count, type(ref.features["age"]).__name__, ref.features["plan"].frequencies
     (3, 'NumericProfile', {'a': 2, 'b': 1})
     """
-    _check_positive("bins", bins)
-    _check_positive("max_categories", max_categories)
+    check_positive("bins", bins)
+    check_positive("max_categories", max_categories)
     columns = _frame_columns(frame)
     forced = set(categorical or ())
     if missing := sorted(forced - set(columns)):
@@ -649,7 +514,7 @@ def _choose_kind(column: AnyArray, kind: Kind, *, label_limit: int | None) -> st
         return "categorical"
     if kind == "float" or label_limit is None:
         return "numeric"
-    distinct = np.unique(_non_null(column.astype(np.float64, copy=False))).size
+    distinct = np.unique(non_null(column.astype(np.float64, copy=False))).size
     return "categorical" if distinct <= label_limit else "numeric"
 
 
@@ -658,7 +523,7 @@ def _profile_feature(
 ) -> FeatureProfile:
     if forced:
         return profile_categorical(values, max_categories=max_categories)
-    column, kind = _read_column(values)
+    column, kind = read_column(values)
     if _choose_kind(column, kind, label_limit=None) == "numeric":
         return profile_numeric(column, bins=bins)
     return profile_categorical(column, max_categories=max_categories)
