@@ -13,11 +13,15 @@ The tree::
     ├── InvalidInput                  400/422, exit 1
     │   ├── InvalidReference          ("churn@" and friends)
     │   ├── InvalidStage
-    │   ├── SchemaError               (request does not match a signature)
+    │   ├── SchemaError               422 (request does not match a signature)
+    │   ├── MalformedRequest          (body is not valid JSON/CSV or lacks required fields)
+    │   ├── UnsupportedMediaType      415
+    │   ├── PayloadTooLarge           413 (body or row count over the limit)
     │   └── UnreadableModel           (the file is not a model we can read)
     ├── MissingDependency             501, exit 1 (a flavor's library is not installed)
     ├── IntegrityError                500, exit 1 (sha256 mismatch: tampered or corrupted)
     ├── StoreUnavailable              503, exit 1 (database or artifact store unreachable)
+    ├── ModelNotReady                 503, exit 1 (known model, no loaded version to answer)
     └── SchemaOutdated                503, exit 1 (run ``watchkeeper db upgrade``)
 
 Each class carries its HTTP status and CLI exit code (see ``HTTP_STATUS`` and ``EXIT_CODE``);
@@ -117,6 +121,18 @@ class SchemaError(InvalidInput):
     code = "schema_error"
 
 
+class MalformedRequest(InvalidInput):
+    code = "malformed_request"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
 class UnreadableModel(InvalidInput):
     code = "unreadable_model"
 
@@ -137,6 +153,10 @@ class SchemaOutdated(WatchkeeperError):
     code = "schema_outdated"
 
 
+class ModelNotReady(WatchkeeperError):
+    code = "model_not_ready"
+
+
 # The one table: most specific class wins (looked up along the MRO).
 HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     WatchkeeperError: 500,
@@ -144,10 +164,13 @@ HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     Conflict: 409,
     InvalidInput: 400,
     SchemaError: 422,
+    UnsupportedMediaType: 415,
+    PayloadTooLarge: 413,
     MissingDependency: 501,
     IntegrityError: 500,
     StoreUnavailable: 503,
     SchemaOutdated: 503,
+    ModelNotReady: 503,
 }
 
 # CLI: 0 ok, 1 a user-facing error with a one-line message, 2 usage (typer's own).

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import db, models
+from watchkeeper.cli import db, models, serve
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
 
 app = new_app("watchkeeper: deploy ML models and keep them working as data shifts.")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.command()(serve.serve)
 
 
 @app.callback()

@@ -1,0 +1,255 @@
+"""Online serving figures, as ratios to a bare ASGI app measured in the same run.
+
+    .venv/bin/python bench/serve.py [--duration 5] [--concurrency 1 8 32]
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``). One server process each, one row of 20 floats
+per request. For a scikit-learn LogisticRegression (LR) and a 100-tree RandomForest (RF) it
+prints req/s, p50 and p99 (wrk's latency distribution) for: (a) a bare ASGI app returning a
+constant (the floor), (b) ``/v1/models/{name}:predict``, (c) ``/invocations``; then the time
+from ``models rollback`` to the first response from the old version, median of 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from watchkeeper import Registry, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BARE_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"predictions":[1]}'})
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+def wrk(
+    url: str, body: str, content_type: str, connections: int, duration: int, tmp: Path
+) -> dict[str, float]:  # noqa: E501
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+    )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(2, connections)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_ready(url)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def setup_registry(home: Path) -> dict[str, object]:
+    X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+    row = X[:1].tolist()
+    models = {
+        "lr": LogisticRegression(max_iter=1000).fit(X, y),
+        "rf": RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y),
+    }
+    with Registry(Settings(home=home)) as registry:
+        for name, model in models.items():
+            registry.register(name, model, input_example=X[:200], stage="production")
+        registry.register(
+            "lr", LogisticRegression(C=0.01, max_iter=1000).fit(X, y), input_example=X[:200]
+        )
+    return {"row": row, "columns": [f"f{i}" for i in range(20)]}
+
+
+def table(results: dict[tuple[str, str, int], dict[str, float]], concurrency: list[int]) -> None:
+    print(
+        f"{'target':<28}{'c':>4}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor rps':>13}"
+        f"{'x floor p99':>13}{'non-2xx':>9}"
+    )
+    for (target, model, c), r in results.items():
+        floor = results[("bare ASGI (floor)", "-", c)]
+        print(
+            f"{target + ' ' + model:<28}{c:>4}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
+            f"{r['rps'] / floor['rps']:>13.2f}{r['p99'] / floor['p99']:>13.2f}"
+            f"{r['errors']:>9.0f}"
+        )
+
+
+def rollback_latency(url: str, home: Path, row: list[list[float]], rounds: int = 20) -> None:
+    times = []
+    body = {"instances": row}
+    with Registry(Settings(home=home)) as registry, httpx.Client(base_url=url) as client:
+        for _ in range(rounds):
+            registry.promote("lr", 2, "production")
+            while client.post("/v1/models/lr:predict", json=body).json()["model_version"] != "2":
+                time.sleep(0.01)
+            start_t = time.perf_counter()
+            registry.rollback("lr")
+            while client.post("/v1/models/lr:predict", json=body).json()["model_version"] != "1":
+                pass
+            times.append(time.perf_counter() - start_t)
+    median_ms = statistics.median(times) * 1000
+    print(
+        f"rollback -> first answer from the old version: median {median_ms:.0f} ms, "
+        f"max {max(times) * 1000:.0f} ms over {rounds} rollbacks (target < 1 s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="wk-serve-bench-"))
+    try:
+        data = setup_registry(tmp / "home")
+        row = data["row"]
+        assert isinstance(row, list)
+        record = dict(zip(data["columns"], row[0], strict=True))  # type: ignore[arg-type]
+        v1_body = json.dumps({"instances": row})
+        mlflow_body = json.dumps({"dataframe_records": [record]})
+        (tmp / "bare_app.py").write_text(BARE_APP)
+        env = {**os.environ, "WATCHKEEPER_HOME": str(tmp / "home"), "PYTHONPATH": str(tmp)}
+        results: dict[tuple[str, str, int], dict[str, float]] = {}
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        bare = start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare_app:app",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            url,
+        )
+        for c in args.concurrency:
+            results[("bare ASGI (floor)", "-", c)] = wrk(
+                url + "/", v1_body, "application/json", c, args.duration, tmp
+            )
+        stop(bare)
+        for model in ("lr", "rf"):
+            server = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "watchkeeper",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--model",
+                    model,
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+                url,
+            )
+            for c in args.concurrency:
+                results[("/v1 predict", model, c)] = wrk(
+                    f"{url}/v1/models/{model}:predict",
+                    v1_body,
+                    "application/json",
+                    c,
+                    args.duration,
+                    tmp,
+                )
+                results[("/invocations", model, c)] = wrk(
+                    f"{url}/invocations", mlflow_body, "application/json", c, args.duration, tmp
+                )
+            if model == "lr":
+                rollback_latency(url, tmp / "home", row)  # type: ignore[arg-type]
+            stop(server)
+        table(results, args.concurrency)
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            print("mlflow is not installed: `mlflow models serve` was not measured in this run")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""``watchkeeper serve``: the model server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from watchkeeper.cli._common import settings
+from watchkeeper.errors import InvalidInput
+from watchkeeper.serving.app import ServeOptions
+from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.predict import Limits
+from watchkeeper.serving.server import serve as run_server
+from watchkeeper.serving.validation import ValidationPolicy
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Server processes sharing the port.")] = 1,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model answering MLflow's /invocations (default: the only one)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Serve only these models (repeatable; default all).")
+    ] = None,
+    max_batch_rows: Annotated[int, typer.Option(help="Rows per coalesced model call.")] = 256,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Extra wait to fill a batch under load (0: adaptive only).")
+    ] = 0.0,
+    max_rows: Annotated[int, typer.Option(help="Rows allowed in one request.")] = 10_000,
+    max_body_mb: Annotated[float, typer.Option(help="Request body limit in MiB.")] = 10.0,
+    out_of_range: Annotated[
+        str, typer.Option(help="Values outside the training range: count or reject.")
+    ] = "count",
+    unseen_category: Annotated[
+        str, typer.Option(help="Categories not seen in training: reject or count.")
+    ] = "reject",
+    poll_interval: Annotated[float, typer.Option(help="Registry poll period, seconds.")] = 0.25,
+    price_per_cpu_hour: Annotated[
+        float, typer.Option(help="For the estimated cost counter in /metrics.")
+    ] = 0.05,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve every model that has a production version (KServe V1, MLflow, v2 protocols)."""
+    for name, value in (("out-of-range", out_of_range), ("unseen-category", unseen_category)):
+        if value not in ("count", "reject"):
+            raise InvalidInput(f"--{name} must be 'count' or 'reject', not '{value}'")
+    if workers < 1:
+        raise InvalidInput("--workers must be at least 1")
+    options = ServeOptions(
+        models=tuple(only or ()),
+        mlflow_model=model,
+        poll_interval=poll_interval,
+        limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
+        validation=ValidationPolicy(
+            out_of_range=out_of_range,  # type: ignore[arg-type]
+            unseen_category=unseen_category,  # type: ignore[arg-type]
+            max_rows=max_rows,
+        ),
+        batching=BatchingPolicy(max_batch_rows=max_batch_rows, max_wait=max_wait_ms / 1000),
+        price_per_cpu_hour=price_per_cpu_hour,
+    )
+    typer.echo(f"watchkeeper serving on http://{host}:{port} (docs: /docs, metrics: /metrics)")
+    run_server(settings(ctx), options, host=host, port=port, workers=workers, log_level=log_level)

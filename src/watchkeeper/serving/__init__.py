@@ -1,0 +1,1 @@
+"""HTTP serving: wire protocols, request validation, micro-batching, hot reload, metrics."""

@@ -1,0 +1,143 @@
+"""The management API under ``/api/v1``: the registry operations the CLI has, over HTTP.
+
+Every handler calls the same ``Registry`` method as the CLI command of the same name, in a
+worker thread (the registry is synchronous), and answers errors with the usual error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
+from watchkeeper.registry import Registry
+from watchkeeper.serving.predict import error_response
+from watchkeeper.serving.protocols import _json
+
+if TYPE_CHECKING:
+    from watchkeeper.serving.app import Server
+
+Handler = Callable[[Registry, Request, dict[str, Any]], Any]
+
+
+def routes(server: Server) -> list[Route]:
+    def endpoint(handler: Handler, *, status: int = 200) -> Callable[[Request], Any]:
+        async def run(request: Request) -> Response:
+            try:
+                body = await _json_body(request)
+                assert server.registry is not None
+                result = await asyncio.to_thread(handler, server.registry, request, body)
+            except WatchkeeperError as exc:
+                return error_response(exc)
+            return Response(_json.dumps(result), status_code=status, media_type="application/json")
+
+        return run
+
+    prefix = "/api/v1/models"
+    return [
+        Route(prefix, endpoint(_list_models), methods=["GET"]),
+        Route(prefix + "/{name}", endpoint(_show_model), methods=["GET"]),
+        Route(prefix + "/{name}/versions", endpoint(_register, status=201), methods=["POST"]),
+        Route(prefix + "/{name}/versions/{ref}", endpoint(_show_version), methods=["GET"]),
+        Route(prefix + "/{name}/versions/{version}/stage", endpoint(_promote), methods=["POST"]),
+        Route(prefix + "/{name}/aliases/{alias}", endpoint(_set_alias), methods=["PUT"]),
+        Route(prefix + "/{name}/aliases/{alias}", endpoint(_remove_alias), methods=["DELETE"]),
+        Route(prefix + "/{name}/rollback", endpoint(_rollback), methods=["POST"]),
+        Route(prefix + "/{name}/history", endpoint(_history), methods=["GET"]),
+    ]
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    if request.method in ("GET", "DELETE"):
+        return {}
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    data = _json.loads(raw)
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return data
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -> Any:
+    value = body.get(name, default)
+    if value is ...:
+        raise InvalidInput(f"'{name}' is required", details=[Detail(name, "required")])
+    if value is not None and value is not default and not isinstance(value, kind):
+        raise InvalidInput(
+            f"'{name}' must be a {kind.__name__}",
+            details=[Detail(name, f"expected {kind.__name__}")],
+        )
+    return value
+
+
+def _int(text: str, name: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(
+            f"'{text}' is not a version number", details=[Detail(name, "not an int")]
+        )
+    return int(text)
+
+
+def _list_models(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    return [m.to_dict() for m in registry.list_models()]
+
+
+def _show_model(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    name = request.path_params["name"]
+    model = registry.get_model(name)
+    return {**model.to_dict(), "versions": [v.to_dict() for v in registry.list_versions(name)]}
+
+
+def _show_version(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    return registry.get(f"{request.path_params['name']}@{request.path_params['ref']}").to_dict()
+
+
+def _register(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    """Register a model from a path the server can read (a file, package or MLflow folder)."""
+    version = registry.register(
+        request.path_params["name"],
+        _field(body, "path", str),
+        flavor=_field(body, "flavor", str, default="auto"),
+        metrics=_field(body, "metrics", dict, default=None),
+        tags=_field(body, "tags", dict, default=None),
+        run_id=_field(body, "run_id", str, default=None),
+        run_url=_field(body, "run_url", str, default=None),
+        data_uri=_field(body, "data_uri", str, default=None),
+        reference_data=_field(body, "reference", str, default=None),
+        description=_field(body, "description", str, default=""),
+        stage=_field(body, "stage", str, default="none"),
+    )
+    return version.to_dict()
+
+
+def _promote(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    version = _int(request.path_params["version"], "version")
+    stage = _field(body, "stage", str)
+    reason = _field(body, "reason", str, default="")
+    return registry.promote(request.path_params["name"], version, stage, reason=reason).to_dict()
+
+
+def _set_alias(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    version = _field(body, "version", int)
+    p = request.path_params
+    return registry.set_alias(p["name"], version, p["alias"]).to_dict()
+
+
+def _remove_alias(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    registry.remove_alias(request.path_params["name"], request.path_params["alias"])
+    return {"removed": request.path_params["alias"]}
+
+
+def _rollback(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    reason = _field(body, "reason", str, default="")
+    return registry.rollback(request.path_params["name"], reason=reason).to_dict()
+
+
+def _history(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
+    return [e.to_dict() for e in registry.history(request.path_params["name"])]

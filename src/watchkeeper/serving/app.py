@@ -1,0 +1,256 @@
+"""The ASGI app: KServe V1 (native), MLflow scoring, Open Inference Protocol v2, health, metrics.
+
+Build it with :func:`create_app`; everything it needs (settings, registry, policies) is passed
+in and created in the lifespan, nothing at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from watchkeeper import __version__
+from watchkeeper.config import Settings
+from watchkeeper.errors import ModelNotFound, WatchkeeperError
+from watchkeeper.registry import Registry
+from watchkeeper.serving import api, openapi
+from watchkeeper.serving.batch import ParsedBatch
+from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.metrics import ServingMetrics
+from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
+from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
+from watchkeeper.serving.table import Deployed, ModelTable
+from watchkeeper.serving.validation import ValidationPolicy
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """What ``watchkeeper serve`` tunes: which models, limits and policies."""
+
+    models: tuple[str, ...] = ()
+    mlflow_model: str | None = None
+    poll_interval: float = 0.25
+    limits: Limits = field(default_factory=Limits)
+    validation: ValidationPolicy = field(default_factory=ValidationPolicy)
+    batching: BatchingPolicy = field(default_factory=BatchingPolicy)
+    price_per_cpu_hour: float = 0.05
+
+
+class Server:
+    """Holds the per-process state the routes use."""
+
+    def __init__(self, settings: Settings, options: ServeOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.metrics = ServingMetrics(price_per_cpu_hour=options.price_per_cpu_hour)
+        self.registry: Registry | None = None
+        self.table: ModelTable | None = None
+        self.predictor: Predictor | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self.registry = await asyncio.to_thread(Registry, self.settings)
+        self.table = ModelTable(
+            self.registry,
+            metrics=self.metrics,
+            validation=self.options.validation,
+            batching=self.options.batching,
+            models=list(self.options.models) or None,
+            poll_interval=self.options.poll_interval,
+        )
+        self.predictor = Predictor(self.table, self.metrics, self.options.limits)
+        await self.table.start()
+        try:
+            yield
+        finally:
+            await self.table.stop()
+            self.registry.close()
+
+    # --- KServe V1 -------------------------------------------------------------------------
+
+    async def v1_predict(self, request: Request) -> Response:
+        assert self.predictor is not None
+        return await self.predictor.handle(
+            request, request.path_params["model"], "kserve_v1", _v1_parse, _v1_render
+        )
+
+    async def v1_list(self, request: Request) -> Response:
+        return JSONResponse({"models": [d.name for d in self._table().served()]})
+
+    async def v1_model(self, request: Request) -> Response:
+        try:
+            deployed = await self._table().resolve(request.path_params["model"])
+        except WatchkeeperError as exc:
+            return error_response(exc)
+        return JSONResponse({"name": deployed.name, "version": deployed.number, "ready": True})
+
+    # --- MLflow ----------------------------------------------------------------------------
+
+    async def invocations(self, request: Request) -> Response:
+        assert self.predictor is not None
+        try:
+            model = self._mlflow_model()
+        except WatchkeeperError as exc:
+            return error_response(exc)
+        return await self.predictor.handle(request, model, "mlflow", _mlflow_parse, _mlflow_render)
+
+    def _mlflow_model(self) -> str:
+        if self.options.mlflow_model:
+            return self.options.mlflow_model
+        served = self._table().served()
+        if len(served) == 1:
+            return served[0].name
+        raise ModelNotFound(
+            f"/invocations needs one model but {len(served)} are served: "
+            "start the server with --model NAME"
+        )
+
+    async def ping(self, request: Request) -> Response:
+        ready = bool(self._table().served())
+        return Response("\n", status_code=200 if ready else 503, media_type="application/json")
+
+    async def version(self, request: Request) -> Response:
+        return Response(__version__, media_type="text/plain")
+
+    # --- Open Inference Protocol v2 ----------------------------------------------------------
+
+    async def v2_infer(self, request: Request) -> Response:
+        assert self.predictor is not None
+        model = _v2_ref(request)
+        return await self.predictor.handle(request, model, "v2", _v2_parse, _v2_render)
+
+    async def v2_server(self, request: Request) -> Response:
+        return JSONResponse(v2.server_metadata())
+
+    async def v2_live(self, request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def v2_ready(self, request: Request) -> Response:
+        ready = self._table().started
+        return JSONResponse({"ready": ready, "live": True}, status_code=200 if ready else 503)
+
+    async def v2_model(self, request: Request) -> Response:
+        try:
+            deployed = await self._table().resolve(_v2_ref(request))
+        except WatchkeeperError as exc:
+            return error_response(exc)
+        meta = v2.metadata(
+            deployed.name,
+            [deployed.number],
+            deployed.model.signature,
+            probabilities=deployed.model.has_proba,
+        )
+        return JSONResponse(meta)
+
+    async def v2_model_ready(self, request: Request) -> Response:
+        try:
+            deployed = await self._table().resolve(_v2_ref(request))
+        except WatchkeeperError as exc:
+            return error_response(exc)
+        return JSONResponse({"name": deployed.name, "ready": True})
+
+    # --- health, metrics, docs ---------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        state = self._table().readiness()
+        ready = state["ready"] and not state["problems"]
+        return JSONResponse(state, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def openapi_json(self, request: Request) -> Response:
+        return Response(_json.dumps(openapi.document()), media_type="application/json")
+
+    async def docs(self, request: Request) -> Response:
+        return HTMLResponse(openapi.html(openapi.document()))
+
+    def _table(self) -> ModelTable:
+        assert self.table is not None
+        return self.table
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/models", self.v1_list, methods=["GET"]),
+            Route("/v1/models/{model}:predict", self.v1_predict, methods=["POST"]),
+            Route("/v1/models/{model}", self.v1_model, methods=["GET"]),
+            Route("/invocations", self.invocations, methods=["POST"]),
+            Route("/ping", self.ping, methods=["GET"]),
+            Route("/health", self.ping, methods=["GET"]),
+            Route("/version", self.version, methods=["GET"]),
+            Route("/v2", self.v2_server, methods=["GET"]),
+            Route("/v2/health/live", self.v2_live, methods=["GET"]),
+            Route("/v2/health/ready", self.v2_ready, methods=["GET"]),
+            Route("/v2/models/{name}", self.v2_model, methods=["GET"]),
+            Route("/v2/models/{name}/ready", self.v2_model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/infer", self.v2_infer, methods=["POST"]),
+            Route("/v2/models/{name}/versions/{v}", self.v2_model, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{v}/ready", self.v2_model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{v}/infer", self.v2_infer, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", self.openapi_json, methods=["GET"]),
+            Route("/docs", self.docs, methods=["GET"]),
+            *api.routes(self),
+        ]
+
+
+def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> Starlette:
+    server = Server(settings or Settings.load(), options or ServeOptions())
+    app = Starlette(routes=server.routes(), lifespan=server.lifespan)
+    app.state.server = server
+    return app
+
+
+def _v2_ref(request: Request) -> str:
+    name: str = request.path_params["name"]
+    version = request.path_params.get("v")
+    return f"{name}@{version}" if version else name
+
+
+def _v1_parse(body: bytes, request: Request, deployed: Deployed) -> ParsedBatch:
+    return kserve_v1.parse(body, deployed.model.input_names)
+
+
+def _v1_render(answer: Answer) -> bytes:
+    return kserve_v1.render(
+        model=answer.deployed.name,
+        version=answer.deployed.number,
+        request_id=answer.request_id,
+        predictions=answer.predictions,
+        probabilities=answer.probabilities,
+    )
+
+
+def _mlflow_parse(body: bytes, request: Request, deployed: Deployed) -> ParsedBatch:
+    content_type = request.headers.get("content-type", "")
+    return mlflow.parse(body, content_type, deployed.model.input_names)
+
+
+def _mlflow_render(answer: Answer) -> bytes:
+    return mlflow.render(answer.predictions, answer.probabilities)
+
+
+def _v2_parse(body: bytes, request: Request, deployed: Deployed) -> ParsedBatch:
+    return v2.parse(body, deployed.model.signature)
+
+
+def _v2_render(answer: Answer) -> bytes:
+    return v2.render(
+        model=answer.deployed.name,
+        version=answer.deployed.number,
+        request_id=answer.parsed.request_id,
+        predictions=answer.predictions,
+        probabilities=answer.probabilities,
+    )

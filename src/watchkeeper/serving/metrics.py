@@ -1,0 +1,115 @@
+"""Prometheus metrics of one server process (one registry per app, never the global one).
+
+Names follow Prometheus' rules: one ``watchkeeper_`` prefix, base units (seconds, bytes),
+``_total`` on counters, and no unbounded labels (no request ids).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+
+
+class _CostCollector(Collector):
+    """Estimated compute cost: this process's CPU seconds times a price per CPU-hour."""
+
+    def __init__(self, price_per_cpu_hour: float) -> None:
+        self.price = price_per_cpu_hour
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = time.process_time()
+        family = CounterMetricFamily(
+            "watchkeeper_estimated_cost_dollars",
+            "Estimated compute cost of this process (CPU seconds x price per CPU-hour).",
+        )
+        family.add_metric([], cpu / 3600.0 * self.price)
+        yield family
+
+
+class ServingMetrics:
+    def __init__(self, *, price_per_cpu_hour: float = 0.05) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "watchkeeper_requests",
+            "Prediction requests answered.",
+            ["model", "version", "protocol", "status"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "watchkeeper_request_duration_seconds",
+            "Time to answer a prediction request.",
+            ["model", "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "watchkeeper_batch_size_rows",
+            "Rows per model call after micro-batching.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "watchkeeper_queue_depth", "Requests waiting for a model call.", ["model"], registry=r
+        )
+        self.rows = Counter(
+            "watchkeeper_rows_predicted", "Rows predicted.", ["model", "version"], registry=r
+        )
+        self.model_info = Gauge(
+            "watchkeeper_model_info",
+            "Loaded model versions (1 = serving).",
+            ["model", "version", "flavor", "role"],
+            registry=r,
+        )
+        self.input_problems = Counter(
+            "watchkeeper_input_problems",
+            "Input problems found by validation, per field.",
+            ["model", "field", "problem"],
+            registry=r,
+        )
+        self.load_failures = Counter(
+            "watchkeeper_model_load_failures",
+            "Versions that failed to load or warm up.",
+            ["model"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "watchkeeper_model_reloads",
+            "Versions swapped in by hot reload.",
+            ["model"],
+            registry=r,
+        )
+        ProcessCollector(registry=r)
+        r.register(_CostCollector(price_per_cpu_hour))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Wire protocols: KServe v1, MLflow /invocations and the Open Inference Protocol (v2)."""

@@ -1,0 +1,106 @@
+"""Running the app: uvicorn with one or several worker processes on one port.
+
+Options travel to worker processes as JSON in ``WATCHKEEPER_SERVE_OPTIONS`` (settings travel as
+the usual ``WATCHKEEPER_*`` variables), and each worker builds its own app, registry connection
+and routing table, so each picks up registry changes on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+from contextlib import suppress
+from dataclasses import asdict
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from watchkeeper.config import Settings
+from watchkeeper.serving.app import ServeOptions, create_app
+from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.predict import Limits
+from watchkeeper.serving.validation import ValidationPolicy
+
+OPTIONS_ENV = "WATCHKEEPER_SERVE_OPTIONS"
+
+
+class NoDelayProtocol(HttpToolsProtocol):
+    """Sets TCP_NODELAY on every accepted connection: without it, multi-worker servers were
+    seen to hold small responses for ~40 ms (Nagle + delayed ACK)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def options_to_env(options: ServeOptions) -> str:
+    return json.dumps(asdict(options))
+
+
+def options_from_env() -> ServeOptions:
+    raw = os.environ.get(OPTIONS_ENV)
+    if not raw:
+        return ServeOptions()
+    data: dict[str, Any] = json.loads(raw)
+    return ServeOptions(
+        models=tuple(data["models"]),
+        mlflow_model=data["mlflow_model"],
+        poll_interval=data["poll_interval"],
+        limits=Limits(**data["limits"]),
+        validation=ValidationPolicy(**data["validation"]),
+        batching=BatchingPolicy(**data["batching"]),
+        price_per_cpu_hour=data["price_per_cpu_hour"],
+    )
+
+
+def app_from_env() -> Starlette:
+    """The app factory each worker process calls."""
+    return create_app(Settings.load(), options_from_env())
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(
+    settings: Settings,
+    options: ServeOptions,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Run until SIGINT/SIGTERM; in-flight requests finish before the process exits."""
+    for key, value in (
+        ("WATCHKEEPER_HOME", str(settings.home)),
+        ("WATCHKEEPER_DATABASE_URL", settings.database_url),
+        ("WATCHKEEPER_ARTIFACT_URL", settings.artifact_url),
+        ("WATCHKEEPER_USER", settings.user),
+    ):
+        if value:
+            os.environ[key] = value
+    os.environ[OPTIONS_ENV] = options_to_env(options)
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with this
+    # handler in place that ends the process with status 0 instead of "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        "watchkeeper.serving.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=NoDelayProtocol,
+        loop="uvloop",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

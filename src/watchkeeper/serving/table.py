@@ -1,0 +1,260 @@
+"""The routing table: which loaded version answers for each model, kept in step with the registry.
+
+A watcher polls the registry's per-model ``revision`` counters (a cheap query) every
+``poll_interval`` seconds. When one moves, the model's production version is resolved again;
+a new version is loaded (every file's sha256 checked), warmed with one prediction, and only then
+swapped in by replacing one dict entry — requests already holding the old entry finish on it,
+and its worker thread is released once it is idle. A version that fails to load or warm leaves
+the old one serving; the failure is logged, counted and shown by ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.errors import (
+    ModelNotFound,
+    ModelNotReady,
+    NotFound,
+    UnreadableModel,
+    WatchkeeperError,
+)
+from watchkeeper.models import LoadedModel
+from watchkeeper.models.signature import ColumnSpec
+from watchkeeper.registry import ModelRef, ModelVersion, Registry
+from watchkeeper.serving.batch import ParsedBatch
+from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher, Outputs
+from watchkeeper.serving.metrics import ServingMetrics
+from watchkeeper.serving.validation import ValidationPolicy, Validator
+
+log = logging.getLogger("watchkeeper.serving")
+
+
+@dataclass
+class Deployed:
+    """One loaded version, ready to answer."""
+
+    version: ModelVersion
+    model: LoadedModel
+    validator: Validator | None
+    batcher: MicroBatcher
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    @property
+    def number(self) -> str:
+        return str(self.version.version)
+
+
+@dataclass
+class TableState:
+    live: dict[str, Deployed] = field(default_factory=dict)
+    pinned: dict[tuple[str, int], Deployed] = field(default_factory=dict)
+    ref_cache: dict[str, int] = field(default_factory=dict)
+    revisions: dict[str, int] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+class ModelTable:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        metrics: ServingMetrics,
+        validation: ValidationPolicy = ValidationPolicy(),
+        batching: BatchingPolicy = BatchingPolicy(),
+        models: list[str] | None = None,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.validation = validation
+        self.batching = batching
+        self.only = set(models) if models else None
+        self.poll_interval = poll_interval
+        self.state = TableState()
+        self._watcher: asyncio.Task[None] | None = None
+        self.started = False
+
+    # --- lookups on the request path (no I/O) ----------------------------------------------
+
+    def get(self, name: str) -> Deployed:
+        deployed = self.state.live.get(name)
+        if deployed is not None:
+            return deployed
+        if name in self.state.revisions:
+            problem = self.state.problems.get(name, "it has no production version")
+            raise ModelNotReady(f"model '{name}' is not being served: {problem}")
+        raise ModelNotFound(f"no model named '{name}' is served here")
+
+    async def resolve(self, text: str) -> Deployed:
+        """``name`` or ``name@ref``: production by default; pinned refs are loaded on first use."""
+        if "@" not in text:
+            return self.get(text)
+        ref = ModelRef.parse(text)
+        if ref.kind == "stage" and ref.value == "production":
+            return self.get(ref.name)
+        number = self.state.ref_cache.get(text)
+        if number is None:
+            version = await asyncio.to_thread(self.registry.store.resolve, ref)
+            number = version.version
+            self.state.ref_cache[text] = number
+        deployed = self.state.pinned.get((ref.name, number))
+        live = self.state.live.get(ref.name)
+        if deployed is None and live is not None and live.version.version == number:
+            return live
+        if deployed is None:
+            version = await asyncio.to_thread(self.registry.get, f"{ref.name}@{number}")
+            deployed = await self._load(version, role="pinned")
+            self.state.pinned[(ref.name, number)] = deployed
+        return deployed
+
+    def served(self) -> list[Deployed]:
+        return list(self.state.live.values())
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.refresh()
+        self.started = True
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for deployed in [*self.state.live.values(), *self.state.pinned.values()]:
+            await deployed.batcher.close()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.refresh()
+            except WatchkeeperError as exc:  # database blip: keep serving what is loaded
+                log.warning("registry poll failed: %s", exc.message)
+
+    async def refresh(self) -> None:
+        revisions = await asyncio.to_thread(self.registry.revisions)
+        if self.only is not None:
+            revisions = {k: v for k, v in revisions.items() if k in self.only}
+        for name, revision in revisions.items():
+            if self.state.revisions.get(name) != revision:
+                await self._sync(name)
+                self.state.revisions[name] = revision
+        for name in set(self.state.revisions) - set(revisions):
+            self.state.revisions.pop(name)
+
+    async def _sync(self, name: str) -> None:
+        self.state.ref_cache = {
+            k: v for k, v in self.state.ref_cache.items() if not k.startswith(f"{name}@")
+        }
+        try:
+            version = await asyncio.to_thread(self.registry.get, f"{name}@production")
+        except NotFound:
+            old = self.state.live.pop(name, None)
+            if old is not None:
+                self._retire(old)
+            return
+        current = self.state.live.get(name)
+        if current is not None and current.version.version == version.version:
+            return
+        try:
+            fresh = await self._load(version, role="production")
+        except WatchkeeperError as exc:
+            self.metrics.load_failures.labels(name).inc()
+            self.state.problems[name] = f"version {version.version} failed to load: {exc.message}"
+            log.error("keeping %s: %s", current.version.ref if current else "nothing", exc.message)
+            return
+        self.state.problems.pop(name, None)
+        self.state.live[name] = fresh  # the swap: one dict assignment
+        self.metrics.reloads.labels(name).inc()
+        log.info("%s now serves version %s", name, version.version)
+        if current is not None:
+            self._retire(current)
+
+    def _retire(self, old: Deployed) -> None:
+        self.metrics.model_info.labels(old.name, old.number, old.model.flavor, "production").set(0)
+        asyncio.get_running_loop().create_task(old.batcher.close())
+
+    async def _load(self, version: ModelVersion, *, role: str) -> Deployed:
+        model = await asyncio.to_thread(self.registry.load_version, version)
+        signature = model.signature
+        validator = Validator(signature, self.validation) if signature is not None else None
+        await asyncio.to_thread(_warm, model, validator)
+        name = version.name
+        batcher = MicroBatcher(
+            _predict_fn(model),
+            policy=self.batching,
+            on_batch=self._batch_observer(name),
+            name=name,
+        )
+        self.metrics.model_info.labels(name, str(version.version), model.flavor, role).set(1)
+        return Deployed(version=version, model=model, validator=validator, batcher=batcher)
+
+    def _batch_observer(self, name: str) -> Callable[[int, int], None]:
+        rows = self.metrics.batch_rows.labels(name)
+        depth = self.metrics.queue_depth.labels(name)
+
+        def observe(n_rows: int, queued: int) -> None:
+            rows.observe(n_rows)
+            depth.set(queued)
+
+        return observe
+
+    def readiness(self) -> dict[str, Any]:
+        return {
+            "ready": self.started,
+            "models": {d.name: d.number for d in self.state.live.values()},
+            "problems": dict(self.state.problems),
+        }
+
+
+def _predict_fn(model: LoadedModel) -> Callable[[Any, bool], Outputs]:
+    def run(data: Any, want_proba: bool) -> Outputs:
+        predictions = model.predict(data)
+        probabilities = model.predict_proba(data) if want_proba and model.has_proba else None
+        return predictions, probabilities
+
+    return run
+
+
+def _warm(model: LoadedModel, validator: Validator | None) -> None:
+    """One prediction on a synthetic row before the version takes traffic."""
+    signature = model.signature
+    if signature is None or validator is None:
+        return
+    row = {spec.name: [_sample_value(spec)] for spec in signature.columns}
+    try:
+        data = validator.validate(ParsedBatch(columns=row)).data
+    except WatchkeeperError as exc:  # our synthetic row, not the model, is at fault
+        log.info("no warm-up for %s: %s", model.path, exc.message)
+        return
+    try:
+        model.predict(data)
+        if model.has_proba:
+            model.predict_proba(data)
+    except Exception as exc:
+        raise UnreadableModel(f"warm-up prediction failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _sample_value(spec: ColumnSpec) -> Any:
+    if spec.categories:
+        return spec.categories[0]
+    if spec.dtype == "bool":
+        return False
+    if spec.dtype == "string":
+        return ""
+    if spec.dtype == "datetime":
+        return "2000-01-01T00:00:00"
+    if spec.min is not None and spec.max is not None and np.isfinite([spec.min, spec.max]).all():
+        middle = (spec.min + spec.max) / 2
+        return int(middle) if spec.dtype == "int" else middle
+    return 0

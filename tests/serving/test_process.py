@@ -1,0 +1,97 @@
+"""`watchkeeper serve` as a real process: SIGTERM lets in-flight requests finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.serving.slow_model import SlowModel
+from watchkeeper.config import Settings
+from watchkeeper.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server never became ready")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> None:
+    settings = Settings(home=tmp_path, user="tester")
+    with Registry(settings) as registry:
+        frame = pd.DataFrame({"x": [1.0, 2.0]})
+        registry.register("slow", SlowModel(), input_example=frame, stage="production")
+    port = _free_port()
+    env = {**os.environ, "WATCHKEEPER_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "watchkeeper",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        _exercise(proc, f"http://127.0.0.1:{port}")
+
+
+def _exercise(proc: subprocess.Popen[bytes], url: str) -> None:
+    try:
+        _wait_ready(url, proc)
+        results: list[int] = []
+
+        def call(i: int) -> None:
+            r = httpx.post(
+                f"{url}/v1/models/slow:predict", json={"instances": [{"x": float(i)}]}, timeout=30
+            )
+            results.append(r.status_code)
+            assert r.json()["predictions"] == [2.0 * i]
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)  # requests are now inside the 0.4 s model call
+        proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(timeout=30)
+        assert proc.wait(timeout=30) == 0
+        assert results == [200] * 6
+    finally:
+        if proc.poll() is None:
+            proc.kill()
