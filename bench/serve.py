@@ -242,6 +242,28 @@ def main() -> None:
             if model == "lr":
                 rollback_latency(url, tmp / "home", row)  # type: ignore[arg-type]
             stop(server)
+        # Several workers on one port: p50 at concurrency 1 shows whether TCP_NODELAY holds.
+        server = start(
+            [
+                sys.executable,
+                "-m",
+                "watchkeeper",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            url,
+        )
+        for c in args.concurrency:
+            results[("/v1 predict 2 workers", "lr", c)] = wrk(
+                f"{url}/v1/models/lr:predict", v1_body, "application/json", c, args.duration, tmp
+            )
+        stop(server)
         table(results, args.concurrency)
         try:
             import mlflow  # noqa: F401

@@ -35,6 +35,10 @@ class Settings:
     logbook_url: str | None = None
     user: str = field(default_factory=lambda: _current_user())
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.home, Path):  # accept a str, as people will pass one
+            object.__setattr__(self, "home", Path(self.home))
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

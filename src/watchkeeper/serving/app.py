@@ -18,11 +18,12 @@ from starlette.routing import Route
 
 from watchkeeper import __version__
 from watchkeeper.config import Settings
-from watchkeeper.errors import ModelNotFound, WatchkeeperError
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.registry import Registry
 from watchkeeper.serving import api, openapi
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.fast import PredictionRoutes, no_single_model
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
@@ -75,12 +76,6 @@ class Server:
 
     # --- KServe V1 -------------------------------------------------------------------------
 
-    async def v1_predict(self, request: Request) -> Response:
-        assert self.predictor is not None
-        return await self.predictor.handle(
-            request, request.path_params["model"], "kserve_v1", _v1_parse, _v1_render
-        )
-
     async def v1_list(self, request: Request) -> Response:
         return JSONResponse({"models": [d.name for d in self._table().served()]})
 
@@ -93,24 +88,13 @@ class Server:
 
     # --- MLflow ----------------------------------------------------------------------------
 
-    async def invocations(self, request: Request) -> Response:
-        assert self.predictor is not None
-        try:
-            model = self._mlflow_model()
-        except WatchkeeperError as exc:
-            return error_response(exc)
-        return await self.predictor.handle(request, model, "mlflow", _mlflow_parse, _mlflow_render)
-
-    def _mlflow_model(self) -> str:
+    def mlflow_model(self) -> str:
         if self.options.mlflow_model:
             return self.options.mlflow_model
         served = self._table().served()
         if len(served) == 1:
             return served[0].name
-        raise ModelNotFound(
-            f"/invocations needs one model but {len(served)} are served: "
-            "start the server with --model NAME"
-        )
+        raise no_single_model(len(served))
 
     async def ping(self, request: Request) -> Response:
         ready = bool(self._table().served())
@@ -120,11 +104,6 @@ class Server:
         return Response(__version__, media_type="text/plain")
 
     # --- Open Inference Protocol v2 ----------------------------------------------------------
-
-    async def v2_infer(self, request: Request) -> Response:
-        assert self.predictor is not None
-        model = _v2_ref(request)
-        return await self.predictor.handle(request, model, "v2", _v2_parse, _v2_render)
 
     async def v2_server(self, request: Request) -> Response:
         return JSONResponse(v2.server_metadata())
@@ -175,6 +154,10 @@ class Server:
     async def docs(self, request: Request) -> Response:
         return HTMLResponse(openapi.html(openapi.document()))
 
+    def get_predictor(self) -> Predictor:
+        assert self.predictor is not None, "the app's lifespan has not run"
+        return self.predictor
+
     def _table(self) -> ModelTable:
         assert self.table is not None
         return self.table
@@ -182,9 +165,7 @@ class Server:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.v1_list, methods=["GET"]),
-            Route("/v1/models/{model}:predict", self.v1_predict, methods=["POST"]),
             Route("/v1/models/{model}", self.v1_model, methods=["GET"]),
-            Route("/invocations", self.invocations, methods=["POST"]),
             Route("/ping", self.ping, methods=["GET"]),
             Route("/health", self.ping, methods=["GET"]),
             Route("/version", self.version, methods=["GET"]),
@@ -193,10 +174,8 @@ class Server:
             Route("/v2/health/ready", self.v2_ready, methods=["GET"]),
             Route("/v2/models/{name}", self.v2_model, methods=["GET"]),
             Route("/v2/models/{name}/ready", self.v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/infer", self.v2_infer, methods=["POST"]),
             Route("/v2/models/{name}/versions/{v}", self.v2_model, methods=["GET"]),
             Route("/v2/models/{name}/versions/{v}/ready", self.v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{v}/infer", self.v2_infer, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
@@ -206,20 +185,30 @@ class Server:
         ]
 
 
-def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, options: ServeOptions | None = None
+) -> PredictionRoutes:
+    """The server's ASGI app: the prediction routes in front of a Starlette app for the rest."""
     server = Server(settings or Settings.load(), options or ServeOptions())
-    app = Starlette(routes=server.routes(), lifespan=server.lifespan)
-    app.state.server = server
-    return app
+    rest = Starlette(routes=server.routes(), lifespan=server.lifespan)
+    rest.state.server = server
+    return PredictionRoutes(
+        rest,
+        server.get_predictor,
+        v1=(_v1_parse, _v1_render),
+        mlflow=(_mlflow_parse, _mlflow_render),
+        v2=(_v2_parse, _v2_render),
+        mlflow_model=server.mlflow_model,
+    )
 
 
-def _v2_ref(request: Request) -> str:
+def _v2_ref(request: Request) -> str:  # GET routes; POST .../infer is matched in fast.py
     name: str = request.path_params["name"]
     version = request.path_params.get("v")
     return f"{name}@{version}" if version else name
 
 
-def _v1_parse(body: bytes, request: Request, deployed: Deployed) -> ParsedBatch:
+def _v1_parse(body: bytes, content_type: str, deployed: Deployed) -> ParsedBatch:
     return kserve_v1.parse(body, deployed.model.input_names)
 
 
@@ -233,8 +222,7 @@ def _v1_render(answer: Answer) -> bytes:
     )
 
 
-def _mlflow_parse(body: bytes, request: Request, deployed: Deployed) -> ParsedBatch:
-    content_type = request.headers.get("content-type", "")
+def _mlflow_parse(body: bytes, content_type: str, deployed: Deployed) -> ParsedBatch:
     return mlflow.parse(body, content_type, deployed.model.input_names)
 
 
@@ -242,7 +230,7 @@ def _mlflow_render(answer: Answer) -> bytes:
     return mlflow.render(answer.predictions, answer.probabilities)
 
 
-def _v2_parse(body: bytes, request: Request, deployed: Deployed) -> ParsedBatch:
+def _v2_parse(body: bytes, content_type: str, deployed: Deployed) -> ParsedBatch:
     return v2.parse(body, deployed.model.signature)
 
 

@@ -1,24 +1,25 @@
 """One prediction request, whatever protocol it came in: read, parse, validate, batch, answer.
 
 Each protocol module supplies how to parse a body and how to render the answer; this module owns
-what they share: the body-size limit, the request id, the error body, and the metrics.
+what they share: the body-size limit, the request id, the error body, and the metrics. The ASGI
+side lives in ``fast.py``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from starlette.requests import Request
 from starlette.responses import Response
 
-from watchkeeper.errors import PayloadTooLarge, SchemaError, WatchkeeperError
+from watchkeeper.errors import SchemaError, WatchkeeperError
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.protocols import _json
@@ -26,8 +27,10 @@ from watchkeeper.serving.table import Deployed, ModelTable
 
 log = logging.getLogger("watchkeeper.serving")
 
-Parse = Callable[[bytes, Request, Deployed], ParsedBatch]
+Parse = Callable[[bytes, str, Deployed], ParsedBatch]  # body, content type, version
 Render = Callable[["Answer"], bytes]
+ReadBody = Callable[[int], Awaitable[bytes]]  # reads the body, refusing more than N bytes
+JSON = b"application/json"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class Answer:
     probabilities: np.ndarray[Any, Any] | None
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Limits:
     """Request limits: body bytes (default 10 MiB)."""
@@ -47,71 +57,68 @@ class Limits:
 
 
 class Predictor:
+    """Answers one prediction call; knows nothing of ASGI beyond the body reader it is given."""
+
     def __init__(self, table: ModelTable, metrics: ServingMetrics, limits: Limits) -> None:
         self.table = table
         self.metrics = metrics
         self.limits = limits
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._ids = RequestIds()
 
     async def handle(
-        self, request: Request, model: str, protocol: str, parse: Parse, render: Render
-    ) -> Response:
+        self,
+        *,
+        model: str,
+        protocol: str,
+        parse: Parse,
+        render: Render,
+        read_body: ReadBody,
+        content_type: str = "application/json",
+        request_id: str | None = None,
+    ) -> Reply:
         start = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id or self._ids.next()
         name, version, status = model.partition("@")[0], "", 200
+        headers = [(b"content-type", JSON), (b"x-request-id", request_id.encode())]
         try:
-            body = await self._body(request)
+            body = await read_body(self.limits.max_body_bytes)
             deployed = await self.table.resolve(model)
             version = deployed.number
-            parsed = parse(body, request, deployed)
+            parsed = parse(body, content_type, deployed)
             validated = self._validate(deployed, parsed)
             predictions, probabilities = await deployed.batcher.submit(
                 validated, want_proba=parsed.return_probabilities
             )
-            answer = Answer(deployed, request_id, parsed, predictions, probabilities)
-            response = Response(render(answer), media_type="application/json")
-            response.headers["x-model-version"] = version
-            self.metrics.rows.labels(name, version).inc(validated.n_rows)
+            out = render(Answer(deployed, request_id, parsed, predictions, probabilities))
+            headers.append((b"x-model-version", version.encode()))
+            self._child(self.metrics.rows, name, version).inc(validated.n_rows)
         except WatchkeeperError as exc:
             status = exc.http_status
             if isinstance(exc, SchemaError):
                 self._count_problems(name, exc)
-            response = error_response(exc)
+            out = _json.error_body(exc)
         except Exception as exc:  # the model itself failed: our fault, never the client's
             log.exception("prediction failed for %s", model)
             status = 500
-            response = Response(
-                _json.dumps(
-                    {
-                        "error": {
-                            "code": "prediction_failed",
-                            "details": [],
-                            "message": f"{type(exc).__name__}: {exc}",
-                        }
-                    }
-                ),
-                status_code=500,
-                media_type="application/json",
+            message = f"{type(exc).__name__}: {exc}"
+            out = _json.dumps(
+                {"error": {"code": "prediction_failed", "message": message, "details": []}}
             )
-        response.headers["x-request-id"] = request_id
-        self.metrics.requests.labels(name, version, protocol, str(status)).inc()
-        self.metrics.duration.labels(name, protocol).observe(time.perf_counter() - start)
-        return response
+        self._observe(name, version, protocol, status, time.perf_counter() - start)
+        return Reply(status, out, headers)
 
-    async def _body(self, request: Request) -> bytes:
-        limit = self.limits.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(
-                f"request body of {declared} bytes is over the {limit}-byte limit"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def _observe(self, name: str, version: str, protocol: str, status: int, took: float) -> None:
+        self._child(self.metrics.duration, name, protocol).observe(took)
+        self._child(self.metrics.requests, name, version, protocol, str(status)).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: each lookup takes a lock."""
+        key = (str(id(metric)), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def _validate(self, deployed: Deployed, parsed: ParsedBatch) -> ValidatedBatch:
         if deployed.validator is None:
@@ -123,7 +130,18 @@ class Predictor:
 
     def _count_problems(self, name: str, exc: SchemaError) -> None:
         for detail in exc.details:
-            self.metrics.input_problems.labels(name, detail.field, detail.problem[:40]).inc()
+            self.metrics.input_problems.labels(name, detail.field, detail.problem).inc()
+
+
+class RequestIds:
+    """Request ids unique across processes and restarts, cheaper than uuid4 per request."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._counter):x}"
 
 
 def unvalidated(parsed: ParsedBatch) -> ValidatedBatch:

@@ -17,12 +17,12 @@ from dataclasses import asdict
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
 from watchkeeper.serving.app import ServeOptions, create_app
 from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.fast import PredictionRoutes
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.validation import ValidationPolicy
 
@@ -61,7 +61,7 @@ def options_from_env() -> ServeOptions:
     )
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> PredictionRoutes:
     """The app factory each worker process calls."""
     return create_app(Settings.load(), options_from_env())
 

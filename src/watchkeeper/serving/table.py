@@ -11,6 +11,7 @@ the old one serving; the failure is logged, counted and shown by ``/readyz``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ class ModelTable:
 
     async def start(self) -> None:
         await self.refresh()
+        # Models and libraries are long-lived: keep the cyclic GC from walking them on every
+        # full collection (seen as 50-150 ms stalls in p99 latency under load).
+        gc.freeze()
         self.started = True
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
@@ -175,6 +179,7 @@ class ModelTable:
             return
         self.state.problems.pop(name, None)
         self.state.live[name] = fresh  # the swap: one dict assignment
+        gc.freeze()  # see start()
         self.metrics.reloads.labels(name).inc()
         log.info("%s now serves version %s", name, version.version)
         if current is not None:
