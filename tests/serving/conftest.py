@@ -66,10 +66,12 @@ def live(tmp_path_factory: pytest.TempPathFactory, iris_data) -> Iterator[Live]:
     settings = Settings(home=home, user="tester")
     registry = Registry(settings)
     model = LogisticRegression(max_iter=1000).fit(X, y)
-    registry.register("iris", model, input_example=X)
+    registry.register("iris", model, input_example=X, reference_data=X)
     registry.register("iris", LogisticRegression(max_iter=1000, C=0.01).fit(X, y), input_example=X)
     registry.promote("iris", 1, "production")
-    url, server, thread = start_server(settings, ServeOptions(poll_interval=0.05))
+    url, server, thread = start_server(
+        settings, ServeOptions(poll_interval=0.05, live_stats_interval=0.1)
+    )
     with httpx.Client(base_url=url, timeout=30) as client:
         yield Live(url, client, registry, X, model)
     server.should_exit = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -265,3 +266,28 @@ _keys = st.sampled_from(["instances", "inputs", "dataframe_split", "dataframe_re
 def test_no_malformed_payload_gets_a_5xx(live: Live, path: str, body) -> None:
     r = live.client.post(path, json=body)
     assert r.status_code < 500, (body, r.text)
+
+
+def test_live_statistics_reach_the_database(live: Live) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from watchkeeper.registry.live import LiveStatsStore
+
+    rows = live.X.sample(40, random_state=1)
+    for start in range(0, 40, 10):
+        chunk = rows.iloc[start : start + 10]
+        r = live.client.post(
+            "/v1/models/iris:predict", json={"instances": chunk.to_numpy().tolist()}
+        )
+        assert r.status_code == 200
+    store = LiveStatsStore(live.registry.engine)
+    now = datetime.now(UTC)
+    deadline = time.monotonic() + 10
+    merged: dict = {}
+    while time.monotonic() < deadline:
+        merged = store.merged("iris", now - timedelta(hours=1), now + timedelta(hours=1), version=1)
+        if merged.get((1, "feature:petal_length")) and sum(merged[(1, "rows")]) >= 40:
+            break
+        time.sleep(0.1)
+    assert merged[(1, "requests")][0] >= 4
+    assert sum(merged[(1, "feature:petal_length")]) == merged[(1, "rows")][0]

@@ -204,11 +204,15 @@ class Registry:
 
     def profile(self, ref: str) -> DatasetProfile | None:
         """The reference profile stored with a version, or None when none was given."""
-        version = self.get(ref)
+        return self.profile_of(self.get(ref))
+
+    def profile_of(self, version: ModelVersion, *, verify: bool = True) -> DatasetProfile | None:
+        """``verify=False`` skips the hash check, for a package that was just loaded."""
         if not version.has_profile:
             return None
         path = self.artifacts.local_path(version.artifact_uri, version.manifest_digest)
-        verify_package(path, expected_digest=version.manifest_digest)
+        if verify:
+            verify_package(path, expected_digest=version.manifest_digest)
         return DatasetProfile.from_dict(json.loads((path / PROFILE_FILE).read_text()))
 
     # --- changing ------------------------------------------------------------------------

@@ -151,3 +151,29 @@ class AuditRow(Base):
     from_value: Mapped[str | None] = mapped_column(Text, nullable=True)
     to_value: Mapped[str | None] = mapped_column(Text, nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class LiveStatsRow(Base):
+    """One replica's counts for one model version, one minute and one kind of aggregate.
+
+    Each replica owns its rows and overwrites them with its running totals for the window, so
+    writes are idempotent; readers merge replicas by summing ``counts`` element-wise.
+    """
+
+    __tablename__ = "live_stats"
+    __table_args__ = (
+        UniqueConstraint(
+            "model_name", "version", "replica", "window_start", "kind",
+            name="uq_live_stats_key",
+        ),
+        Index("ix_live_stats_model_window", "model_name", "window_start"),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    replica: Mapped[str] = mapped_column(String(128))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(300))
+    counts: Mapped[list[int]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -20,10 +20,12 @@ from watchkeeper import __version__
 from watchkeeper.config import Settings
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.registry import Registry
+from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.serving import api, openapi
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.fast import PredictionRoutes, no_single_model
+from watchkeeper.serving.live import LiveStats, Publisher
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
@@ -42,6 +44,7 @@ class ServeOptions:
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
     price_per_cpu_hour: float = 0.05
+    live_stats_interval: float = 5.0
 
 
 class Server:
@@ -54,6 +57,7 @@ class Server:
         self.registry: Registry | None = None
         self.table: ModelTable | None = None
         self.predictor: Predictor | None = None
+        self.live: LiveStats | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -66,12 +70,20 @@ class Server:
             models=list(self.options.models) or None,
             poll_interval=self.options.poll_interval,
         )
-        self.predictor = Predictor(self.table, self.metrics, self.options.limits)
+        self.live = LiveStats()
+        publisher = Publisher(
+            self.live,
+            LiveStatsStore(self.registry.engine).write,
+            interval=self.options.live_stats_interval,
+        )
+        self.predictor = Predictor(self.table, self.metrics, self.options.limits, self.live)
         await self.table.start()
+        publisher.start()
         try:
             yield
         finally:
             await self.table.stop()
+            await asyncio.to_thread(publisher.close)
             self.registry.close()
 
     # --- KServe V1 -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from watchkeeper.errors import SchemaError, WatchkeeperError
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
+from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.protocols import _json
 from watchkeeper.serving.table import Deployed, ModelTable
@@ -59,10 +60,13 @@ class Limits:
 class Predictor:
     """Answers one prediction call; knows nothing of ASGI beyond the body reader it is given."""
 
-    def __init__(self, table: ModelTable, metrics: ServingMetrics, limits: Limits) -> None:
+    def __init__(
+        self, table: ModelTable, metrics: ServingMetrics, limits: Limits, live: LiveStats
+    ) -> None:
         self.table = table
         self.metrics = metrics
         self.limits = limits
+        self.live = live
         self._children: dict[tuple[str, ...], Any] = {}
         self._ids = RequestIds()
 
@@ -80,6 +84,7 @@ class Predictor:
         start = time.perf_counter()
         request_id = request_id or self._ids.next()
         name, version, status = model.partition("@")[0], "", 200
+        deployed: Deployed | None = None
         headers = [(b"content-type", JSON), (b"x-request-id", request_id.encode())]
         try:
             body = await read_body(self.limits.max_body_bytes)
@@ -93,6 +98,14 @@ class Predictor:
             out = render(Answer(deployed, request_id, parsed, predictions, probabilities))
             headers.append((b"x-model-version", version.encode()))
             self._child(self.metrics.rows, name, version).inc(validated.n_rows)
+            self.live.observe_batch(
+                name,
+                int(version),
+                deployed.model.input_names or [],
+                validated.data,
+                predictions,
+                deployed.profile,
+            )
         except WatchkeeperError as exc:
             status = exc.http_status
             if isinstance(exc, SchemaError):
@@ -105,7 +118,10 @@ class Predictor:
             out = _json.dumps(
                 {"error": {"code": "prediction_failed", "message": message, "details": []}}
             )
-        self._observe(name, version, protocol, status, time.perf_counter() - start)
+        took = time.perf_counter() - start
+        self._observe(name, version, protocol, status, took)
+        if deployed is not None:
+            self.live.observe_request(name, deployed.version.version, took, status)
         return Reply(status, out, headers)
 
     def _observe(self, name: str, version: str, protocol: str, status: int, took: float) -> None:

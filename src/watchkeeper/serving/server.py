@@ -58,6 +58,7 @@ def options_from_env() -> ServeOptions:
         validation=ValidationPolicy(**data["validation"]),
         batching=BatchingPolicy(**data["batching"]),
         price_per_cpu_hour=data["price_per_cpu_hour"],
+        live_stats_interval=data["live_stats_interval"],
     )
 
 

@@ -28,6 +28,7 @@ from watchkeeper.errors import (
 )
 from watchkeeper.models import LoadedModel
 from watchkeeper.models.signature import ColumnSpec
+from watchkeeper.monitoring.profile import DatasetProfile
 from watchkeeper.registry import ModelRef, ModelVersion, Registry
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher, Outputs
@@ -45,6 +46,7 @@ class Deployed:
     model: LoadedModel
     validator: Validator | None
     batcher: MicroBatcher
+    profile: DatasetProfile | None = None
 
     @property
     def name(self) -> str:
@@ -191,6 +193,8 @@ class ModelTable:
 
     async def _load(self, version: ModelVersion, *, role: str) -> Deployed:
         model = await asyncio.to_thread(self.registry.load_version, version)
+        # the package's files were all just verified by load_version
+        profile = await asyncio.to_thread(self.registry.profile_of, version, verify=False)
         signature = model.signature
         validator = Validator(signature, self.validation) if signature is not None else None
         await asyncio.to_thread(_warm, model, validator)
@@ -202,7 +206,9 @@ class ModelTable:
             name=name,
         )
         self.metrics.model_info.labels(name, str(version.version), model.flavor, role).set(1)
-        return Deployed(version=version, model=model, validator=validator, batcher=batcher)
+        return Deployed(
+            version=version, model=model, validator=validator, batcher=batcher, profile=profile
+        )
 
     def _batch_observer(self, name: str) -> Callable[[int, int], None]:
         rows = self.metrics.batch_rows.labels(name)

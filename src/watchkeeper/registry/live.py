@@ -1,0 +1,85 @@
+"""Live serving statistics in the metadata database: written by every replica, merged by sum.
+
+A replica writes its running totals for the current minute (idempotent overwrite of its own
+rows); a reader sums every replica's rows over a time range. Counts are plain integer lists
+whose meaning (which bins) is fixed by ``kind`` — see ``watchkeeper.logbook.live``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, update
+
+from watchkeeper.registry.db import session_scope
+from watchkeeper.registry.schema import LiveStatsRow
+
+
+@dataclass(frozen=True)
+class LiveCounts:
+    """One replica's totals for one (model, version, minute, kind)."""
+
+    model: str
+    version: int
+    replica: str
+    window_start: datetime
+    kind: str
+    counts: tuple[int, ...]
+
+
+class LiveStatsStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def write(self, items: Iterable[LiveCounts]) -> int:
+        """Upsert each replica's totals; returns rows written."""
+        written = 0
+        now = datetime.now(UTC)
+        with session_scope(self.engine, write=True) as session:
+            for item in items:
+                key = (
+                    (LiveStatsRow.model_name == item.model)
+                    & (LiveStatsRow.version == item.version)
+                    & (LiveStatsRow.replica == item.replica)
+                    & (LiveStatsRow.window_start == item.window_start)
+                    & (LiveStatsRow.kind == item.kind)
+                )
+                result = session.execute(
+                    update(LiveStatsRow).where(key).values(counts=list(item.counts), updated_at=now)
+                )
+                if getattr(result, "rowcount", 0) == 0:
+                    session.add(
+                        LiveStatsRow(
+                            model_name=item.model, version=item.version, replica=item.replica,
+                            window_start=item.window_start, kind=item.kind,
+                            counts=list(item.counts), updated_at=now,
+                        )
+                    )  # fmt: skip
+                written += 1
+        return written
+
+    def merged(
+        self, model: str, start: datetime, end: datetime, *, version: int | None = None
+    ) -> dict[tuple[int, str], list[int]]:
+        """``{(version, kind): counts}`` summed over replicas and minutes in [start, end)."""
+        query = select(
+            LiveStatsRow.version, LiveStatsRow.kind, LiveStatsRow.counts
+        ).where(
+            LiveStatsRow.model_name == model,
+            LiveStatsRow.window_start >= start,
+            LiveStatsRow.window_start < end,
+        )  # fmt: skip
+        if version is not None:
+            query = query.where(LiveStatsRow.version == version)
+        totals: dict[tuple[int, str], list[int]] = defaultdict(list)
+        with session_scope(self.engine) as session:
+            for v, kind, counts in session.execute(query):
+                total = totals[(v, kind)]
+                if len(total) < len(counts):
+                    total.extend([0] * (len(counts) - len(total)))
+                for i, c in enumerate(counts):
+                    total[i] += int(c)
+        return dict(totals)

@@ -1,0 +1,200 @@
+"""Live per-version aggregates of one server process, published to the metadata database.
+
+On the request path only O(1) work happens: counters are bumped and the batch is queued by
+reference. A publisher thread, every ``interval`` seconds, bins the queued batches on the
+reference profile's edges (one vectorised pass per feature), then writes this replica's running
+totals for the current minute. Totals from every replica merge exactly by summing.
+
+Kinds of counts (the meaning of each list):
+- ``requests``: [answered, ok, client errors (4xx), server errors (5xx)]
+- ``rows``: [rows predicted]
+- ``latency_ms``: histogram over ``LATENCY_EDGES_MS`` (one more bin than edges: the last is
+  "above")
+- ``feature:<name>``: numeric — counts on the reference profile's bins; categorical — counts
+  of the reference categories in profile order, then one for unseen values, then one for nulls
+- ``prediction``: the same, on the profile of the model's predictions
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.monitoring.profile import (
+    CategoricalProfile,
+    DatasetProfile,
+    FeatureProfile,
+    NumericProfile,
+    bin_counts,
+    category_counts,
+)
+from watchkeeper.registry.live import LiveCounts
+
+log = logging.getLogger("watchkeeper.serving")
+LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+_LATENCY = np.asarray(LATENCY_EDGES_MS, dtype=np.float64)
+
+Key = tuple[str, int, datetime]  # model, version, minute
+
+
+@dataclass
+class _Pending:
+    key: Key
+    names: list[str]
+    data: Any
+    predictions: np.ndarray[Any, Any]
+    profile: DatasetProfile
+
+
+def replica_id() -> str:
+    return f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0)
+
+
+class LiveStats:
+    def __init__(self, *, replica: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:  # fmt: skip
+        self.replica = replica or replica_id()
+        self.clock = clock
+        self._totals: dict[Key, dict[str, np.ndarray[Any, Any]]] = defaultdict(dict)
+        self._pending: list[_Pending] = []
+        self._dirty: set[Key] = set()
+        self._lock = threading.Lock()
+
+    def observe_request(self, model: str, version: int, latency_s: float, status: int) -> None:
+        key = (model, version, _minute(self.clock()))
+        with self._lock:
+            self._count_request(key, latency_s, status)
+
+    def _count_request(self, key: Key, latency_s: float, status: int) -> None:
+        totals = self._totals[key]
+        requests = totals.get("requests")
+        if requests is None:
+            requests = totals["requests"] = np.zeros(4, dtype=np.int64)
+            totals["latency_ms"] = np.zeros(len(LATENCY_EDGES_MS) + 1, dtype=np.int64)
+        requests[0] += 1
+        requests[1 if status < 400 else 2 if status < 500 else 3] += 1
+        totals["latency_ms"][int(np.searchsorted(_LATENCY, latency_s * 1000.0))] += 1
+        self._dirty.add(key)
+
+    def observe_batch(
+        self, model: str, version: int, names: list[str], data: Any,
+        predictions: np.ndarray[Any, Any], profile: DatasetProfile | None,
+    ) -> None:  # fmt: skip
+        key = (model, version, _minute(self.clock()))
+        with self._lock:
+            rows = self._totals[key].get("rows")
+            if rows is None:
+                rows = self._totals[key]["rows"] = np.zeros(1, dtype=np.int64)
+            rows[0] += len(predictions)
+            self._dirty.add(key)
+            if profile is not None:
+                self._pending.append(_Pending(key, names, data, predictions, profile))
+
+    def drain(self) -> list[LiveCounts]:
+        """Bin what is queued and return the totals of every window that changed."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        binned = [(item.key, self._bin(item)) for item in pending]  # the slow part, unlocked
+        with self._lock:
+            for key, histograms in binned:
+                for kind, counts in histograms.items():
+                    _add(self._totals[key], kind, counts)
+                self._dirty.add(key)
+            dirty, self._dirty = self._dirty, set()
+            out = [
+                LiveCounts(key[0], key[1], self.replica, key[2], kind, tuple(map(int, counts)))
+                for key in dirty
+                for kind, counts in self._totals[key].items()
+            ]
+            self._forget_old()
+        return out
+
+    def restore(self, items: list[LiveCounts]) -> None:
+        """Mark windows whose publication failed so the next drain sends them again."""
+        with self._lock:
+            self._dirty.update((i.model, i.version, i.window_start) for i in items)
+
+    @staticmethod
+    def _bin(item: _Pending) -> dict[str, np.ndarray[Any, Any]]:
+        out: dict[str, np.ndarray[Any, Any]] = {}
+        for i, name in enumerate(item.names):
+            feature = item.profile.features.get(name)
+            if feature is not None:
+                values = item.data[:, i] if isinstance(item.data, np.ndarray) else item.data[name]
+                out[f"feature:{name}"] = _histogram(feature, np.asarray(values))
+        if item.profile.predictions is not None:
+            out["prediction"] = _histogram(item.profile.predictions, item.predictions)
+        return out
+
+    def _forget_old(self) -> None:
+        current = _minute(self.clock())
+        for key in [k for k in self._totals if (current - k[2]).total_seconds() > 120]:
+            del self._totals[key]
+
+
+def _add(totals: dict[str, np.ndarray[Any, Any]], kind: str, counts: np.ndarray[Any, Any]) -> None:
+    existing = totals.get(kind)
+    totals[kind] = counts if existing is None else existing + counts
+
+
+def _histogram(profile: FeatureProfile, values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if isinstance(profile, NumericProfile):
+        if not profile.edges:
+            return np.zeros(0, dtype=np.int64)
+        return bin_counts(values, profile.edges).astype(np.int64)
+    assert isinstance(profile, CategoricalProfile)
+    known, unseen = category_counts(values, list(profile.frequencies))
+    nulls = len(values) - int(known.sum()) - unseen  # category_counts leaves nulls out
+    return np.concatenate([known, [unseen, nulls]]).astype(np.int64)
+
+
+class Publisher:
+    """Writes a process's live totals to the database every ``interval`` seconds."""
+
+    def __init__(self, stats: LiveStats, write: Callable[[list[LiveCounts]], int],
+                 *, interval: float = 5.0) -> None:  # fmt: skip
+        self.stats = stats
+        self.write = write
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wk-live-stats", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def publish(self) -> int:
+        items = self.stats.drain()
+        if not items:
+            return 0
+        try:
+            return self.write(items)
+        except BaseException:
+            self.stats.restore(items)
+            raise
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.publish()
+            except Exception as exc:  # a database blip: the totals are kept and sent next time
+                log.warning("could not publish live statistics: %s", exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.publish()
