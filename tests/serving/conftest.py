@@ -17,6 +17,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from watchkeeper.config import Settings
+from watchkeeper.logbook import LogbookConfig
 from watchkeeper.registry import Registry
 from watchkeeper.serving.app import ServeOptions, create_app
 
@@ -28,6 +29,7 @@ class Live:
     registry: Registry
     X: pd.DataFrame
     model: LogisticRegression
+    settings: Settings
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +72,15 @@ def live(tmp_path_factory: pytest.TempPathFactory, iris_data) -> Iterator[Live]:
     registry.register("iris", LogisticRegression(max_iter=1000, C=0.01).fit(X, y), input_example=X)
     registry.promote("iris", 1, "production")
     url, server, thread = start_server(
-        settings, ServeOptions(poll_interval=0.05, live_stats_interval=0.1)
+        settings,
+        ServeOptions(
+            poll_interval=0.05,
+            live_stats_interval=0.1,
+            logbook=LogbookConfig(flush_interval=0.1),
+        ),
     )
     with httpx.Client(base_url=url, timeout=30) as client:
-        yield Live(url, client, registry, X, model)
+        yield Live(url, client, registry, X, model, settings)
     server.should_exit = True
     thread.join(timeout=30)
     registry.close()

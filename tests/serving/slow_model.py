@@ -9,7 +9,7 @@ import pandas as pd
 
 
 class SlowModel:
-    delay = 0.4
+    delay = 1.0
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         time.sleep(self.delay)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from tests.serving.slow_model import SlowModel
 from watchkeeper.config import Settings
+from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,12 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> No
         stderr=subprocess.PIPE,
     ) as proc:
         _exercise(proc, f"http://127.0.0.1:{port}")
+    # the shutdown flushed the logbook: every answered request is on disk
+    now = datetime.now(UTC)
+    logged = Logbook(settings.resolved_logbook_url).read(
+        "slow", now - timedelta(hours=1), now + timedelta(hours=1)
+    )
+    assert sorted(logged.column("feature_x").to_pylist()) == [float(i) for i in range(7)]
 
 
 def _exercise(proc: subprocess.Popen[bytes], url: str) -> None:
@@ -83,15 +91,16 @@ def _exercise(proc: subprocess.Popen[bytes], url: str) -> None:
             results.append(r.status_code)
             assert r.json()["predictions"] == [2.0 * i]
 
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+        call(0)  # warm up: the first call also wakes the logbook writer
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(1, 7)]
         for t in threads:
             t.start()
-        time.sleep(0.2)  # requests are now inside the 0.4 s model call
+        time.sleep(0.5)  # requests are now inside the model call, or queued behind it
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(timeout=30)
         assert proc.wait(timeout=30) == 0
-        assert results == [200] * 6
+        assert results == [200] * 7
     finally:
         if proc.poll() is None:
             proc.kill()

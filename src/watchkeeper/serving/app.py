@@ -18,10 +18,11 @@ from starlette.routing import Route
 
 from watchkeeper import __version__
 from watchkeeper.config import Settings
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import InvalidInput, StoreUnavailable, WatchkeeperError
+from watchkeeper.logbook import Logbook, LogbookConfig
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
-from watchkeeper.serving import api, openapi
+from watchkeeper.serving import api, feedback, openapi
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.fast import PredictionRoutes, no_single_model
@@ -45,6 +46,7 @@ class ServeOptions:
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
     price_per_cpu_hour: float = 0.05
     live_stats_interval: float = 5.0
+    logbook: LogbookConfig | None = field(default_factory=LogbookConfig)  # None: no logging
 
 
 class Server:
@@ -58,6 +60,7 @@ class Server:
         self.table: ModelTable | None = None
         self.predictor: Predictor | None = None
         self.live: LiveStats | None = None
+        self.logbook: Logbook | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -76,15 +79,50 @@ class Server:
             LiveStatsStore(self.registry.engine).write,
             interval=self.options.live_stats_interval,
         )
-        self.predictor = Predictor(self.table, self.metrics, self.options.limits, self.live)
+        self.logbook = self._open_logbook()
+        self.predictor = Predictor(
+            self.table, self.metrics, self.options.limits, self.live, self.logbook
+        )
         await self.table.start()
         publisher.start()
         try:
             yield
         finally:
-            await self.table.stop()
+            await self.table.stop()  # in-flight predictions are answered (and logged) first
+            if self.logbook is not None:
+                await asyncio.to_thread(self.logbook.close)
             await asyncio.to_thread(publisher.close)
             self.registry.close()
+
+    def _open_logbook(self) -> Logbook | None:
+        if self.options.logbook is None:
+            return None
+        logbook = Logbook(
+            self.settings.resolved_logbook_url,
+            config=self.options.logbook,
+            on_drop=self.metrics.logbook_dropped.inc,
+            on_flush_error=lambda _exc: self.metrics.logbook_flush_failures.inc(),
+        )
+        self.metrics.watch_logbook(lambda: logbook.stats)
+        logbook.start()
+        return logbook
+
+    async def feedback(self, request: Request) -> Response:
+        """``POST /v1/feedback``: labels and outcomes for earlier predictions."""
+        if self.logbook is None:
+            return error_response(InvalidInput("this server runs without a logbook"))
+        try:
+            items = feedback.parse(await request.body())
+        except WatchkeeperError as exc:
+            return error_response(exc)
+        accepted = self.logbook.log_feedback(items)
+        if accepted < len(items):
+            full = StoreUnavailable(
+                f"the logbook buffer is full: {accepted} of {len(items)} items accepted; "
+                "send the rest again later"
+            )
+            return error_response(full)
+        return JSONResponse({"accepted": accepted})
 
     # --- KServe V1 -------------------------------------------------------------------------
 
@@ -188,6 +226,7 @@ class Server:
             Route("/v2/models/{name}/ready", self.v2_model_ready, methods=["GET"]),
             Route("/v2/models/{name}/versions/{v}", self.v2_model, methods=["GET"]),
             Route("/v2/models/{name}/versions/{v}/ready", self.v2_model_ready, methods=["GET"]),
+            Route("/v1/feedback", self.feedback, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),

@@ -53,7 +53,7 @@ class _Pending:
     names: list[str]
     data: Any
     predictions: np.ndarray[Any, Any]
-    profile: DatasetProfile
+    profile: DatasetProfile | None
 
 
 def replica_id() -> str:
@@ -95,14 +95,8 @@ class LiveStats:
         predictions: np.ndarray[Any, Any], profile: DatasetProfile | None,
     ) -> None:  # fmt: skip
         key = (model, version, _minute(self.clock()))
-        with self._lock:
-            rows = self._totals[key].get("rows")
-            if rows is None:
-                rows = self._totals[key]["rows"] = np.zeros(1, dtype=np.int64)
-            rows[0] += len(predictions)
-            self._dirty.add(key)
-            if profile is not None:
-                self._pending.append(_Pending(key, names, data, predictions, profile))
+        with self._lock:  # rows and histograms are counted together, in drain()
+            self._pending.append(_Pending(key, names, data, predictions, profile))
 
     def drain(self) -> list[LiveCounts]:
         """Bin what is queued and return the totals of every window that changed."""
@@ -130,7 +124,9 @@ class LiveStats:
 
     @staticmethod
     def _bin(item: _Pending) -> dict[str, np.ndarray[Any, Any]]:
-        out: dict[str, np.ndarray[Any, Any]] = {}
+        out: dict[str, np.ndarray[Any, Any]] = {"rows": np.array([len(item.predictions)])}
+        if item.profile is None:
+            return out
         for i, name in enumerate(item.names):
             feature = item.profile.features.get(name)
             if feature is not None:

@@ -7,7 +7,7 @@ Names follow Prometheus' rules: one ``watchkeeper_`` prefix, base units (seconds
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -17,8 +17,10 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from watchkeeper.logbook import LogbookStats
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -52,6 +54,31 @@ class _CostCollector(Collector):
         )
         family.add_metric([], cpu / 3600.0 * self.price)
         yield family
+
+
+class _LogbookCollector(Collector):
+    """Rows written and buffered, read from the logbook's own counters at scrape time."""
+
+    def __init__(self, stats: Callable[[], LogbookStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.stats()
+        written = CounterMetricFamily(
+            "watchkeeper_logbook_rows_written", "Prediction rows written to the logbook."
+        )
+        written.add_metric([], now.written_rows)
+        yield written
+        sampled = CounterMetricFamily(
+            "watchkeeper_logbook_sampled_out_rows", "Rows not logged because of sampling."
+        )
+        sampled.add_metric([], now.sampled_out_rows)
+        yield sampled
+        buffered = GaugeMetricFamily(
+            "watchkeeper_logbook_buffered_rows", "Rows waiting to be written."
+        )
+        buffered.add_metric([], now.buffered_rows)
+        yield buffered
 
 
 class ServingMetrics:
@@ -108,8 +135,21 @@ class ServingMetrics:
             ["model"],
             registry=r,
         )
+        self.logbook_dropped = Counter(
+            "watchkeeper_logbook_dropped",
+            "Prediction rows dropped because the buffer was full.",
+            registry=r,
+        )
+        self.logbook_flush_failures = Counter(
+            "watchkeeper_logbook_flush_failures",
+            "Logbook flushes that failed (retried).",
+            registry=r,
+        )
         ProcessCollector(registry=r)
         r.register(_CostCollector(price_per_cpu_hour))
+
+    def watch_logbook(self, stats: Callable[[], LogbookStats]) -> None:
+        self.registry.register(_LogbookCollector(stats))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

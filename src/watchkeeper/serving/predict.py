@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 from starlette.responses import Response
 
 from watchkeeper.errors import SchemaError, WatchkeeperError
+from watchkeeper.logbook import Logbook, PredictionBatch
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
@@ -61,12 +63,18 @@ class Predictor:
     """Answers one prediction call; knows nothing of ASGI beyond the body reader it is given."""
 
     def __init__(
-        self, table: ModelTable, metrics: ServingMetrics, limits: Limits, live: LiveStats
+        self,
+        table: ModelTable,
+        metrics: ServingMetrics,
+        limits: Limits,
+        live: LiveStats,
+        logbook: Logbook | None,
     ) -> None:
         self.table = table
         self.metrics = metrics
         self.limits = limits
         self.live = live
+        self.logbook = logbook
         self._children: dict[tuple[str, ...], Any] = {}
         self._ids = RequestIds()
 
@@ -82,6 +90,7 @@ class Predictor:
         request_id: str | None = None,
     ) -> Reply:
         start = time.perf_counter()
+        arrived = datetime.now(UTC)
         request_id = request_id or self._ids.next()
         name, version, status = model.partition("@")[0], "", 200
         deployed: Deployed | None = None
@@ -98,14 +107,26 @@ class Predictor:
             out = render(Answer(deployed, request_id, parsed, predictions, probabilities))
             headers.append((b"x-model-version", version.encode()))
             self._child(self.metrics.rows, name, version).inc(validated.n_rows)
+            names = deployed.model.input_names or []
             self.live.observe_batch(
-                name,
-                int(version),
-                deployed.model.input_names or [],
-                validated.data,
-                predictions,
-                deployed.profile,
+                name, int(version), names, validated.data, predictions, deployed.profile
             )
+            if self.logbook is not None:
+                self.logbook.log_predictions(
+                    PredictionBatch(
+                        request_id=request_id,
+                        model=name,
+                        version=deployed.version.version,
+                        role="primary",
+                        timestamp=arrived,
+                        features=validated.data,
+                        feature_names=names,
+                        predictions=predictions,
+                        probabilities=probabilities,
+                        classes=deployed.class_names,
+                        latency_s=time.perf_counter() - start,
+                    )
+                )
         except WatchkeeperError as exc:
             status = exc.http_status
             if isinstance(exc, SchemaError):

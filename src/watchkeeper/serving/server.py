@@ -13,13 +13,14 @@ import os
 import signal
 import socket
 from contextlib import suppress
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
+from watchkeeper.logbook import LogbookConfig
 from watchkeeper.serving.app import ServeOptions, create_app
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.fast import PredictionRoutes
@@ -42,7 +43,11 @@ class NoDelayProtocol(HttpToolsProtocol):
 
 
 def options_to_env(options: ServeOptions) -> str:
-    return json.dumps(asdict(options))
+    data = asdict(replace(options, logbook=None))
+    if options.logbook is not None:
+        config = {f.name: getattr(options.logbook, f.name) for f in fields(options.logbook)}
+        data["logbook"] = {**config, "sample_rate": dict(options.logbook.sample_rate)}
+    return json.dumps(data)
 
 
 def options_from_env() -> ServeOptions:
@@ -59,6 +64,7 @@ def options_from_env() -> ServeOptions:
         batching=BatchingPolicy(**data["batching"]),
         price_per_cpu_hour=data["price_per_cpu_hour"],
         live_stats_interval=data["live_stats_interval"],
+        logbook=LogbookConfig(**data["logbook"]) if data["logbook"] is not None else None,
     )
 
 

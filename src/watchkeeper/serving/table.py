@@ -47,6 +47,7 @@ class Deployed:
     validator: Validator | None
     batcher: MicroBatcher
     profile: DatasetProfile | None = None
+    class_names: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -206,8 +207,14 @@ class ModelTable:
             name=name,
         )
         self.metrics.model_info.labels(name, str(version.version), model.flavor, role).set(1)
+        classes = model.classes
         return Deployed(
-            version=version, model=model, validator=validator, batcher=batcher, profile=profile
+            version=version,
+            model=model,
+            validator=validator,
+            batcher=batcher,
+            profile=profile,
+            class_names=[str(c) for c in classes.tolist()] if classes is not None else None,
         )
 
     def _batch_observer(self, name: str) -> Callable[[int, int], None]:

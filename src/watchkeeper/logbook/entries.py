@@ -1,0 +1,100 @@
+"""What callers hand to the logbook: one request's predictions, and labels that come back.
+
+Both are cheap to build on a request path: the checks below only look at shapes and types.
+The logbook keeps references to the arrays until they are written: do not mutate them after
+logging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from watchkeeper.errors import InvalidInput
+
+ROLES = frozenset({"primary", "canary", "shadow", "arm-a", "arm-b", "batch"})
+
+
+@dataclass(frozen=True, kw_only=True, eq=False, slots=True)
+class PredictionBatch:
+    """The rows of one request as one version answered them.
+
+    ``features`` is a 2-D float64 array in ``feature_names`` order or a DataFrame holding those
+    columns; ``predictions`` is 1-D (numbers or labels); ``probabilities`` is 2-D, its columns
+    in ``classes`` order. ``timestamp`` is when the request arrived (UTC; a naive value is taken
+    as UTC).
+    """
+
+    request_id: str
+    model: str
+    version: int
+    role: str
+    timestamp: datetime
+    features: np.ndarray | pd.DataFrame
+    feature_names: list[str]
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    classes: list[str] | None
+    latency_s: float
+    routing_key: str | None = None
+    metadata: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise InvalidInput(f"unknown role {self.role!r}; expected one of {sorted(ROLES)}")
+        if not self.request_id or not self.model:
+            raise InvalidInput("a prediction batch needs a request_id and a model")
+        n = len(self.predictions)
+        if self.predictions.ndim != 1:
+            raise InvalidInput(f"predictions must be 1-D, got shape {self.predictions.shape}")
+        if self.features.ndim != 2 or len(self.features) != n:
+            raise InvalidInput(
+                f"features must be 2-D with one row per prediction ({n}), "
+                f"got shape {self.features.shape}"
+            )
+        if isinstance(self.features, np.ndarray) and self.features.shape[1] != len(
+            self.feature_names
+        ):
+            raise InvalidInput(
+                f"features have {self.features.shape[1]} columns "
+                f"but {len(self.feature_names)} feature names"
+            )
+        probs = self.probabilities
+        if probs is not None and (probs.ndim != 2 or len(probs) != n):
+            raise InvalidInput(f"probabilities must be 2-D with {n} rows, got {probs.shape}")
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.predictions)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """A label or outcome for one row of an earlier request.
+
+    ``label`` is a number (stored in ``label``) or anything else (stored as text in
+    ``label_text``); ``outcome`` holds named numbers (stored as ``outcome_<name>``).
+    ``timestamp`` is when the outcome happened; ``None`` means now.
+    """
+
+    request_id: str
+    row: int = 0
+    label: Any = None
+    outcome: dict[str, float] | None = None
+    timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request_id, str) or not self.request_id:
+            raise InvalidInput("feedback needs a non-empty request_id")
+        row = self.row
+        if isinstance(row, bool) or not isinstance(row, int | np.integer) or row < 0:
+            raise InvalidInput(f"feedback row must be an integer >= 0, got {row!r}")
+        for name, value in (self.outcome or {}).items():
+            if not isinstance(name, str) or not isinstance(value, int | float | np.number):
+                raise InvalidInput(f"feedback outcome {name!r} must be a number, got {value!r}")
+        if self.timestamp is None:
+            object.__setattr__(self, "timestamp", datetime.now(UTC))

@@ -1,0 +1,86 @@
+"""``POST /v1/feedback``: ground truth and business outcomes that arrive after the prediction.
+
+The body is one feedback object, a list of them, or ``{"feedback": [...]}``; each object is
+``{"request_id", "row": 0, "label": ..., "outcome": {name: number}, "timestamp": ISO-8601}``.
+Every problem is reported with its item index and field; nothing is stored unless all are valid.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from watchkeeper.errors import Detail, InvalidInput, SchemaError
+from watchkeeper.logbook import FeedbackItem
+from watchkeeper.serving.protocols import _json
+
+MAX_ITEMS = 100_000
+
+
+def parse(body: bytes) -> list[FeedbackItem]:
+    payload = _json.loads(body)
+    if isinstance(payload, dict) and "feedback" in payload:
+        payload = payload["feedback"]
+    items = payload if isinstance(payload, list) else [payload]
+    if not items:
+        raise SchemaError("no feedback in the request", details=[Detail("*", "empty")])
+    if len(items) > MAX_ITEMS:
+        raise InvalidInput(f"at most {MAX_ITEMS} feedback items per request, got {len(items)}")
+    problems: list[Detail] = []
+    out = [_item(obj, i, problems) for i, obj in enumerate(items)]
+    if problems:
+        raise SchemaError(
+            f"{len(problems)} problem(s) in the feedback: " + problems[0].field + ": "
+            + problems[0].problem,
+            details=problems[:50],
+        )  # fmt: skip
+    return [item for item in out if item is not None]
+
+
+def _item(obj: Any, index: int, problems: list[Detail]) -> FeedbackItem | None:
+    if not isinstance(obj, dict):
+        problems.append(Detail("*", "expected an object", row=index))
+        return None
+    before = len(problems)
+    request_id = obj.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        problems.append(Detail("request_id", "required, a non-empty string", row=index))
+    row = obj.get("row", 0)
+    if not isinstance(row, int) or isinstance(row, bool) or row < 0:
+        problems.append(Detail("row", "expected a non-negative integer", row=index))
+    outcome = _outcome(obj.get("outcome"), index, problems)
+    timestamp = _timestamp(obj.get("timestamp"), index, problems)
+    unknown = set(obj) - {"request_id", "row", "label", "outcome", "timestamp"}
+    for field in sorted(unknown):
+        problems.append(Detail(field, "unknown field", row=index))
+    if "label" not in obj and "outcome" not in obj:
+        problems.append(Detail("label", "give a label or an outcome", row=index))
+    if len(problems) > before:
+        return None
+    return FeedbackItem(request_id=str(request_id), row=row, label=obj.get("label"),
+                        outcome=outcome, timestamp=timestamp)  # fmt: skip
+
+
+def _outcome(value: Any, index: int, problems: list[Detail]) -> dict[str, float] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in value.values()
+    )
+    if not ok:
+        problems.append(Detail("outcome", "expected {name: number}", row=index))
+        return None
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _timestamp(value: Any, index: int, problems: list[Detail]) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        problems.append(Detail("timestamp", "expected an ISO-8601 time", row=index))
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
