@@ -9,8 +9,8 @@ everything durable, the background flusher running; and the median (p99) cost of
 (2) One day of ``--rows`` records (20 features, segments of 1 M rows, written straight in the
 logbook's layout), a second day beside it, and feedback for 10% of the first day's rows:
 ``read`` and ``join_feedback`` of the first day against ``pyarrow.parquet.read_table`` of the
-same day's files (the floor), each timed in a fresh process (best of ``--repeat``) with that
-process's peak RSS.
+same day's files (the floor, same encoding as the logbook writes): the best of ``--repeat``
+interleaved rounds in one process, and the peak RSS of one run of each in a fresh process.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from watchkeeper.logbook import Logbook, LogbookConfig, PredictionBatch
+from watchkeeper.logbook.store import parquet_options
 
 FEATURES = [f"f{i:02d}" for i in range(20)]
 DAY = datetime(2024, 6, 1, tzinfo=UTC)
@@ -90,10 +92,12 @@ def bench_write(tmp: Path, n_requests: int, rows: int) -> None:
     )
 
 
-def segment(first_row: int, n: int, day: datetime, rng: np.random.Generator) -> pa.Table:
+def segment(
+    first_row: int, n: int, total: int, day: datetime, rng: np.random.Generator
+) -> pa.Table:
     index = np.arange(first_row, first_row + n)
     request_ids = pc.utf8_lpad(pa.array(index // REQUEST_ROWS).cast(pa.string()), 32, "0")
-    seconds = index.astype(np.float64) / max(first_row + n, 1) * 86_000
+    seconds = index.astype(np.float64) / total * 86_000  # within the day, in order
     stamps = (day.timestamp() + seconds) * 1e6
     probabilities = rng.random(n).astype(np.float32)
     columns: dict[str, pa.Array] = {
@@ -124,8 +128,9 @@ def generate(root: Path, rows: int) -> None:
         directory = root / "predictions" / "model=bench" / f"date={day.date()}"
         directory.mkdir(parents=True)
         for k, first in enumerate(range(0, rows, SEGMENT_ROWS)):
-            table = segment(first, min(SEGMENT_ROWS, rows - first), day, rng)
-            pq.write_table(table, directory / f"part-{k:04d}.parquet", compression="zstd")
+            table = segment(first, min(SEGMENT_ROWS, rows - first), rows, day, rng)
+            path = directory / f"part-{k:04d}.parquet"
+            pq.write_table(table, path, **parquet_options(table.schema))
             if offset == 0:
                 write_feedback(root, table, k, rng)
 
@@ -146,28 +151,38 @@ def write_feedback(root: Path, table: pa.Table, k: int, rng: np.random.Generator
     )
     directory = root / "feedback" / f"date={DAY.date()}"
     directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(feedback, directory / f"part-{k:04d}.parquet", compression="zstd")
+    path = directory / f"part-{k:04d}.parquet"
+    pq.write_table(feedback, path, **parquet_options(feedback.schema))
 
 
-def measure(root: Path, what: str, repeat: int) -> None:
-    """Run in a child process: time ``what`` and print JSON with the peak RSS."""
+def operations(root: Path) -> dict[str, Callable[[], pa.Table]]:
     day_dir = root / "predictions" / "model=bench" / f"date={DAY.date()}"
+    files = sorted(str(p) for p in day_dir.glob("*.parquet"))
     book = Logbook(str(root))
     start, end = DAY, DAY + timedelta(days=1)
-    operations = {
-        "floor": lambda: pq.read_table(sorted(str(p) for p in day_dir.glob("*.parquet"))),
+    return {
+        "floor": lambda: pq.read_table(files),
         "read": lambda: book.read("bench", start, end),
         "join": lambda: book.join_feedback("bench", start, end),
     }
-    times, rows = [], 0
+
+
+def measure(root: Path, what: str, repeat: int) -> None:
+    """Run in a child process and print JSON: with ``what`` = "times", the best time of each
+    operation over ``repeat`` interleaved rounds; else one run of ``what`` and the peak RSS."""
+    ops = operations(root)
+    if what != "times":
+        rows = ops[what]().num_rows
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"rows": rows, "peak_mb": peak_mb}))
+        return
+    best = dict.fromkeys(ops, float("inf"))
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        table = operations[what]()
-        times.append(time.perf_counter() - t0)
-        rows = table.num_rows
-        del table
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": min(times), "rows": rows, "peak_mb": peak_mb}))
+        for name, operation in ops.items():
+            t0 = time.perf_counter()
+            operation()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    print(json.dumps(best))
 
 
 def child(root: Path, what: str, repeat: int) -> dict[str, float]:
@@ -187,17 +202,20 @@ def bench_read(tmp: Path, rows: int, repeat: int) -> None:
         f"\ngenerated 2 days x {rows:,} rows x {len(FEATURES)} features ({size:,.0f} MiB zstd) "
         f"+ feedback for 10% of day 1 in {time.perf_counter() - t0:.1f} s"
     )
-    floor = child(root, "floor", repeat)
-    print(
-        f"floor: pyarrow.parquet.read_table of day 1's files  {floor['seconds']:6.2f} s, "
-        f"peak RSS {floor['peak_mb']:,.0f} MB ({floor['rows']:,.0f} rows)"
-    )
-    for label, what in (("Logbook.read(day 1)", "read"), ("Logbook.join_feedback(day 1)", "join")):
-        result = child(root, what, repeat)
-        ratio = result["seconds"] / floor["seconds"]
+    times = child(root, "times", repeat)
+    floor = times["floor"]
+    labels = {
+        "floor": "floor: pyarrow.parquet.read_table",
+        "read": "Logbook.read(day 1)",
+        "join": "Logbook.join_feedback(day 1)",
+    }
+    print(f"best of {repeat} interleaved rounds; peak RSS from one fresh process per operation")
+    for name, label in labels.items():
+        memory = child(root, name, 1)
+        ratio = "" if name == "floor" else f" = {times[name] / floor:.2f}x floor"
         print(
-            f"{label:<31}  {result['seconds']:6.2f} s = {ratio:.2f}x floor, "
-            f"peak RSS {result['peak_mb']:,.0f} MB ({result['rows']:,.0f} rows)"
+            f"{label:<34} {times[name]:6.2f} s{ratio:<16} peak RSS {memory['peak_mb']:,.0f} MB "
+            f"({memory['rows']:,.0f} rows)"
         )
 
 
@@ -205,8 +223,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="records per day (read part)")
     parser.add_argument("--write-requests", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--measure", choices=["floor", "read", "join"], help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--measure", choices=["times", "floor", "read", "join"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:

@@ -6,13 +6,21 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli._common import settings
+from watchkeeper.cli._common import open_registry, parse_pairs, settings
 from watchkeeper.errors import InvalidInput
+from watchkeeper.logbook import LogbookConfig
 from watchkeeper.serving.app import ServeOptions
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.server import serve as run_server
 from watchkeeper.serving.validation import ValidationPolicy
+
+
+def _rate(model: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--log-sample {model}={text}: '{text}' is not a number") from exc
 
 
 def serve(
@@ -44,6 +52,23 @@ def serve(
         float, typer.Option(help="For the estimated cost counter in /metrics.")
     ] = 0.05,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    logbook: Annotated[bool, typer.Option(help="Log every prediction to the logbook.")] = True,
+    log_sample: Annotated[
+        list[str] | None, typer.Option(help="MODEL=RATE: log this share of MODEL's requests.")
+    ] = None,
+    log_drop: Annotated[
+        list[str] | None, typer.Option(help="Input field never written to the logbook.")
+    ] = None,
+    log_hash: Annotated[
+        list[str] | None, typer.Option(help="Input field written as a sha256 hash.")
+    ] = None,
+    log_flush_rows: Annotated[int, typer.Option(help="Flush after this many rows.")] = 50_000,
+    log_flush_interval: Annotated[
+        float, typer.Option(help="Flush when the oldest row is this old, s.")
+    ] = 2.0,
+    log_buffer_rows: Annotated[
+        int, typer.Option(help="Rows buffered at most; beyond, dropped and counted.")
+    ] = 1_000_000,
 ) -> None:
     """Serve every model that has a production version (KServe V1, MLflow, v2 protocols)."""
     for name, value in (("out-of-range", out_of_range), ("unseen-category", unseen_category)):
@@ -63,6 +88,20 @@ def serve(
         ),
         batching=BatchingPolicy(max_batch_rows=max_batch_rows, max_wait=max_wait_ms / 1000),
         price_per_cpu_hour=price_per_cpu_hour,
+        logbook=LogbookConfig(
+            flush_rows=log_flush_rows,
+            flush_interval=log_flush_interval,
+            max_buffer_rows=log_buffer_rows,
+            sample_rate={
+                k: _rate(k, v) for k, v in parse_pairs(log_sample or [], "log-sample").items()
+            },
+            drop_fields=tuple(log_drop or ()),
+            hash_fields=tuple(log_hash or ()),
+        )
+        if logbook
+        else None,
     )
+    with open_registry(ctx):  # a database problem is a one-line error here, not a traceback
+        pass
     typer.echo(f"watchkeeper serving on http://{host}:{port} (docs: /docs, metrics: /metrics)")
     run_server(settings(ctx), options, host=host, port=port, workers=workers, log_level=log_level)

@@ -2,13 +2,14 @@
 
 Only the partitions of the asked model and days are listed and opened. Segments written by
 versions with different features are read under one unified schema (a missing column is null;
-a feature stored as a number in one segment and as text in another reads as text).
+a feature stored as a number in one segment and as text in another reads as text). A day
+partition is trusted to hold that UTC day's rows only, as the writer makes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
 import pyarrow as pa
@@ -75,6 +76,7 @@ class Reader:
             if _in_days(day, first, last):
                 directory = self._store.partition_dir(model, day)
                 expression = (ds.field("model") == model) & (ds.field("date") == day)
+                expression &= _within_day("timestamp", day)
                 fragments += self._store.partition(directory, expression).fragments
         base = pa.schema(list(BASE_SCHEMA) + PARTITION_FIELDS)
         return self._to_table(fragments, base, PARTITION_FIELDS, condition, columns)
@@ -91,7 +93,7 @@ class Reader:
         for day in self._store.children(self._store.feedback_dir, "date"):
             if _in_days(day, first, last):
                 directory = self._store.partition_dir(None, day)
-                expression = ds.field("date") == day
+                expression = _within_day("received_at", day)
                 fragments += self._store.partition(directory, expression).fragments
         return self._to_table(fragments, FEEDBACK_SCHEMA, [], condition, None)
 
@@ -185,6 +187,14 @@ def _between(column: str, start: datetime | None, end: datetime | None) -> ds.Ex
     if end is not None:
         condition &= ds.field(column) < pa.scalar(as_utc(end), TIMESTAMP)
     return condition
+
+
+def _within_day(column: str, day: str) -> ds.Expression:
+    """What a partition guarantees: its rows' ``column`` lies within its UTC day. Given to
+    the scanner, it turns the window filter into "true" for days the window covers whole, so
+    those rows are not filtered one by one."""
+    first = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
+    return _between(column, first, first + timedelta(days=1))
 
 
 def _in_days(day: str, first: date, last: date) -> bool:
