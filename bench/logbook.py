@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -219,11 +221,43 @@ def bench_read(tmp: Path, rows: int, repeat: int) -> None:
         )
 
 
+def bench_serving(tmp: Path, duration: int, rounds: int = 3) -> None:
+    """The server's LR throughput at 32 connections with the logbook on and off, alternated."""
+    import serve as serve_bench  # bench/serve.py, beside this file
+
+    if shutil.which("wrk") is None:
+        print("server on/off: skipped (wrk is needed: apt-get install wrk)")
+        return
+    home = tmp / "serve-home"
+    data = serve_bench.setup_registry(home)
+    body = json.dumps({"instances": data["row"]})
+    env = {**os.environ, "WATCHKEEPER_HOME": str(home)}
+    port = serve_bench.free_port()
+    url = f"http://127.0.0.1:{port}"
+    results: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(rounds):
+        for mode, flag in (("on", "--logbook"), ("off", "--no-logbook")):
+            server = serve_bench.start(
+                [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port), flag,
+                 "--log-level", "warning"], env, url,
+            )  # fmt: skip
+            figures = serve_bench.wrk(f"{url}/v1/models/lr:predict", body, "application/json",
+                                      32, duration, tmp)  # fmt: skip
+            serve_bench.stop(server)
+            results[mode].append(figures["rps"])
+    on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    print(
+        f"server, LR, 32 connections: logging on {on:,.0f} req/s, off {off:,.0f} req/s "
+        f"= {on / off:.2f} of the off figure (target >= 0.90; medians of {rounds})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="records per day (read part)")
     parser.add_argument("--write-requests", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--serve-seconds", type=int, default=5, help="wrk duration per run")
     parser.add_argument(
         "--measure", choices=["times", "floor", "read", "join"], help=argparse.SUPPRESS
     )
@@ -237,6 +271,7 @@ def main() -> None:
         bench_write(tmp, args.write_requests, 1)
         bench_write(tmp, max(1, args.write_requests // 10), 100)
         bench_read(tmp, args.rows, args.repeat)
+        bench_serving(tmp, args.serve_seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
