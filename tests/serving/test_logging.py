@@ -34,7 +34,9 @@ def test_predictions_are_logged_with_inputs_and_versions(live: Live) -> None:
     ids = []
     for ref in ("iris", "iris@2"):
         r = live.client.post(
-            f"/v1/models/{ref}:predict", json={"instances": rows.to_dict(orient="records")}
+            f"/v1/models/{ref}:predict",
+            json={"instances": rows.to_dict(orient="records")},
+            headers={"X-Routing-Key": "customer-7"},
         )
         assert r.status_code == 200
         ids.append(r.json()["request_id"])
@@ -44,6 +46,7 @@ def test_predictions_are_logged_with_inputs_and_versions(live: Live) -> None:
     frame = mine.to_pandas().sort_values(["version", "row"])
     assert frame["version"].tolist() == [1, 1, 1, 2, 2, 2]
     assert set(frame["role"]) == {"primary"}
+    assert set(frame["routing_key"]) == {"customer-7"}
     assert frame["row"].tolist() == [0, 1, 2, 0, 1, 2]
     np.testing.assert_allclose(frame["feature_petal_length"].to_numpy()[:3], rows["petal_length"])
     assert frame["prediction"].tolist()[:3] == live.model.predict(rows).tolist()

@@ -20,6 +20,7 @@ from tests.serving.slow_model import SlowModel
 from watchkeeper.config import Settings
 from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
+from watchkeeper.registry.live import LiveStatsStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,6 +78,13 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> No
         "slow", now - timedelta(hours=1), now + timedelta(hours=1)
     )
     assert sorted(logged.column("feature_x").to_pylist()) == [float(i) for i in range(7)]
+    # each worker published its live totals on the way out; summed, they count every request
+    with Registry(settings) as registry:
+        merged = LiveStatsStore(registry.engine).merged(
+            "slow", now - timedelta(hours=1), now + timedelta(hours=1)
+        )
+    assert merged[(1, "requests")] == [7, 7, 0, 0]
+    assert merged[(1, "rows")] == [7]
 
 
 def _exercise(proc: subprocess.Popen[bytes], url: str) -> None:

@@ -65,7 +65,7 @@ class PredictionRoutes:
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         model, protocol, parse, render = route
-        content_type, request_id, length = "application/json", None, None
+        content_type, request_id, length, routing_key = "application/json", None, None, None
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
@@ -73,6 +73,8 @@ class PredictionRoutes:
                 request_id = value.decode("latin-1")[:128]
             elif key == b"content-length":
                 length = value
+            elif key == b"x-routing-key":
+                routing_key = value.decode("latin-1")[:256]
 
         async def read_body(limit: int) -> bytes:
             if length is not None and length.isdigit() and int(length) > limit:
@@ -100,6 +102,7 @@ class PredictionRoutes:
             read_body=read_body,
             content_type=content_type,
             request_id=request_id,
+            routing_key=routing_key,
         )
         await _send(send, reply)
 

@@ -88,6 +88,7 @@ class Predictor:
         read_body: ReadBody,
         content_type: str = "application/json",
         request_id: str | None = None,
+        routing_key: str | None = None,
     ) -> Reply:
         start = time.perf_counter()
         arrived = datetime.now(UTC)
@@ -125,6 +126,7 @@ class Predictor:
                         probabilities=probabilities,
                         classes=deployed.class_names,
                         latency_s=time.perf_counter() - start,
+                        routing_key=routing_key,
                     )
                 )
         except WatchkeeperError as exc:
