@@ -6,7 +6,8 @@ The tree::
     ├── NotFound                      404, exit 1
     │   ├── ModelNotFound
     │   ├── VersionNotFound
-    │   └── AliasNotFound
+    │   ├── AliasNotFound
+    │   └── AlertNotFound
     ├── Conflict                      409, exit 1
     │   ├── AlreadyExists
     │   └── NoEarlierProduction       (rollback with nothing to go back to)
@@ -91,6 +92,10 @@ class VersionNotFound(NotFound):
 
 class AliasNotFound(NotFound):
     code = "alias_not_found"
+
+
+class AlertNotFound(NotFound):
+    code = "alert_not_found"
 
 
 class Conflict(WatchkeeperError):

@@ -177,3 +177,54 @@ class LiveStatsRow(Base):
     kind: Mapped[str] = mapped_column(String(300))
     counts: Mapped[list[int]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MonitorResultRow(Base):
+    """Every statistic every monitor computed, per window: the time series behind charts."""
+
+    __tablename__ = "monitor_results"
+    __table_args__ = (Index("ix_monitor_results_series", "model_name", "check", "window_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    check: Mapped[str] = mapped_column(String(64))
+    feature: Mapped[str] = mapped_column(String(256))
+    statistic: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertRow(Base):
+    """An alert: opened when a check fails, kept (deduplicated) while it fails, closed when it
+    recovers. The partial unique index allows one open alert per key whatever runs at once."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_one_open",
+            "model_name", "check", "feature", "statistic",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256), index=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    check: Mapped[str] = mapped_column(String(64))
+    feature: Mapped[str] = mapped_column(String(256))
+    statistic: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
