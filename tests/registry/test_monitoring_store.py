@@ -84,3 +84,11 @@ def test_bad_results_are_refused() -> None:
                     check="drift", feature="", statistic="x", value=None, threshold=None,
                     status="ok")  # fmt: skip
     assert _result(0, "ok", float("nan")).value is None
+
+
+def test_latest_result_per_key(store: MonitoringStore) -> None:
+    store.record([_result(0, "ok", 0.01), _result(1, "fail", 0.3)])
+    store.record([_result(0, "ok", 0.02, feature="income")])
+    latest = {(r.feature, r.value) for r in store.latest("churn")}
+    assert latest == {("age", 0.3), ("income", 0.02)}
+    assert store.latest("nobody") == []

@@ -126,3 +126,35 @@ def test_full_buffer_drops_and_counts(tmp_path, iris_data) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_monitor_results_and_alerts_are_exported(tmp_path, iris_data) -> None:
+    import httpx
+    from sklearn.linear_model import LogisticRegression
+
+    from watchkeeper.monitoring.results import CheckResult
+    from watchkeeper.registry.monitoring import MonitoringStore
+
+    X, y = iris_data
+    settings = Settings(home=tmp_path, user="tester")
+    t = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    with Registry(settings) as registry:
+        registry.register("iris", LogisticRegression(max_iter=500).fit(X, y), input_example=X,
+                          stage="production")  # fmt: skip
+        store = MonitoringStore(registry.engine)
+        result = CheckResult(model="iris", version=1, window_start=t,
+                             window_end=t + timedelta(hours=1), check="drift",
+                             feature="petal_width", statistic="wasserstein", value=0.42,
+                             threshold=0.1, status="fail")  # fmt: skip
+        store.record([result])
+        store.apply_alerts([result])
+    url, server, thread = start_server(settings, ServeOptions(logbook=None))
+    try:
+        text = httpx.get(f"{url}/metrics").text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    labels = 'check="drift",feature="petal_width",model="iris",statistic="wasserstein"'
+    assert f"watchkeeper_monitor_value{{{labels}}} 0.42" in text
+    assert f"watchkeeper_monitor_failing{{{labels}}} 1.0" in text
+    assert 'watchkeeper_alerts_open{check="drift",model="iris"} 1.0' in text

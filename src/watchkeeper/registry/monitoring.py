@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from watchkeeper.errors import AlertNotFound
@@ -84,6 +84,23 @@ class MonitoringStore:
         query = query.order_by(MonitorResultRow.window_start, MonitorResultRow.id)
         with session_scope(self.engine) as session:
             return [_result(row) for row in session.scalars(query)]
+
+    def latest(self, model: str | None = None) -> list[CheckResult]:
+        """The newest result of every (model, check, feature, statistic): what /metrics shows."""
+        newest = (
+            select(
+                MonitorResultRow.model_name, MonitorResultRow.check, MonitorResultRow.feature,
+                MonitorResultRow.statistic, func.max(MonitorResultRow.id).label("id"),
+            )
+            .group_by(MonitorResultRow.model_name, MonitorResultRow.check,
+                      MonitorResultRow.feature, MonitorResultRow.statistic)
+        )  # fmt: skip
+        if model is not None:
+            newest = newest.where(MonitorResultRow.model_name == model)
+        ids = newest.subquery().c.id
+        query = select(MonitorResultRow).where(MonitorResultRow.id.in_(select(ids)))
+        with session_scope(self.engine) as session:
+            return [_result(row) for row in session.scalars(query.order_by(MonitorResultRow.id))]
 
     def apply_alerts(self, results: Sequence[CheckResult]) -> AlertChanges:
         """Open, update and close alerts for these results, in one transaction."""

@@ -22,6 +22,7 @@ from watchkeeper.errors import InvalidInput, StoreUnavailable, WatchkeeperError
 from watchkeeper.logbook import Logbook, LogbookConfig
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
+from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.serving import api, feedback, openapi
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy
@@ -79,6 +80,7 @@ class Server:
             LiveStatsStore(self.registry.engine).write,
             interval=self.options.live_stats_interval,
         )
+        self.metrics.watch_monitors(MonitoringStore(self.registry.engine))
         self.logbook = self._open_logbook()
         self.predictor = Predictor(
             self.table, self.metrics, self.options.limits, self.live, self.logbook

@@ -20,7 +20,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import LogbookStats
+from watchkeeper.monitoring.results import CheckResult
+from watchkeeper.registry.monitoring import Alert, MonitoringStore
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -79,6 +82,48 @@ class _LogbookCollector(Collector):
         )
         buffered.add_metric([], now.buffered_rows)
         yield buffered
+
+
+class _MonitorCollector(Collector):
+    """The latest value of every monitor check, and open alerts, read from the database at
+    scrape time (cached for ``ttl`` seconds so a busy Prometheus does not load the database)."""
+
+    def __init__(self, store: MonitoringStore, *, ttl: float = 15.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._cached: tuple[float, list[CheckResult], list[Alert]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self.ttl:
+            try:
+                self._cached = (now, self.store.latest(), self.store.alerts())
+            except WatchkeeperError:  # the database is away: export nothing rather than fail
+                return
+        _, results, alerts = self._cached
+        value = GaugeMetricFamily(
+            "watchkeeper_monitor_value",
+            "Latest value of each monitor statistic (drift score, null ratio, performance...).",
+            labels=["model", "check", "feature", "statistic"],
+        )
+        failing = GaugeMetricFamily(
+            "watchkeeper_monitor_failing", "1 when the latest result of a check failed.",
+            labels=["model", "check", "feature", "statistic"],
+        )  # fmt: skip
+        for r in results:
+            labels = [r.model, r.check, r.feature, r.statistic]
+            if r.value is not None:
+                value.add_metric(labels, r.value)
+            failing.add_metric(labels, 1.0 if r.status == "fail" else 0.0)
+        open_alerts = GaugeMetricFamily(
+            "watchkeeper_alerts_open", "Open alerts.", labels=["model", "check"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for a in alerts:
+            counts[(a.model, a.check)] = counts.get((a.model, a.check), 0) + 1
+        for (model, check), n in counts.items():
+            open_alerts.add_metric([model, check], n)
+        yield from (value, failing, open_alerts)
 
 
 class ServingMetrics:
@@ -150,6 +195,9 @@ class ServingMetrics:
 
     def watch_logbook(self, stats: Callable[[], LogbookStats]) -> None:
         self.registry.register(_LogbookCollector(stats))
+
+    def watch_monitors(self, store: MonitoringStore) -> None:
+        self.registry.register(_MonitorCollector(store))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
