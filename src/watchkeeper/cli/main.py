@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import db, logbook, models, serve
+from watchkeeper.cli import db, logbook, models, monitor, serve
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
 
 app = new_app("watchkeeper: deploy ML models and keep them working as data shifts.")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(monitor.app, name="monitor")
 app.add_typer(logbook.feedback_app, name="feedback")
 app.add_typer(logbook.logbook_app, name="logbook")
 app.command()(serve.serve)

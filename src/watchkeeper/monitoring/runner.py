@@ -1,0 +1,172 @@
+"""Running a monitor over one window of the logbook.
+
+The runner is handed open stores (registry, logbook, monitoring store) and does the reading
+and recording; every computation is a pure function from the other modules. It returns the
+alert changes for the caller to deliver (``watchkeeper.notify``): monitoring never speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from watchkeeper.errors import InvalidInput
+from watchkeeper.logbook import Logbook
+from watchkeeper.models.signature import Signature
+from watchkeeper.monitoring.checks import (
+    Window,
+    drift_results,
+    performance_results,
+    quality_results,
+)
+from watchkeeper.monitoring.drift import DriftPolicy, count_window, detect_drift_binned
+from watchkeeper.monitoring.performance import evaluate
+from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
+from watchkeeper.monitoring.quality import QualityPolicy, check_quality
+from watchkeeper.monitoring.results import CheckResult
+from watchkeeper.registry import ModelVersion, Registry
+from watchkeeper.registry.monitoring import AlertChanges, MonitoringStore
+
+CHECKS = ("quality", "drift", "prediction_drift", "performance")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorSpec:
+    """What to check for one model: window length, checks and thresholds (serialisable)."""
+
+    model: str
+    window: timedelta = timedelta(hours=1)
+    version: int | None = None  # default: the production version
+    checks: tuple[str, ...] = CHECKS
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
+    performance_tolerance: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.checks) - set(CHECKS))
+        if unknown:
+            raise InvalidInput(f"unknown check(s) {unknown}; choose from {list(CHECKS)}")
+        if self.window <= timedelta(0):
+            raise InvalidInput("the window must be longer than zero")
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    window: Window
+    rows: int
+    labelled: int
+    results: tuple[CheckResult, ...]
+    alerts: AlertChanges
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.window.model,
+            "version": self.window.version,
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "rows": self.rows,
+            "labelled_rows": self.labelled,
+            "failed": len(self.failed),
+            "results": [r.to_dict() for r in self.results],
+            "alerts_opened": [a.message for a in self.alerts.opened],
+            "alerts_closed": [a.message for a in self.alerts.closed],
+        }
+
+
+def run_monitor(
+    spec: MonitorSpec, *, registry: Registry, logbook: Logbook, store: MonitoringStore,
+    end: datetime,
+) -> MonitorRun:  # fmt: skip
+    """Compute every check of ``spec`` on the window ending at ``end``; store and alert."""
+    version = registry.get(f"{spec.model}@{spec.version or 'production'}")
+    window = Window(spec.model, version.version, end - spec.window, end)
+    table = logbook.read(spec.model, window.start, window.end, version=version.version)
+    signature = Signature.from_dict(version.signature) if version.signature else None
+    profile = registry.profile_of(version)
+    frame = _inputs(table, signature)
+    results: list[CheckResult] = []
+    if table.num_rows == 0:
+        results.append(window.result("quality", "", "row_count", 0.0, None, "skipped"))
+    else:
+        results += _window_checks(spec, window, frame, table, signature, profile)
+    labelled = 0
+    if "performance" in spec.checks:
+        perf, labelled = _performance(spec, window, logbook, version, profile)
+        results += perf
+    store.record(results)
+    changes = store.apply_alerts(results)
+    return MonitorRun(window, table.num_rows, labelled, tuple(results), changes)
+
+
+def _window_checks(
+    spec: MonitorSpec, window: Window, frame: pd.DataFrame, table: pa.Table,
+    signature: Signature | None, profile: DatasetProfile | None,
+) -> list[CheckResult]:  # fmt: skip
+    out: list[CheckResult] = []
+    if "quality" in spec.checks and signature is not None:
+        out += quality_results(window, check_quality(frame, signature, profile,
+                                                     policy=spec.quality))  # fmt: skip
+    if "drift" in spec.checks and profile is not None:
+        report = detect_drift_binned(profile, count_window(profile, frame), policy=spec.drift)
+        out += drift_results(window, report)
+    if "prediction_drift" in spec.checks and profile is not None and profile.predictions:
+        outputs = DatasetProfile(row_count=profile.row_count,
+                                 features={"prediction": profile.predictions})  # fmt: skip
+        current = {"prediction": _predictions(table)}
+        report = detect_drift_binned(outputs, count_window(outputs, current), policy=spec.drift)
+        out += drift_results(window, report, check="prediction_drift")
+    return out
+
+
+def _inputs(table: pa.Table, signature: Signature | None) -> pd.DataFrame:
+    """The logged inputs under their own names (``feature_age`` -> ``age``)."""
+    prefix = "feature_"
+    names = [c for c in table.column_names if c.startswith(prefix)]
+    frame = table.select(names).to_pandas() if names else pd.DataFrame(index=range(0))
+    frame.columns = [c[len(prefix) :] for c in frame.columns]
+    if signature is not None:
+        frame = frame.reindex(columns=[n for n in signature.names if n in frame.columns])
+    return frame
+
+
+def _predictions(table: pa.Table) -> np.ndarray[Any, Any]:
+    numeric = table.column("prediction").to_numpy(zero_copy_only=False)
+    if "prediction_label" in table.column_names:
+        labels = table.column("prediction_label").to_numpy(zero_copy_only=False)
+        if np.isnan(numeric.astype(float)).all() and len(labels):
+            return np.asarray(labels, dtype=object)
+    return np.asarray(numeric)
+
+
+def _performance(
+    spec: MonitorSpec, window: Window, logbook: Logbook, version: ModelVersion,
+    profile: DatasetProfile | None,
+) -> tuple[list[CheckResult], int]:  # fmt: skip
+    joined = logbook.join_feedback(spec.model, window.start, window.end, version=version.version)
+    if joined.num_rows == 0 or "label" not in joined.column_names:
+        return [], 0
+    frame = joined.to_pandas()
+    labelled = frame[frame["label"].notna()]
+    coverage = len(labelled) / len(frame)
+    out = [window.result("performance", "", "label_coverage", coverage, None, "ok")]
+    if len(labelled) < 2:
+        return out, len(labelled)
+    classify = isinstance(getattr(profile, "predictions", None), CategoricalProfile)
+    y_pred = labelled["prediction"].to_numpy(dtype=float)
+    report = evaluate("classification" if classify else "regression",
+                      labelled["label"].to_numpy(dtype=float), y_pred, n_boot=100)  # fmt: skip
+    out += performance_results(window, report, version.metrics,
+                               tolerance=spec.performance_tolerance)  # fmt: skip
+    lag = labelled["label_delay_s"].median() if "label_delay_s" in labelled else None
+    if lag is not None and not pd.isna(lag):
+        out.append(window.result("performance", "", "label_lag_p50_s", float(lag), None, "ok"))
+    return out, len(labelled)
