@@ -7,6 +7,8 @@ alert changes for the caller to deliver (``watchkeeper.notify``): monitoring nev
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,14 +27,16 @@ from watchkeeper.monitoring.checks import (
     quality_results,
 )
 from watchkeeper.monitoring.drift import DriftPolicy, count_window, detect_drift_binned
+from watchkeeper.monitoring.estimation import estimate_performance
 from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
 from watchkeeper.monitoring.quality import QualityPolicy, check_quality
 from watchkeeper.monitoring.results import CheckResult
 from watchkeeper.registry import ModelVersion, Registry
+from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.registry.monitoring import AlertChanges, MonitoringStore
 
-CHECKS = ("quality", "drift", "prediction_drift", "performance")
+CHECKS = ("quality", "drift", "prediction_drift", "performance", "estimated", "operational")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +50,8 @@ class MonitorSpec:
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     quality: QualityPolicy = field(default_factory=QualityPolicy)
     performance_tolerance: float = 0.0
+    max_error_rate: float = 0.01  # operational: share of 5xx answers that fails the check
+    max_latency_p99_s: float | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.checks) - set(CHECKS))
@@ -84,7 +90,7 @@ class MonitorRun:
 
 def run_monitor(
     spec: MonitorSpec, *, registry: Registry, logbook: Logbook, store: MonitoringStore,
-    end: datetime,
+    end: datetime, live: LiveStatsStore | None = None,
 ) -> MonitorRun:  # fmt: skip
     """Compute every check of ``spec`` on the window ending at ``end``; store and alert."""
     version = registry.get(f"{spec.model}@{spec.version or 'production'}")
@@ -98,10 +104,15 @@ def run_monitor(
         results.append(window.result("quality", "", "row_count", 0.0, None, "skipped"))
     else:
         results += _window_checks(spec, window, frame, table, signature, profile)
+    if "estimated" in spec.checks and table.num_rows:
+        results += _estimated(window, table)
     labelled = 0
     if "performance" in spec.checks:
         perf, labelled = _performance(spec, window, logbook, version, profile)
         results += perf
+    if "operational" in spec.checks and live is not None:
+        counts = live.merged(spec.model, window.start, window.end, version=version.version)
+        results += operational_results(window, counts, spec)
     store.record(results)
     changes = store.apply_alerts(results)
     return MonitorRun(window, table.num_rows, labelled, tuple(results), changes)
@@ -125,6 +136,69 @@ def _window_checks(
         report = detect_drift_binned(outputs, count_window(outputs, current), policy=spec.drift)
         out += drift_results(window, report, check="prediction_drift")
     return out
+
+
+def _estimated(window: Window, table: pa.Table) -> list[CheckResult]:
+    """CBPE: classifier performance expected from the logged probabilities, before labels."""
+    if "probabilities" not in table.column_names or "classes" not in table.column_names:
+        return []
+    logged = table.select(["probabilities", "classes"]).drop_null()
+    if logged.num_rows == 0:
+        return []
+    proba = np.asarray(logged.column("probabilities").to_pylist(), dtype=float)
+    classes = json.loads(logged.column("classes")[0].as_py())
+    estimate = estimate_performance(proba, classes=np.arange(len(classes)))
+    return [
+        window.result("estimated", "", name, value.estimated, None, "ok")
+        for name, value in estimate.metrics.items()
+    ]
+
+
+def operational_results(
+    window: Window, counts: Mapping[tuple[int, str], list[int]], spec: MonitorSpec
+) -> list[CheckResult]:
+    """Requests, throughput, error rate and latency percentiles from the live aggregates."""
+    version = window.version or 0
+    requests = counts.get((version, "requests"))
+    if not requests or requests[0] == 0:
+        return []
+    total, _ok, client, server = requests
+    seconds = max((window.end - window.start).total_seconds(), 1e-9)
+    error_rate = server / total
+    out = [
+        window.result("operational", "", "requests", float(total), None, "ok"),
+        window.result("operational", "", "throughput_rps", total / seconds, None, "ok"),
+        window.result("operational", "", "client_error_rate", client / total, None, "ok"),
+        window.result("operational", "", "error_rate", error_rate, spec.max_error_rate,
+                      "fail" if error_rate > spec.max_error_rate else "ok"),
+    ]  # fmt: skip
+    rows = counts.get((version, "rows"))
+    if rows:
+        out.append(window.result("operational", "", "rows", float(rows[0]), None, "ok"))
+    latency = counts.get((version, "latency_ms"))
+    if latency and sum(latency):
+        for q in (0.5, 0.95, 0.99):
+            value = histogram_quantile(latency, LATENCY_EDGES_MS, q) / 1000.0
+            limit = spec.max_latency_p99_s if q == 0.99 else None
+            bad = limit is not None and value > limit
+            out.append(window.result("operational", "", f"latency_p{round(q * 100)}_s", value,
+                                     limit, "fail" if bad else "ok"))  # fmt: skip
+    return out
+
+
+def histogram_quantile(counts: Sequence[int], edges: Sequence[float], q: float) -> float:
+    """The upper edge of the bin holding quantile ``q`` (the last, open bin: its lower edge).
+
+    >>> histogram_quantile([0, 5, 5, 0], [1.0, 2.0, 5.0], 0.5)
+    2.0
+    """
+    target = q * sum(counts)
+    running = 0
+    for i, count in enumerate(counts):
+        running += count
+        if running >= target and count:
+            return float(edges[min(i, len(edges) - 1)])
+    return float(edges[-1])
 
 
 def _inputs(table: pa.Table, signature: Signature | None) -> pd.DataFrame:

@@ -17,6 +17,9 @@ from sqlalchemy import Engine, select, update
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.schema import LiveStatsRow
 
+# Upper edges (ms) of the latency histogram; one more bin than edges, the last is "above".
+LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
 
 @dataclass(frozen=True)
 class LiveCounts:

@@ -38,10 +38,9 @@ from watchkeeper.monitoring.profile import (
     bin_counts,
     category_counts,
 )
-from watchkeeper.registry.live import LiveCounts
+from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveCounts
 
 log = logging.getLogger("watchkeeper.serving")
-LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 _LATENCY = np.asarray(LATENCY_EDGES_MS, dtype=np.float64)
 
 Key = tuple[str, int, datetime]  # model, version, minute
