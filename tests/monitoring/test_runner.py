@@ -94,3 +94,32 @@ def test_run_monitor_estimates_and_counts_live_traffic(tmp_path: Path) -> None:
     expected = float(np.mean(proba.max(axis=1)))
     assert abs(found[("estimated", "accuracy")].value - expected) < 1e-9
     assert run.labelled == 0
+
+
+def test_multivariate_check_sees_a_joint_shift(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(6000, 2))
+    reference = pd.DataFrame({"a": base[:, 0], "b": 0.9 * base[:, 0] + 0.44 * base[:, 1]})
+    flipped = rng.normal(size=(3000, 2))
+    current = pd.DataFrame({"a": flipped[:, 0], "b": -0.9 * flipped[:, 0] + 0.44 * flipped[:, 1]})
+    data = tmp_path / "train.parquet"
+    reference.to_parquet(data)
+    model = LogisticRegression().fit(reference, (reference["a"] > 0).astype(int))
+    settings = Settings(home=tmp_path / "home")
+    with Registry(settings) as registry:
+        registry.register("m", model, input_example=reference, reference_data=data,
+                          stage="production")  # fmt: skip
+        with Logbook(settings.resolved_logbook_url) as book:
+            book.log_predictions(PredictionBatch(
+                request_id="r", model="m", version=1, role="primary",
+                timestamp=END - timedelta(minutes=5), features=current.to_numpy(),
+                feature_names=["a", "b"], predictions=model.predict(current).astype(float),
+                probabilities=None, classes=None, latency_s=0.01,
+            ))  # fmt: skip
+        spec = MonitorSpec(model="m", checks=("drift", "multivariate"))
+        run = run_monitor(spec, registry=registry, logbook=Logbook(settings.resolved_logbook_url),
+                          store=MonitoringStore(registry.engine), end=END)  # fmt: skip
+    found = {(r.check, r.feature, r.statistic): r for r in run.results}
+    assert found[("multivariate", "", "domain_auc")].status == "fail"
+    importance = [r.feature for r in run.results if r.statistic == "importance"]
+    assert set(importance[:2]) == {"a", "b"}

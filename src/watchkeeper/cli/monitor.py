@@ -18,7 +18,7 @@ from watchkeeper.monitoring.drift import count_window
 from watchkeeper.monitoring.html import render_report
 from watchkeeper.monitoring.profile import DatasetProfile, profile_frame
 from watchkeeper.monitoring.results import CheckResult, by_status
-from watchkeeper.monitoring.runner import MonitorSpec, run_monitor
+from watchkeeper.monitoring.runner import CHECKS, MonitorSpec, run_monitor
 from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
@@ -45,11 +45,15 @@ def run(
     end: Annotated[str | None, typer.Option(help="Window end, ISO-8601 (default: now).")] = None,
     webhook: Annotated[list[str] | None, typer.Option(help="POST alert changes here.")] = None,
     fail_on: FailOn = "never",
+    multivariate: Annotated[
+        bool, typer.Option(help="Also run the domain-classifier check on the training data.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check one window of NAME's logbook; store the results; open and close alerts."""
     _check_fail_on(fail_on)
-    spec = MonitorSpec(model=name, window=parse_duration(window), version=version)
+    checks = (*CHECKS, "multivariate") if multivariate else CHECKS
+    spec = MonitorSpec(model=name, window=parse_duration(window), version=version, checks=checks)
     stop = _parse_end(end)
     sinks: list[AlertSink] = [LogSink(), *(WebhookSink(url) for url in webhook or [])]
     with open_registry(ctx) as registry:

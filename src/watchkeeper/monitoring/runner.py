@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,12 @@ from watchkeeper.monitoring.checks import (
     performance_results,
     quality_results,
 )
-from watchkeeper.monitoring.drift import DriftPolicy, count_window, detect_drift_binned
+from watchkeeper.monitoring.drift import (
+    DriftPolicy,
+    count_window,
+    detect_drift_binned,
+    domain_classifier_drift,
+)
 from watchkeeper.monitoring.estimation import estimate_performance
 from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
@@ -35,8 +41,10 @@ from watchkeeper.monitoring.results import CheckResult
 from watchkeeper.registry import ModelVersion, Registry
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.registry.monitoring import AlertChanges, MonitoringStore
+from watchkeeper.registry.registry import read_table
 
 CHECKS = ("quality", "drift", "prediction_drift", "performance", "estimated", "operational")
+ALL_CHECKS = (*CHECKS, "multivariate")  # multivariate needs the raw reference data: opt in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,9 +62,9 @@ class MonitorSpec:
     max_latency_p99_s: float | None = None
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.checks) - set(CHECKS))
+        unknown = sorted(set(self.checks) - set(ALL_CHECKS))
         if unknown:
-            raise InvalidInput(f"unknown check(s) {unknown}; choose from {list(CHECKS)}")
+            raise InvalidInput(f"unknown check(s) {unknown}; choose from {list(ALL_CHECKS)}")
         if self.window <= timedelta(0):
             raise InvalidInput("the window must be longer than zero")
 
@@ -104,6 +112,8 @@ def run_monitor(
         results.append(window.result("quality", "", "row_count", 0.0, None, "skipped"))
     else:
         results += _window_checks(spec, window, frame, table, signature, profile)
+    if "multivariate" in spec.checks and table.num_rows:
+        results += _multivariate(window, version, frame)
     if "estimated" in spec.checks and table.num_rows:
         results += _estimated(window, table)
     labelled = 0
@@ -135,6 +145,19 @@ def _window_checks(
         current = {"prediction": _predictions(table)}
         report = detect_drift_binned(outputs, count_window(outputs, current), policy=spec.drift)
         out += drift_results(window, report, check="prediction_drift")
+    return out
+
+
+def _multivariate(window: Window, version: ModelVersion, frame: pd.DataFrame) -> list[CheckResult]:
+    """Domain classifier on the version's training data (its ``data_uri``) vs the window."""
+    if not version.data_uri or not Path(version.data_uri).exists():
+        return [window.result("multivariate", "", "domain_auc", None, None, "skipped")]
+    reference = read_table(version.data_uri)
+    found = domain_classifier_drift(reference, frame, features=list(frame.columns))
+    out = [window.result("multivariate", "", "domain_auc", found.auc, found.threshold,
+                         "fail" if found.drifted else "ok")]  # fmt: skip
+    out += [window.result("multivariate", name, "importance", value, None, "ok")
+            for name, value in found.top_features[:5]]  # fmt: skip
     return out
 
 

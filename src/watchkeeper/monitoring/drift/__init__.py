@@ -1,5 +1,6 @@
 """Data drift: statistical tests (exact and binned), their automatic choice, calibrated
-thresholds, multiple-testing corrections and per-window reports. Pure numpy/scipy."""
+thresholds, multiple-testing corrections and per-window reports (numpy/scipy), and a
+multivariate domain classifier (scikit-learn, imported only when it runs)."""
 
 from watchkeeper.monitoring.drift.binning import (
     BinnedColumn,
@@ -24,6 +25,7 @@ from watchkeeper.monitoring.drift.correction import (
 from watchkeeper.monitoring.drift.jensenshannon import jensenshannon, jensenshannon_binned
 from watchkeeper.monitoring.drift.ks import ks, ks_binned, ks_binned_tolerance
 from watchkeeper.monitoring.drift.methods import METHODS, Method
+from watchkeeper.monitoring.drift.multivariate import MultivariateDrift, domain_classifier_drift
 from watchkeeper.monitoring.drift.psi import psi, psi_binned, psi_categorical
 from watchkeeper.monitoring.drift.report import (
     DriftReport,
@@ -36,7 +38,6 @@ from watchkeeper.monitoring.drift.result import DriftResult
 from watchkeeper.monitoring.drift.wasserstein import wasserstein, wasserstein_binned
 
 __all__ = [
-    "METHODS",
     "BinnedColumn",
     "Calibration",
     "CalibrationSettings",
@@ -44,7 +45,9 @@ __all__ = [
     "DriftReport",
     "DriftResult",
     "FeatureDrift",
+    "METHODS",
     "Method",
+    "MultivariateDrift",
     "adjust_p_values",
     "benjamini_hochberg",
     "bonferroni",
@@ -58,6 +61,7 @@ __all__ = [
     "default_method",
     "detect_drift",
     "detect_drift_binned",
+    "domain_classifier_drift",
     "feature_kind",
     "jensenshannon",
     "jensenshannon_binned",
