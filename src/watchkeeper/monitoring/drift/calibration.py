@@ -45,7 +45,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import chi2, norm
+from scipy.special import chdtri, ndtr
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.drift._cdf import effective_size
@@ -232,7 +232,7 @@ def _chi2_fit(values: FloatArray, power: float, sigmas: float) -> tuple[float, f
     if mean_x <= 0 or var_x <= 0:
         return mean, std, mean
     dof, s = 2 * mean_x**2 / var_x, var_x / (2 * mean_x)
-    upper = float(s * chi2.isf(norm.sf(sigmas), dof))
+    upper = float(s * chdtri(dof, ndtr(-sigmas)))  # chi2.isf(norm.sf(sigmas), dof)
     return mean, std, upper**power
 
 
