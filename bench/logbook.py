@@ -237,10 +237,7 @@ def bench_serving(tmp: Path, duration: int, rounds: int = 3) -> None:
     results: dict[str, list[float]] = {"on": [], "off": []}
     for _ in range(rounds):
         for mode, flag in (("on", "--logbook"), ("off", "--no-logbook")):
-            server = serve_bench.start(
-                [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port), flag,
-                 "--log-level", "warning"], env, url,
-            )  # fmt: skip
+            server = serve_bench.start(serve_bench.serve_command(port, flag), env, url)
             figures = serve_bench.wrk(f"{url}/v1/models/lr:predict", body, "application/json",
                                       32, duration, tmp)  # fmt: skip
             serve_bench.stop(server)

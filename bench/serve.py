@@ -111,6 +111,12 @@ def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[byt
     return proc
 
 
+def serve_command(port: int, *extra: str) -> list[str]:
+    """``watchkeeper serve`` on ``port`` with ``extra`` options, quiet."""
+    return [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port),
+            "--log-level", "warning", *extra]  # fmt: skip
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(timeout=30)
@@ -211,22 +217,7 @@ def main() -> None:
             )
         stop(bare)
         for model in ("lr", "rf"):
-            server = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "watchkeeper",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--model",
-                    model,
-                    "--log-level",
-                    "warning",
-                ],
-                env,
-                url,
-            )
+            server = start(serve_command(port, "--model", model), env, url)
             for c in args.concurrency:
                 results[("/v1 predict", model, c)] = wrk(
                     f"{url}/v1/models/{model}:predict",
@@ -243,22 +234,7 @@ def main() -> None:
                 rollback_latency(url, tmp / "home", row)  # type: ignore[arg-type]
             stop(server)
         # Several workers on one port: p50 at concurrency 1 shows whether TCP_NODELAY holds.
-        server = start(
-            [
-                sys.executable,
-                "-m",
-                "watchkeeper",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--log-level",
-                "warning",
-            ],
-            env,
-            url,
-        )
+        server = start(serve_command(port, "--workers", "2"), env, url)
         for c in args.concurrency:
             results[("/v1 predict 2 workers", "lr", c)] = wrk(
                 f"{url}/v1/models/lr:predict", v1_body, "application/json", c, args.duration, tmp

@@ -11,7 +11,7 @@ import getpass
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,6 @@ class Settings:
         if "home" in values:
             values["home"] = Path(values["home"])
         return cls(**values)
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
 
 def _current_user() -> str:

@@ -9,7 +9,6 @@ The tree::
     │   ├── AliasNotFound
     │   └── AlertNotFound
     ├── Conflict                      409, exit 1
-    │   ├── AlreadyExists
     │   └── NoEarlierProduction       (rollback with nothing to go back to)
     ├── InvalidInput                  400/422, exit 1
     │   ├── InvalidReference          ("churn@" and friends)
@@ -100,10 +99,6 @@ class AlertNotFound(NotFound):
 
 class Conflict(WatchkeeperError):
     code = "conflict"
-
-
-class AlreadyExists(Conflict):
-    code = "already_exists"
 
 
 class NoEarlierProduction(Conflict):

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from watchkeeper.cli._common import new_app, open_registry, print_json, settings, table
 from watchkeeper.cli.logbook import parse_duration
-from watchkeeper.errors import InvalidInput, NotFound
+from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
-from watchkeeper.monitoring.html import render_report
-from watchkeeper.monitoring.profile import DatasetProfile, profile_frame
+from watchkeeper.monitoring.html import render_report, report_summary
 from watchkeeper.monitoring.results import CheckResult, by_status
-from watchkeeper.monitoring.runner import CHECKS, MonitorSpec, run_monitor
+from watchkeeper.monitoring.runner import CHECKS, MonitorSpec, run_monitor, window_counts
 from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
-from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.registry import read_table
@@ -97,7 +94,7 @@ def compare_files(
                    f"{', '.join(result.drift.drifted) or 'none'}")  # fmt: skip
         _results_table(list(result.results))
     if html is not None:
-        profile = profile_frame(ref)
+        profile = result.profile
         summary = {"model": current.stem, "reference": f"{reference.name} ({len(ref)} rows)",
                    "current": current.name, "rows": len(cur)}  # fmt: skip
         page = render_report(
@@ -127,46 +124,14 @@ def report(
         history = store.series(name, since=now - parse_duration(since))
         latest = store.latest(name)
         wanted = version or max((r.version for r in latest if r.version is not None), default=None)
-        profile, counts, rows = _window_counts(ctx, registry, name, wanted,
-                                               now - parse_duration(window), now)  # fmt: skip
-    summary = _report_summary(name, wanted, latest, rows)
+        logbook = Logbook(settings(ctx).resolved_logbook_url)
+        profile, counts, rows = window_counts(
+            registry, logbook, name, wanted, now - parse_duration(window), now
+        )
+    summary = report_summary(name, wanted, latest, rows)
     page = render_report(title=f"watchkeeper: {name}", summary=summary, results=latest,
                          reference=profile, current_counts=counts, history=history)  # fmt: skip
     _write_html(out, page)
-
-
-def _window_counts(
-    ctx: typer.Context, registry: Registry, name: str, version: int | None,
-    start: datetime, end: datetime,
-) -> tuple[DatasetProfile | None, dict[str, Any] | None, int | None]:  # fmt: skip
-    """The reference profile and the last window counted on its bins, when both exist."""
-    try:
-        found = registry.get(f"{name}@{version if version is not None else 'production'}")
-    except NotFound:
-        return None, None, None
-    profile = registry.profile_of(found)
-    if profile is None:
-        return None, None, None
-    columns = [f"feature_{n}" for n in profile.features]
-    table = Logbook(settings(ctx).resolved_logbook_url).read(
-        name, start, end, version=found.version, columns=columns
-    )
-    frame = {n: table.column(f"feature_{n}").to_numpy(zero_copy_only=False)
-             for n in profile.features}  # fmt: skip
-    return profile, (count_window(profile, frame) if table.num_rows else None), table.num_rows
-
-
-def _report_summary(
-    name: str, version: int | None, latest: Sequence[CheckResult], rows: int | None
-) -> Mapping[str, Any]:
-    summary: dict[str, Any] = {"model": name, "version": version}
-    if latest:
-        end = max(r.window_end for r in latest)
-        start = min(r.window_start for r in latest if r.window_end == end)
-        summary["window"] = f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
-    labelled = next((r.value for r in latest if r.statistic == "labelled_rows"), None)
-    summary |= {"rows": rows, "labelled_rows": None if labelled is None else int(labelled)}
-    return summary
 
 
 def _write_html(path: Path, page: str, *, err: bool = False) -> None:

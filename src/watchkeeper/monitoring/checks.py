@@ -17,7 +17,7 @@ from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.drift import DriftPolicy, DriftReport, detect_drift
 from watchkeeper.monitoring.drift.report import FeatureDrift
 from watchkeeper.monitoring.performance import PerformanceReport
-from watchkeeper.monitoring.profile import DatasetProfile
+from watchkeeper.monitoring.profile import DatasetProfile, profile_frame
 from watchkeeper.monitoring.quality import QualityPolicy, QualityReport, check_quality
 from watchkeeper.monitoring.results import CheckResult, Status
 
@@ -100,6 +100,7 @@ class Comparison:
     drift: DriftReport
     quality: QualityReport | None
     results: tuple[CheckResult, ...]
+    profile: DatasetProfile  # of the reference, for reports that draw its distributions
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -120,6 +121,7 @@ def compare(
 ) -> Comparison:  # fmt: skip
     """Drift and (with a signature) data quality of ``current`` against ``reference``."""
     columns = signature.names if signature is not None else list(reference.columns)
+    profile = profile or profile_frame(reference[columns])
     report = detect_drift(reference[columns], current.reindex(columns=columns),
                           policy=drift or DriftPolicy(), profile=profile)  # fmt: skip
     results = drift_results(window, report)
@@ -129,4 +131,4 @@ def compare(
             current, signature, profile, policy=quality or QualityPolicy()
         )
         results += quality_results(window, quality_report)
-    return Comparison(report, quality_report, tuple(results))
+    return Comparison(report, quality_report, tuple(results), profile)

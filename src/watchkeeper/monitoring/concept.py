@@ -143,10 +143,6 @@ def _column(table: Any, feature: Feature) -> FloatArray:
     return np.asarray(table[:, feature], dtype=np.float64)
 
 
-def _binary(y: npt.ArrayLike, positive: Any) -> npt.NDArray[np.bool_]:
-    return np.asarray(np.asarray(y).ravel() == positive, dtype=np.bool_)
-
-
 def _bin_sums(x: FloatArray, edges: FloatArray, *values: FloatArray) -> list[FloatArray]:
     """Rows, then the sum of each of ``values``, per bin (NaN feature values left out)."""
     if any(v.size != x.size for v in values):

@@ -324,3 +324,17 @@ def _page(title: str, body: str, figures: list[Figure]) -> str:
         f'<script type="application/json" id="wk-figures">{_json(figures)}</script>\n'
         f"<script>{_BOOT}</script></body></html>\n"
     )
+
+
+def report_summary(
+    model: str, version: int | None, latest: Sequence[CheckResult], rows: int | None
+) -> dict[str, Any]:
+    """The summary block of a model's report, from its latest stored results."""
+    summary: dict[str, Any] = {"model": model, "version": version}
+    if latest:
+        end = max(r.window_end for r in latest)
+        start = min(r.window_start for r in latest if r.window_end == end)
+        summary["window"] = f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
+    labelled = next((r.value for r in latest if r.statistic == "labelled_rows"), None)
+    summary |= {"rows": rows, "labelled_rows": None if labelled is None else int(labelled)}
+    return summary

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from watchkeeper.errors import InvalidInput
+from watchkeeper.errors import InvalidInput, NotFound
 from watchkeeper.logbook import Logbook
 from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.checks import (
@@ -28,6 +28,7 @@ from watchkeeper.monitoring.checks import (
     quality_results,
 )
 from watchkeeper.monitoring.drift import (
+    BinnedColumn,
     DriftPolicy,
     count_window,
     detect_drift_binned,
@@ -222,6 +223,29 @@ def histogram_quantile(counts: Sequence[int], edges: Sequence[float], q: float) 
         if running >= target and count:
             return float(edges[min(i, len(edges) - 1)])
     return float(edges[-1])
+
+
+def window_counts(
+    registry: Registry, logbook: Logbook, model: str, version: int | None,
+    start: datetime, end: datetime,
+) -> tuple[DatasetProfile | None, dict[str, BinnedColumn] | None, int | None]:  # fmt: skip
+    """A version's reference profile and one logbook window counted on its bins (for reports).
+
+    ``(None, None, None)`` when the version or its profile does not exist; counts are None for
+    an empty window.
+    """
+    try:
+        found = registry.get(f"{model}@{version if version is not None else 'production'}")
+    except NotFound:
+        return None, None, None
+    profile = registry.profile_of(found)
+    if profile is None:
+        return None, None, None
+    columns = [f"feature_{name}" for name in profile.features]
+    table = logbook.read(model, start, end, version=found.version, columns=columns)
+    if table.num_rows == 0:
+        return profile, None, 0
+    return profile, count_window(profile, _inputs(table, None)), table.num_rows
 
 
 def _inputs(table: pa.Table, signature: Signature | None) -> pd.DataFrame:

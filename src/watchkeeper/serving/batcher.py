@@ -66,10 +66,6 @@ class MicroBatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     async def submit(self, batch: ValidatedBatch, *, want_proba: bool = False) -> Outputs:
         if self._closed:
             raise RuntimeError("batcher closed")  # never reached by requests: see close()

@@ -91,7 +91,7 @@ class Predictor:
         routing_key: str | None = None,
     ) -> Reply:
         start = time.perf_counter()
-        arrived = datetime.now(UTC)
+        arrived = datetime.now(UTC) if self.logbook is not None else None
         request_id = request_id or self._ids.next()
         name, version, status = model.partition("@")[0], "", 200
         deployed: Deployed | None = None
@@ -119,7 +119,7 @@ class Predictor:
                         model=name,
                         version=deployed.version.version,
                         role="primary",
-                        timestamp=arrived,
+                        timestamp=arrived or datetime.now(UTC),
                         features=validated.data,
                         feature_names=names,
                         predictions=predictions,
