@@ -20,3 +20,17 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
         exec(compile(block, str(README), "exec"), {})
     assert capsys.readouterr().out.strip().endswith("True")
     assert (tmp_path / ".watchkeeper" / "watchkeeper.db").is_file()
+
+
+def test_toml_examples_declare_valid_monitors(tmp_path: Path) -> None:
+    from watchkeeper.config import Settings
+    from watchkeeper.monitoring.spec import declared_monitors
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "the README shows a watchkeeper.toml"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"{i}.toml"
+        path.write_text(block)
+        settings = Settings.load(env={}, config_file=path)
+        for name, spec in declared_monitors(settings).items():
+            assert spec.model == name

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,21 @@ from watchkeeper.errors import InvalidInput
 
 ENV_PREFIX = "WATCHKEEPER_"
 _TOML_SECTION = "watchkeeper"
+_TABLES = ("monitors",)  # top-level TOML tables kept whole, one sub-table per model
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``2w``, ``45s``.
+
+    >>> parse_duration("90m")
+    datetime.timedelta(seconds=5400)
+    """
+    match = _DURATION.match(str(text).strip())
+    if match is None:
+        raise InvalidInput(f"'{text}' is not a duration: use e.g. 90d, 12h, 30m")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +51,7 @@ class Settings:
     artifact_url: str | None = None
     logbook_url: str | None = None
     user: str = field(default_factory=lambda: _current_user())
+    monitors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept a str, as people will pass one
@@ -68,7 +86,7 @@ class Settings:
         if path.is_file():
             values.update(_read_toml(path))
         known = {f.name for f in fields(cls)}
-        for name in known:
+        for name in known - set(_TABLES):
             key = f"{ENV_PREFIX}{name.upper()}"
             if key in env and env[key] != "":
                 values[name] = env[key]
@@ -96,4 +114,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     section = data.get(_TOML_SECTION, data)
     if not isinstance(section, dict):
         raise InvalidInput(f"[{_TOML_SECTION}] in {path} must be a table")
-    return {k: v for k, v in section.items() if not isinstance(v, dict)}
+    values = {k: v for k, v in section.items() if not isinstance(v, dict)}
+    for name in _TABLES:
+        tables = data.get(name, {})
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            raise InvalidInput(f"[{name}] in {path} must hold one [{name}.NAME] table per model")
+        if tables:
+            values[name] = tables
+    return values

@@ -122,3 +122,45 @@ def test_monitor_user_errors(setup) -> None:
     assert bad.exit_code == 1
     assert "not a duration" in bad.output
     assert _run("monitor", "run", "m", "--fail-on", "sometimes").exit_code == 1
+
+
+def test_declared_monitor_runs_with_its_own_window_and_webhook(
+    setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, model = setup
+    _log(home, model, _data(3_000, 3, shift=0.5), flip=False)
+    with Receiver(fail_first=0) as receiver:
+        config = home / "watchkeeper.toml"
+        config.write_text(f'[monitors.m]\nwindow = "2h"\nchecks = ["drift"]\n'
+                          f'webhooks = ["{receiver.url}"]\n')  # fmt: skip
+        monkeypatch.setenv("WATCHKEEPER_CONFIG", str(config))
+        listed = _run("monitor", "list", "--json")
+        assert json.loads(listed.output) == [
+            {"model": "m", "window": "2h", "every": "2h", "checks": "drift", "webhooks": 1}
+        ]
+        result = _run("monitor", "run", "--all", "--end", END.isoformat(), "--json")
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.output)
+    assert run["window_start"] == (END - timedelta(hours=2)).isoformat()
+    assert {r["check"] for r in run["results"]} == {"drift"}
+    assert ("drift", "a") in {(a["check"], a["feature"]) for a in receiver.bodies[0]["opened"]}
+    # an option on the command line wins over the declaration
+    narrow = _run("monitor", "run", "m", "--window", "30m", "--end", END.isoformat(), "--json")
+    assert json.loads(narrow.output)["window_start"] == (END - timedelta(minutes=30)).isoformat()
+
+
+def test_run_needs_a_name_or_all(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, _model = setup
+    monkeypatch.setenv("WATCHKEEPER_CONFIG", str(home / "absent.toml"))
+    neither = _run("monitor", "run")
+    assert neither.exit_code == 1
+    assert "NAME or --all" in neither.output
+    nothing = _run("monitor", "run", "--all")
+    assert nothing.exit_code == 1
+    assert "no monitors are declared" in nothing.output
+    (home / "bad.toml").write_text('[monitors.m]\nwindow = "soon"\n')
+    monkeypatch.setenv("WATCHKEEPER_CONFIG", str(home / "bad.toml"))
+    bad = _run("monitor", "list")
+    assert bad.exit_code == 1
+    assert "monitors.m" in bad.output
+    assert "Traceback" not in bad.output

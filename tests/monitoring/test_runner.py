@@ -7,17 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from watchkeeper.config import Settings
-from watchkeeper.logbook import Logbook, PredictionBatch
+from watchkeeper.logbook import FeedbackItem, Logbook, PredictionBatch
 from watchkeeper.monitoring.checks import Window
 from watchkeeper.monitoring.runner import (
-    MonitorSpec,
     histogram_quantile,
     operational_results,
     run_monitor,
 )
+from watchkeeper.monitoring.spec import MonitorSpec
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
@@ -123,3 +124,81 @@ def test_multivariate_check_sees_a_joint_shift(tmp_path: Path) -> None:
     assert found[("multivariate", "", "domain_auc")].status == "fail"
     importance = [r.feature for r in run.results if r.statistic == "importance"]
     assert set(importance[:2]) == {"a", "b"}
+
+
+def _log_labelled(settings: Settings, model, frame: pd.DataFrame, labels: np.ndarray) -> None:
+    with Logbook(settings.resolved_logbook_url) as book:
+        when = END - timedelta(minutes=20)
+        book.log_predictions(PredictionBatch(
+            request_id="w", model="m", version=1, role="primary", timestamp=when,
+            features=frame.to_numpy(), feature_names=list(frame.columns),
+            predictions=model.predict(frame).astype(float), probabilities=None, classes=None,
+            latency_s=0.01,
+        ))  # fmt: skip
+        book.log_feedback(FeedbackItem(request_id="w", row=i, label=int(label),
+                                       timestamp=when + timedelta(minutes=5))
+                          for i, label in enumerate(labels))  # fmt: skip
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_concept_check_tells_a_changed_relation_from_a_stable_one(
+    tmp_path: Path, changed: bool
+) -> None:
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame(rng.normal(size=(4000, 2)), columns=["a", "b"])
+    train["label"] = (train["a"] + rng.normal(scale=0.3, size=4000) > 0).astype(int)
+    data = tmp_path / "train.parquet"
+    train.to_parquet(data)
+    X = train[["a", "b"]]
+    model = LogisticRegression().fit(X, train["label"])
+    current = pd.DataFrame(rng.normal(size=(2000, 2)), columns=["a", "b"])  # same inputs
+    # the same inputs, but now the label follows b instead of a: only the relation moved
+    noise = rng.normal(scale=0.3, size=2000)
+    labels = (current["b" if changed else "a"] + noise > 0).astype(int).to_numpy()
+    settings = Settings(home=tmp_path / "home")
+    with Registry(settings) as registry:
+        registry.register("m", model, input_example=X, reference_data=X, data_uri=str(data),
+                          stage="production")  # fmt: skip
+        _log_labelled(settings, model, current, labels)
+        steps: list[str] = []
+        spec = MonitorSpec(model="m", checks=("drift", "performance", "concept"))
+        run = run_monitor(spec, registry=registry, logbook=Logbook(settings.resolved_logbook_url),
+                          store=MonitoringStore(registry.engine), end=END,
+                          progress=steps.append)  # fmt: skip
+    found = {(r.check, r.feature, r.statistic): r for r in run.results}
+    gap = found[("concept", "", "reference_model_gap")]
+    assert gap.status == ("fail" if changed else "ok")
+    assert (gap.value > 0.3) if changed else (abs(gap.value) < 0.05)
+    assert found[("drift", "", "drift_share")].status == "ok"  # the inputs did not move
+    relation = {f: found[("concept", f, "relation_p_value")].status for f in ("a", "b")}
+    assert relation == ({"a": "fail", "b": "fail"} if changed else {"a": "ok", "b": "ok"})
+    assert "concept drift" in steps
+    assert steps[0] == "reading the logbook"
+    assert run.seconds > 0
+    assert run.rows_per_second > 0
+
+
+def test_concept_check_is_skipped_without_labelled_training_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(500, 2)), columns=["a", "b"])
+    model = LogisticRegression().fit(X, (X["a"] > 0).astype(int))
+    settings = Settings(home=tmp_path)
+    with Registry(settings) as registry:
+        registry.register("m", model, input_example=X, reference_data=X, stage="production")
+        _log_labelled(settings, model, X, (X["a"] > 0).astype(int).to_numpy())
+        spec = MonitorSpec(model="m", checks=("concept",))
+        run = run_monitor(spec, registry=registry, logbook=Logbook(settings.resolved_logbook_url),
+                          store=MonitoringStore(registry.engine), end=END)  # fmt: skip
+    assert [(r.check, r.status) for r in run.results] == [("concept", "skipped")]
+
+
+def test_window_cost_from_predict_cpu_time() -> None:
+    live = LiveStats(replica="r", clock=lambda: END - timedelta(minutes=30))
+    live.observe_request("m", 1, 0.003, 200)
+    live.observe_cpu("m", 1, 1.5)
+    live.observe_cpu("m", 1, 0.5)
+    counts = {(i.version, i.kind): list(i.counts) for i in live.drain()}
+    spec = MonitorSpec(model="m", price_per_cpu_hour=3.6)
+    found = _by_statistic(operational_results(WINDOW, counts, spec))
+    assert found["cpu_seconds"].value == pytest.approx(2.0)
+    assert found["estimated_cost"].value == pytest.approx(2.0 / 3600 * 3.6)

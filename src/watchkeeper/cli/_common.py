@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -59,6 +59,16 @@ def open_registry(ctx: typer.Context) -> Iterator[Registry]:
 def console() -> Console:
     # Piped output is read by people too: do not squeeze tables into 80 columns.
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+@contextmanager
+def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr naming the current step, on a terminal only; a no-op when piped."""
+    if not sys.stderr.isatty():
+        yield lambda _step: None
+        return
+    with Console(stderr=True).status(title) as status:
+        yield lambda step: status.update(f"{title}: {step}")
 
 
 def print_json(data: Any) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Mapping
-from datetime import UTC, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,23 +11,13 @@ import pandas as pd
 import typer
 
 from watchkeeper.cli._common import new_app, settings
+from watchkeeper.config import parse_duration
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import FeedbackItem, Logbook
 from watchkeeper.registry.registry import read_table
 
 feedback_app = new_app("Send ground truth and business outcomes for earlier predictions.")
 logbook_app = new_app("Maintain the logbook of predictions and feedback.")
-
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90d``, ``12h``, ``30m``, ``2w``, ``45s``."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise InvalidInput(f"'{text}' is not a duration: use e.g. 90d, 12h, 30m")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 @feedback_app.command("upload")

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from watchkeeper.cli._common import new_app, open_registry, print_json, settings, table
-from watchkeeper.cli.logbook import parse_duration
+from watchkeeper.cli._common import (
+    new_app,
+    open_registry,
+    print_json,
+    progress_steps,
+    settings,
+    table,
+)
+from watchkeeper.config import parse_duration
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
 from watchkeeper.monitoring.html import render_report, report_summary
 from watchkeeper.monitoring.results import CheckResult, by_status
-from watchkeeper.monitoring.runner import CHECKS, MonitorSpec, run_monitor, window_counts
+from watchkeeper.monitoring.runner import MonitorRun, run_monitor, window_counts
+from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
 from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
@@ -36,8 +45,13 @@ EXIT_CHECK_FAILED = 3
 @app.command()
 def run(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    window: Annotated[str, typer.Option(help="Window length: 1h, 1d, 30m...")] = "1h",
+    name: Annotated[str | None, typer.Argument(help="Model name.")] = None,
+    run_all: Annotated[
+        bool, typer.Option("--all", help="Run every monitor declared in watchkeeper.toml.")
+    ] = False,
+    window: Annotated[
+        str | None, typer.Option(help="Window: 1h, 1d, 30m... (default: declared, else 1h)")
+    ] = None,
     version: Annotated[int | None, typer.Option(help="Version (default: production).")] = None,
     end: Annotated[str | None, typer.Option(help="Window end, ISO-8601 (default: now).")] = None,
     webhook: Annotated[list[str] | None, typer.Option(help="POST alert changes here.")] = None,
@@ -45,31 +59,93 @@ def run(
     multivariate: Annotated[
         bool, typer.Option(help="Also run the domain-classifier check on the training data.")
     ] = False,
+    concept: Annotated[
+        bool, typer.Option(help="Also check for concept drift against the training data.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Check one window of NAME's logbook; store the results; open and close alerts."""
+) -> None:  # fmt: skip
+    """Check one window of NAME's logbook; store the results; open and close alerts.
+
+    A monitor declared in watchkeeper.toml ([monitors.NAME]) gives the defaults; options given
+    here override them."""
     _check_fail_on(fail_on)
-    checks = (*CHECKS, "multivariate") if multivariate else CHECKS
-    spec = MonitorSpec(model=name, window=parse_duration(window), version=version, checks=checks)
+    declared = declared_monitors(settings(ctx))
+    if run_all == (name is not None):
+        raise InvalidInput("give a model NAME or --all, not both or neither")
+    names = [name] if name is not None else sorted(declared)
+    if not names:
+        raise InvalidInput("no monitors are declared: add [monitors.NAME] to watchkeeper.toml")
     stop = _parse_end(end)
-    sinks: list[AlertSink] = [LogSink(), *(WebhookSink(url) for url in webhook or [])]
+    outcomes = []
     with open_registry(ctx) as registry:
-        outcome = run_monitor(
-            spec, registry=registry, logbook=Logbook(settings(ctx).resolved_logbook_url),
-            store=MonitoringStore(registry.engine), end=stop,
-            live=LiveStatsStore(registry.engine),
-        )  # fmt: skip
-    deliver_all(sinks, outcome.alerts)
+        for model in names:
+            spec = _spec(declared.get(model) or MonitorSpec(model=model), window, version,
+                         multivariate=multivariate, concept=concept)  # fmt: skip
+            with progress_steps(f"{model}") as step:
+                outcome = run_monitor(
+                    spec, registry=registry, logbook=Logbook(settings(ctx).resolved_logbook_url),
+                    store=MonitoringStore(registry.engine), end=stop,
+                    live=LiveStatsStore(registry.engine), progress=step,
+                )  # fmt: skip
+            sinks: list[AlertSink] = [LogSink(), *(WebhookSink(url) for url in
+                                                   (*spec.webhooks, *(webhook or [])))]  # fmt: skip
+            deliver_all(sinks, outcome.alerts)
+            outcomes.append(outcome)
+            if not as_json:
+                _print_run(outcome)
     if as_json:
-        print_json(outcome.to_dict())
+        print_json(outcomes[0].to_dict() if name is not None else [o.to_dict() for o in outcomes])
+    if fail_on == "fail":
+        failed = any(o.failed for o in outcomes)
     else:
-        typer.echo(f"{name} v{outcome.window.version}: {outcome.rows} rows, "
-                   f"{outcome.labelled} labelled, {outcome.window.start:%F %T} – "
-                   f"{outcome.window.end:%F %T} UTC")  # fmt: skip
-        _results_table(list(outcome.results))
-    failed = bool(outcome.failed) if fail_on == "fail" else bool(outcome.alerts.opened)
+        failed = any(o.alerts.opened for o in outcomes)
     if fail_on != "never" and failed:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _spec(base: MonitorSpec, window: str | None, version: int | None, *,
+          multivariate: bool, concept: bool) -> MonitorSpec:  # fmt: skip
+    extra = tuple(c for c, on in (("multivariate", multivariate), ("concept", concept))
+                  if on and c not in base.checks)  # fmt: skip
+    return replace(
+        base,
+        window=parse_duration(window) if window is not None else base.window,
+        version=version if version is not None else base.version,
+        checks=(*base.checks, *extra),
+    )
+
+
+def _print_run(outcome: MonitorRun) -> None:
+    typer.echo(f"{outcome.window.model} v{outcome.window.version}: {outcome.rows} rows, "
+               f"{outcome.labelled} labelled, {outcome.window.start:%F %T} – "
+               f"{outcome.window.end:%F %T} UTC")  # fmt: skip
+    _results_table(list(outcome.results))
+    typer.echo(f"checked {outcome.rows} rows in {outcome.seconds:.2f} s "
+               f"({outcome.rows_per_second:,.0f} rows/s)", err=True)  # fmt: skip
+
+
+@app.command("list")
+def list_monitors(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The monitors declared in watchkeeper.toml."""
+    declared = declared_monitors(settings(ctx))
+    rows = [(m.model, _duration(m.window), _duration(m.interval), ", ".join(m.checks),
+             len(m.webhooks)) for m in declared.values()]  # fmt: skip
+    if as_json:
+        print_json([dict(zip(("model", "window", "every", "checks", "webhooks"), row,
+                             strict=True)) for row in rows])  # fmt: skip
+        return
+    table("monitors", ["model", "window", "every", "checks", "webhooks"], rows)
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @app.command("compare")

@@ -8,17 +8,19 @@ alert changes for the caller to deliver (``watchkeeper.notify``): monitoring nev
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from watchkeeper.errors import InvalidInput, NotFound
+from watchkeeper.errors import NotFound
 from watchkeeper.logbook import Logbook
 from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.checks import (
@@ -27,9 +29,9 @@ from watchkeeper.monitoring.checks import (
     performance_results,
     quality_results,
 )
+from watchkeeper.monitoring.concept import reference_model_gap, relation_change
 from watchkeeper.monitoring.drift import (
     BinnedColumn,
-    DriftPolicy,
     count_window,
     detect_drift_binned,
     domain_classifier_drift,
@@ -37,37 +39,15 @@ from watchkeeper.monitoring.drift import (
 from watchkeeper.monitoring.estimation import estimate_performance
 from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
-from watchkeeper.monitoring.quality import QualityPolicy, check_quality
+from watchkeeper.monitoring.quality import check_quality
 from watchkeeper.monitoring.results import CheckResult
+from watchkeeper.monitoring.spec import MonitorSpec
 from watchkeeper.registry import ModelVersion, Registry
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.registry.monitoring import AlertChanges, MonitoringStore
 from watchkeeper.registry.registry import read_table
 
-CHECKS = ("quality", "drift", "prediction_drift", "performance", "estimated", "operational")
-ALL_CHECKS = (*CHECKS, "multivariate")  # multivariate needs the raw reference data: opt in
-
-
-@dataclass(frozen=True, kw_only=True)
-class MonitorSpec:
-    """What to check for one model: window length, checks and thresholds (serialisable)."""
-
-    model: str
-    window: timedelta = timedelta(hours=1)
-    version: int | None = None  # default: the production version
-    checks: tuple[str, ...] = CHECKS
-    drift: DriftPolicy = field(default_factory=DriftPolicy)
-    quality: QualityPolicy = field(default_factory=QualityPolicy)
-    performance_tolerance: float = 0.0
-    max_error_rate: float = 0.01  # operational: share of 5xx answers that fails the check
-    max_latency_p99_s: float | None = None
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.checks) - set(ALL_CHECKS))
-        if unknown:
-            raise InvalidInput(f"unknown check(s) {unknown}; choose from {list(ALL_CHECKS)}")
-        if self.window <= timedelta(0):
-            raise InvalidInput("the window must be longer than zero")
+Progress = Callable[[str], None]  # told the name of each step as it starts
 
 
 @dataclass(frozen=True)
@@ -77,10 +57,15 @@ class MonitorRun:
     labelled: int
     results: tuple[CheckResult, ...]
     alerts: AlertChanges
+    seconds: float = 0.0
 
     @property
     def failed(self) -> list[CheckResult]:
         return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +75,7 @@ class MonitorRun:
             "window_end": self.window.end.isoformat(),
             "rows": self.rows,
             "labelled_rows": self.labelled,
+            "seconds": round(self.seconds, 3),
             "failed": len(self.failed),
             "results": [r.to_dict() for r in self.results],
             "alerts_opened": [a.message for a in self.alerts.opened],
@@ -99,11 +85,14 @@ class MonitorRun:
 
 def run_monitor(
     spec: MonitorSpec, *, registry: Registry, logbook: Logbook, store: MonitoringStore,
-    end: datetime, live: LiveStatsStore | None = None,
+    end: datetime, live: LiveStatsStore | None = None, progress: Progress | None = None,
 ) -> MonitorRun:  # fmt: skip
     """Compute every check of ``spec`` on the window ending at ``end``; store and alert."""
+    step = progress or (lambda _name: None)
+    started = time.perf_counter()
     version = registry.get(f"{spec.model}@{spec.version or 'production'}")
     window = Window(spec.model, version.version, end - spec.window, end)
+    step("reading the logbook")
     table = logbook.read(spec.model, window.start, window.end, version=version.version)
     signature = Signature.from_dict(version.signature) if version.signature else None
     profile = registry.profile_of(version)
@@ -112,21 +101,32 @@ def run_monitor(
     if table.num_rows == 0:
         results.append(window.result("quality", "", "row_count", 0.0, None, "skipped"))
     else:
+        step("data quality and drift")
         results += _window_checks(spec, window, frame, table, signature, profile)
     if "multivariate" in spec.checks and table.num_rows:
+        step("multivariate drift")
         results += _multivariate(window, version, frame)
     if "estimated" in spec.checks and table.num_rows:
         results += _estimated(window, table)
     labelled = 0
-    if "performance" in spec.checks:
-        perf, labelled = _performance(spec, window, logbook, version, profile)
-        results += perf
+    if {"performance", "concept"} & set(spec.checks):
+        step("joining labels")
+        joined = logbook.join_feedback(spec.model, window.start, window.end,
+                                       version=version.version)  # fmt: skip
+        if "performance" in spec.checks:
+            perf, labelled = _performance(spec, window, joined, version, profile)
+            results += perf
+        if "concept" in spec.checks:
+            step("concept drift")
+            results += _concept(spec, window, version, joined, _drift_share(results))
     if "operational" in spec.checks and live is not None:
         counts = live.merged(spec.model, window.start, window.end, version=version.version)
         results += operational_results(window, counts, spec)
+    step("storing results")
     store.record(results)
     changes = store.apply_alerts(results)
-    return MonitorRun(window, table.num_rows, labelled, tuple(results), changes)
+    seconds = time.perf_counter() - started
+    return MonitorRun(window, table.num_rows, labelled, tuple(results), changes, seconds)
 
 
 def _window_checks(
@@ -181,7 +181,8 @@ def _estimated(window: Window, table: pa.Table) -> list[CheckResult]:
 def operational_results(
     window: Window, counts: Mapping[tuple[int, str], list[int]], spec: MonitorSpec
 ) -> list[CheckResult]:
-    """Requests, throughput, error rate and latency percentiles from the live aggregates."""
+    """Requests, throughput, error rate, latency percentiles, rows, CPU seconds and estimated
+    cost (CPU-hours times ``spec.price_per_cpu_hour``) from the live aggregates."""
     version = window.version or 0
     requests = counts.get((version, "requests"))
     if not requests or requests[0] == 0:
@@ -199,6 +200,12 @@ def operational_results(
     rows = counts.get((version, "rows"))
     if rows:
         out.append(window.result("operational", "", "rows", float(rows[0]), None, "ok"))
+    cpu = counts.get((version, "cpu_us"))
+    if cpu:  # CPU time inside the model's predict calls, summed over replicas
+        cpu_s = cpu[0] / 1e6
+        cost = cpu_s / 3600.0 * spec.price_per_cpu_hour
+        out += [window.result("operational", "", "cpu_seconds", cpu_s, None, "ok"),
+                window.result("operational", "", "estimated_cost", cost, None, "ok")]  # fmt: skip
     latency = counts.get((version, "latency_ms"))
     if latency and sum(latency):
         for q in (0.5, 0.95, 0.99):
@@ -269,10 +276,9 @@ def _predictions(table: pa.Table) -> np.ndarray[Any, Any]:
 
 
 def _performance(
-    spec: MonitorSpec, window: Window, logbook: Logbook, version: ModelVersion,
+    spec: MonitorSpec, window: Window, joined: pa.Table, version: ModelVersion,
     profile: DatasetProfile | None,
 ) -> tuple[list[CheckResult], int]:  # fmt: skip
-    joined = logbook.join_feedback(spec.model, window.start, window.end, version=version.version)
     if joined.num_rows == 0 or "label" not in joined.column_names:
         return [], 0
     frame = joined.to_pandas()
@@ -291,3 +297,50 @@ def _performance(
     if lag is not None and not pd.isna(lag):
         out.append(window.result("performance", "", "label_lag_p50_s", float(lag), None, "ok"))
     return out, len(labelled)
+
+
+def _drift_share(results: Sequence[CheckResult]) -> float | None:
+    shares = [r.value for r in results if r.check == "drift" and r.statistic == "drift_share"]
+    return shares[0] if shares else None
+
+
+MIN_CONCEPT_ROWS = 50
+
+
+def _concept(
+    spec: MonitorSpec, window: Window, version: ModelVersion, joined: pa.Table,
+    drift_share: float | None,
+) -> list[CheckResult]:  # fmt: skip
+    """Concept drift: a model trained on the training data (features -> label) scored on the
+    labelled window; a gap with steady inputs is a changed relation, not moved inputs. For
+    binary labels, also which features' conditional label rate moved."""
+    skipped = [window.result("concept", "", "reference_model_gap", None, None, "skipped")]
+    if not version.data_uri or not Path(version.data_uri).exists():
+        return skipped
+    reference = read_table(version.data_uri)
+    if spec.label_column not in reference.columns or "label" not in joined.column_names:
+        return skipped
+    current = joined.filter(pc.is_valid(joined.column("label")))
+    frame = _inputs(current, None)
+    features = [c for c in frame.columns if c in reference.columns
+                and pd.api.types.is_numeric_dtype(reference[c])
+                and pd.api.types.is_numeric_dtype(frame[c])]  # fmt: skip
+    labels = current.column("label").to_numpy(zero_copy_only=False)
+    ref_y = reference[spec.label_column].to_numpy()
+    if len(labels) < MIN_CONCEPT_ROWS or not features or np.unique(ref_y).size < 2:
+        return skipped
+    ref_x = reference[features].fillna(reference[features].median())
+    cur_x = frame[features].fillna(reference[features].median())
+    tolerance = spec.performance_tolerance or 0.05
+    gap = reference_model_gap(ref_x, ref_y.astype(float), cur_x, labels.astype(float),
+                              features=features, input_drift=drift_share,
+                              gap_tolerance=tolerance)  # fmt: skip
+    out = [window.result("concept", "", "reference_model_gap", gap.gap, tolerance,
+                         "fail" if gap.verdict == "concept_drift" else "ok")]  # fmt: skip
+    if np.unique(np.concatenate([ref_y.astype(float), labels.astype(float)])).size == 2:
+        change = relation_change(ref_x, ref_y.astype(float), cur_x, labels.astype(float),
+                                 features=features)  # fmt: skip
+        out += [window.result("concept", f.feature, "relation_p_value", f.p_value,
+                              change.alpha, "fail" if f.changed else "ok")
+                for f in change.features]  # fmt: skip
+    return out

@@ -66,6 +66,7 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.registry = await asyncio.to_thread(Registry, self.settings)
+        self.live = LiveStats()
         self.table = ModelTable(
             self.registry,
             metrics=self.metrics,
@@ -73,8 +74,8 @@ class Server:
             batching=self.options.batching,
             models=list(self.options.models) or None,
             poll_interval=self.options.poll_interval,
+            on_cpu=self.live.observe_cpu,
         )
-        self.live = LiveStats()
         publisher = Publisher(
             self.live,
             LiveStatsStore(self.registry.engine).write,

@@ -8,6 +8,7 @@ totals for the current minute. Totals from every replica merge exactly by summin
 Kinds of counts (the meaning of each list):
 - ``requests``: [answered, ok, client errors (4xx), server errors (5xx)]
 - ``rows``: [rows predicted]
+- ``cpu_us``: [CPU microseconds spent in the model's predict calls]
 - ``latency_ms``: histogram over ``LATENCY_EDGES_MS`` (one more bin than edges: the last is
   "above")
 - ``feature:<name>``: numeric — counts on the reference profile's bins; categorical — counts
@@ -88,6 +89,14 @@ class LiveStats:
         requests[1 if status < 400 else 2 if status < 500 else 3] += 1
         totals["latency_ms"][int(np.searchsorted(_LATENCY, latency_s * 1000.0))] += 1
         self._dirty.add(key)
+
+    def observe_cpu(self, model: str, version: int, seconds: float) -> None:
+        """CPU time of one predict call (a micro-batch), for the cost of a window."""
+        key = (model, version, _minute(self.clock()))
+        with self._lock:
+            totals = self._totals[key]
+            _add(totals, "cpu_us", np.array([int(seconds * 1e6)], dtype=np.int64))
+            self._dirty.add(key)
 
     def observe_batch(
         self, model: str, version: int, names: list[str], data: Any,

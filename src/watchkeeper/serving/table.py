@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.validation import ValidationPolicy, Validator
 
 log = logging.getLogger("watchkeeper.serving")
+CpuObserver = Callable[[str, int, float], None]  # model, version, CPU seconds
 
 
 @dataclass
@@ -77,6 +79,7 @@ class ModelTable:
         batching: BatchingPolicy = BatchingPolicy(),
         models: list[str] | None = None,
         poll_interval: float = 0.25,
+        on_cpu: CpuObserver | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -84,6 +87,7 @@ class ModelTable:
         self.batching = batching
         self.only = set(models) if models else None
         self.poll_interval = poll_interval
+        self.on_cpu = on_cpu
         self.state = TableState()
         self._watcher: asyncio.Task[None] | None = None
         self.started = False
@@ -201,7 +205,7 @@ class ModelTable:
         await asyncio.to_thread(_warm, model, validator)
         name = version.name
         batcher = MicroBatcher(
-            _predict_fn(model),
+            _predict_fn(model, self._cpu_observer(version)),
             policy=self.batching,
             on_batch=self._batch_observer(name),
             name=name,
@@ -216,6 +220,12 @@ class ModelTable:
             profile=profile,
             class_names=[str(c) for c in classes.tolist()] if classes is not None else None,
         )
+
+    def _cpu_observer(self, version: ModelVersion) -> Callable[[float], None] | None:
+        on_cpu = self.on_cpu
+        if on_cpu is None:
+            return None
+        return lambda seconds: on_cpu(version.name, version.version, seconds)
 
     def _batch_observer(self, name: str) -> Callable[[int, int], None]:
         rows = self.metrics.batch_rows.labels(name)
@@ -235,10 +245,18 @@ class ModelTable:
         }
 
 
-def _predict_fn(model: LoadedModel) -> Callable[[Any, bool], Outputs]:
+def _predict_fn(
+    model: LoadedModel, on_cpu: Callable[[float], None] | None = None
+) -> Callable[[Any, bool], Outputs]:
+    """The batcher's call; with ``on_cpu``, the calling thread's CPU time is reported (native
+    threads a library starts are not counted: the figure is a floor)."""
+
     def run(data: Any, want_proba: bool) -> Outputs:
+        cpu = time.thread_time() if on_cpu is not None else 0.0
         predictions = model.predict(data)
         probabilities = model.predict_proba(data) if want_proba and model.has_proba else None
+        if on_cpu is not None:
+            on_cpu(time.thread_time() - cpu)
         return predictions, probabilities
 
     return run
