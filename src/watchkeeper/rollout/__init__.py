@@ -1,0 +1,1 @@
+"""Deployments, traffic policies and the rollout controller: shadow, canary, blue-green, A/B."""
