@@ -8,7 +8,7 @@ whose meaning (which bins) is fixed by ``kind`` — see ``watchkeeper.logbook.li
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,8 +65,9 @@ class LiveStatsStore:
         return written
 
     def merged(
-        self, model: str, start: datetime, end: datetime, *, version: int | None = None
-    ) -> dict[tuple[int, str], list[int]]:
+        self, model: str, start: datetime, end: datetime, *, version: int | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> dict[tuple[int, str], list[int]]:  # fmt: skip
         """``{(version, kind): counts}`` summed over replicas and minutes in [start, end)."""
         query = select(
             LiveStatsRow.version, LiveStatsRow.kind, LiveStatsRow.counts
@@ -77,6 +78,8 @@ class LiveStatsStore:
         )  # fmt: skip
         if version is not None:
             query = query.where(LiveStatsRow.version == version)
+        if kinds is not None:
+            query = query.where(LiveStatsRow.kind.in_(list(kinds)))
         totals: dict[tuple[int, str], list[int]] = defaultdict(list)
         with session_scope(self.engine) as session:
             for v, kind, counts in session.execute(query):

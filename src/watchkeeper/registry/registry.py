@@ -27,6 +27,7 @@ from watchkeeper.models.manifest import file_sha256, hash_directory, write_manif
 from watchkeeper.monitoring.profile import DatasetProfile, profile_frame, profile_values
 from watchkeeper.registry import db
 from watchkeeper.registry.artifacts import ArtifactStore
+from watchkeeper.registry.deployments import DeploymentStore
 from watchkeeper.registry.entities import AuditEvent, ModelVersion, RegisteredModel
 from watchkeeper.registry.refs import ModelRef, check_name
 from watchkeeper.registry.search import Filter
@@ -64,6 +65,7 @@ class Registry:
             self.engine.dispose()
             raise
         self.store = MetadataStore(self.engine)
+        self.deployments = DeploymentStore(self.store)
         self.artifacts = ArtifactStore(
             self.settings.resolved_artifact_url, cache_dir=self.settings.home / "cache"
         )

@@ -91,6 +91,7 @@ class Server:
         try:
             yield
         finally:
+            await self.predictor.drain_shadows()
             await self.table.stop()  # in-flight predictions are answered (and logged) first
             if self.logbook is not None:
                 await asyncio.to_thread(self.logbook.close)

@@ -190,6 +190,12 @@ class ServingMetrics:
             "Logbook flushes that failed (retried).",
             registry=r,
         )
+        self.shadow = Counter(
+            "watchkeeper_shadow_requests",
+            "Copies of requests sent to a shadow version, by outcome (ok, error, dropped).",
+            ["model", "version", "outcome"],
+            registry=r,
+        )
         ProcessCollector(registry=r)
         r.register(_CostCollector(price_per_cpu_hour))
 

@@ -7,8 +7,10 @@ side lives in ``fast.py``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +28,8 @@ from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.protocols import _json
-from watchkeeper.serving.table import Deployed, ModelTable
+from watchkeeper.serving.routing import to_candidate
+from watchkeeper.serving.table import Deployed, ModelTable, Route
 
 log = logging.getLogger("watchkeeper.serving")
 
@@ -69,6 +72,8 @@ class Predictor:
         limits: Limits,
         live: LiveStats,
         logbook: Logbook | None,
+        *,
+        max_shadow_inflight: int = 64,
     ) -> None:
         self.table = table
         self.metrics = metrics
@@ -77,6 +82,9 @@ class Predictor:
         self.logbook = logbook
         self._children: dict[tuple[str, ...], Any] = {}
         self._ids = RequestIds()
+        self._rng = random.Random()
+        self._shadows: set[asyncio.Task[None]] = set()
+        self.max_shadow_inflight = max_shadow_inflight
 
     async def handle(
         self,
@@ -99,8 +107,13 @@ class Predictor:
         try:
             body = await read_body(self.limits.max_body_bytes)
             deployed = await self.table.resolve(model)
-            version = deployed.number
             parsed = parse(body, content_type, deployed)
+            route = self.table.route(model) if "@" not in model else None
+            if route is not None:
+                routing_key = routing_key or _field_key(parsed, route.routing_field)
+                if route.answers and to_candidate(name, route.share, routing_key, self._rng):
+                    deployed = route.candidate
+            version = deployed.number
             validated = self._validate(deployed, parsed)
             predictions, probabilities = await deployed.batcher.submit(
                 validated, want_proba=parsed.return_probabilities
@@ -129,6 +142,8 @@ class Predictor:
                         routing_key=routing_key,
                     )
                 )
+            if route is not None and route.mode == "shadow":
+                self._shadow(route, parsed, request_id, routing_key)
         except WatchkeeperError as exc:
             status = exc.http_status
             if isinstance(exc, SchemaError):
@@ -146,6 +161,60 @@ class Predictor:
         if deployed is not None:
             self.live.observe_request(name, deployed.version.version, took, status)
         return Reply(status, out, headers)
+
+    def _shadow(
+        self, route: Route, parsed: ParsedBatch, request_id: str, routing_key: str | None
+    ) -> None:
+        """Copy the request to the shadow, off the response path; drop (and count) when too
+        many copies are already waiting, so a slow shadow never slows production."""
+        shadow = route.candidate
+        if route.share < 1.0 and self._rng.random() >= route.share:
+            return
+        if len(self._shadows) >= self.max_shadow_inflight:
+            self._child(self.metrics.shadow, shadow.name, shadow.number, "dropped").inc()
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._run_shadow(shadow, parsed, request_id, routing_key)
+        )
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _run_shadow(
+        self, shadow: Deployed, parsed: ParsedBatch, request_id: str, routing_key: str | None
+    ) -> None:
+        start = time.perf_counter()
+        arrived = datetime.now(UTC)
+        status = 200
+        try:
+            validated = self._validate(shadow, parsed)
+            predictions, probabilities = await shadow.batcher.submit(
+                validated, want_proba=parsed.return_probabilities
+            )
+            if self.logbook is not None:
+                self.logbook.log_predictions(
+                    PredictionBatch(
+                        request_id=request_id, model=shadow.name,
+                        version=shadow.version.version, role="shadow", timestamp=arrived,
+                        features=validated.data, feature_names=shadow.model.input_names or [],
+                        predictions=predictions, probabilities=probabilities,
+                        classes=shadow.class_names, latency_s=time.perf_counter() - start,
+                        routing_key=routing_key,
+                    )
+                )  # fmt: skip
+        except WatchkeeperError as exc:
+            status = exc.http_status
+        except Exception:  # the shadow's own failure: counted, never seen by the client
+            log.warning("shadow %s failed", shadow.version.ref, exc_info=True)
+            status = 500
+        outcome = "ok" if status < 400 else "error"
+        self._child(self.metrics.shadow, shadow.name, shadow.number, outcome).inc()
+        took = time.perf_counter() - start
+        self.live.observe_request(shadow.name, shadow.version.version, took, status)
+
+    async def drain_shadows(self) -> None:
+        """Wait for the shadow copies in flight (at shutdown)."""
+        if self._shadows:
+            await asyncio.gather(*list(self._shadows), return_exceptions=True)
 
     def _observe(self, name: str, version: str, protocol: str, status: int, took: float) -> None:
         self._child(self.metrics.duration, name, protocol).observe(took)
@@ -170,6 +239,17 @@ class Predictor:
     def _count_problems(self, name: str, exc: SchemaError) -> None:
         for detail in exc.details:
             self.metrics.input_problems.labels(name, detail.field, detail.problem).inc()
+
+
+def _field_key(parsed: ParsedBatch, field: str | None) -> str | None:
+    """The routing key from a request field (its first row's value), when one is configured."""
+    if field is None:
+        return None
+    if parsed.columns is not None and parsed.columns.get(field):
+        return str(parsed.columns[field][0])
+    if parsed.records and field in parsed.records[0]:
+        return str(parsed.records[0][field])
+    return None
 
 
 class RequestIds:

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -60,9 +61,27 @@ class Deployed:
         return str(self.version.version)
 
 
+@dataclass(frozen=True)
+class Route:
+    """A model's deployment as this replica applies it: the candidate beside production."""
+
+    mode: str  # shadow | canary | bluegreen | ab
+    candidate: Deployed
+    share: float  # answered share (canary, ab, bluegreen) or copied share (shadow)
+    routing_field: str | None = None
+
+    @property
+    def answers(self) -> bool:
+        """Whether the candidate answers some requests (a shadow only receives copies)."""
+        return self.mode != "shadow" and self.share > 0
+
+
 @dataclass
 class TableState:
     live: dict[str, Deployed] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
+    pool: dict[tuple[str, int], Deployed] = field(default_factory=dict)  # loaded, by version
+    standby_until: dict[str, datetime] = field(default_factory=dict)
     pinned: dict[tuple[str, int], Deployed] = field(default_factory=dict)
     ref_cache: dict[str, int] = field(default_factory=dict)
     revisions: dict[str, int] = field(default_factory=dict)
@@ -115,15 +134,17 @@ class ModelTable:
             version = await asyncio.to_thread(self.registry.store.resolve, ref)
             number = version.version
             self.state.ref_cache[text] = number
-        deployed = self.state.pinned.get((ref.name, number))
-        live = self.state.live.get(ref.name)
-        if deployed is None and live is not None and live.version.version == number:
-            return live
+        deployed = self.state.pool.get((ref.name, number)) or self.state.pinned.get(
+            (ref.name, number)
+        )
         if deployed is None:
             version = await asyncio.to_thread(self.registry.get, f"{ref.name}@{number}")
             deployed = await self._load(version, role="pinned")
             self.state.pinned[(ref.name, number)] = deployed
         return deployed
+
+    def route(self, name: str) -> Route | None:
+        return self.state.routes.get(name)
 
     def served(self) -> list[Deployed]:
         return list(self.state.live.values())
@@ -141,7 +162,7 @@ class ModelTable:
     async def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
-        for deployed in [*self.state.live.values(), *self.state.pinned.values()]:
+        for deployed in [*self.state.pool.values(), *self.state.pinned.values()]:
             await deployed.batcher.close()
 
     async def _watch(self) -> None:
@@ -156,45 +177,99 @@ class ModelTable:
         revisions = await asyncio.to_thread(self.registry.revisions)
         if self.only is not None:
             revisions = {k: v for k, v in revisions.items() if k in self.only}
+        now = datetime.now(UTC)
+        expired = {n for n, until in self.state.standby_until.items() if until <= now}
         for name, revision in revisions.items():
-            if self.state.revisions.get(name) != revision:
+            if self.state.revisions.get(name) != revision or name in expired:
                 await self._sync(name)
                 self.state.revisions[name] = revision
         for name in set(self.state.revisions) - set(revisions):
             self.state.revisions.pop(name)
 
     async def _sync(self, name: str) -> None:
+        """Bring one model in line with the registry: production, the deployment's candidate
+        and a standby (the previous production, kept warm for an instant rollback). Versions
+        are loaded before anything is swapped; one already loaded is reused at once."""
         self.state.ref_cache = {
             k: v for k, v in self.state.ref_cache.items() if not k.startswith(f"{name}@")
         }
         try:
             version = await asyncio.to_thread(self.registry.get, f"{name}@production")
         except NotFound:
-            old = self.state.live.pop(name, None)
-            if old is not None:
-                self._retire(old)
+            self.state.live.pop(name, None)
+            self.state.routes.pop(name, None)
+            self._retire_unwanted(name, set())
             return
-        current = self.state.live.get(name)
-        if current is not None and current.version.version == version.version:
-            return
-        try:
-            fresh = await self._load(version, role="production")
-        except WatchkeeperError as exc:
-            self.metrics.load_failures.labels(name).inc()
-            self.state.problems[name] = f"version {version.version} failed to load: {exc.message}"
-            log.error("keeping %s: %s", current.version.ref if current else "nothing", exc.message)
-            return
-        self.state.problems.pop(name, None)
-        self.state.live[name] = fresh  # the swap: one dict assignment
+        deployment = await asyncio.to_thread(self.registry.deployments.get, name)
+        primary = await self._ensure(version, "production")
+        if primary is None:
+            return  # the problem is recorded; what is loaded keeps serving
+        route = None
+        keep = {version.version}
+        now = datetime.now(UTC)
+        if deployment is not None and deployment.active and deployment.candidate is not None:
+            candidate = await self._ensure_number(name, deployment.candidate, "candidate")
+            if candidate is not None and candidate is not primary:
+                keep.add(deployment.candidate)
+                field_name = deployment.config.get("routing_field")
+                route = Route(deployment.mode, candidate, deployment.share, field_name)
+        until = deployment.standby_until if deployment is not None else None
+        if deployment is not None and deployment.standby is not None and until and until > now:
+            if await self._ensure_number(name, deployment.standby, "standby") is not None:
+                keep.add(deployment.standby)
+                self.state.standby_until[name] = until
+        else:
+            self.state.standby_until.pop(name, None)
+        previous = self.state.live.get(name)
+        self.state.live[name] = primary  # the swap: dict assignments, no await in between
+        if route is None:
+            self.state.routes.pop(name, None)
+        else:
+            self.state.routes[name] = route
         gc.freeze()  # see start()
-        self.metrics.reloads.labels(name).inc()
-        log.info("%s now serves version %s", name, version.version)
-        if current is not None:
-            self._retire(current)
+        if previous is not primary:
+            self.metrics.reloads.labels(name).inc()
+            log.info("%s now serves version %s", name, version.version)
+        self._retire_unwanted(name, keep)
 
-    def _retire(self, old: Deployed) -> None:
-        self.metrics.model_info.labels(old.name, old.number, old.model.flavor, "production").set(0)
-        asyncio.get_running_loop().create_task(old.batcher.close())
+    async def _ensure_number(self, name: str, number: int, role: str) -> Deployed | None:
+        loaded = self.state.pool.get((name, number))
+        if loaded is not None:
+            return loaded
+        try:
+            version = await asyncio.to_thread(self.registry.get, f"{name}@{number}")
+        except NotFound:
+            self.state.problems[name] = f"{role} version {number} does not exist"
+            return None
+        return await self._ensure(version, role)
+
+    async def _ensure(self, version: ModelVersion, role: str) -> Deployed | None:
+        """The loaded version, loading (verify + warm) it first if needed; None on failure."""
+        key = (version.name, version.version)
+        loaded = self.state.pool.get(key)
+        if loaded is not None:
+            self.state.problems.pop(version.name, None)
+            return loaded
+        try:
+            fresh = await self._load(version, role=role)
+        except WatchkeeperError as exc:
+            self.metrics.load_failures.labels(version.name).inc()
+            problem = f"{role} version {version.version} failed to load: {exc.message}"
+            self.state.problems[version.name] = problem
+            log.error("%s: %s", version.name, problem)
+            return None
+        self.state.problems.pop(version.name, None)
+        self.state.pool[key] = fresh
+        return fresh
+
+    def _retire_unwanted(self, name: str, keep: set[int]) -> None:
+        for key in [k for k in self.state.pool if k[0] == name and k[1] not in keep]:
+            old = self.state.pool.pop(key)
+            self.metrics.model_info.labels(
+                old.name, old.number, old.model.flavor, "production"
+            ).set(0)
+            # requests already holding it finish first: close() drains the queue
+            asyncio.get_running_loop().create_task(old.batcher.close())
 
     async def _load(self, version: ModelVersion, *, role: str) -> Deployed:
         model = await asyncio.to_thread(self.registry.load_version, version)

@@ -1,0 +1,290 @@
+"""Deployments for people and for the controller: one set of operations, one record.
+
+``Rollouts.start/promote/abort`` are what ``watchkeeper deploy`` and ``/api/v1/deployments``
+call; ``Rollouts.tick`` is what the scheduler calls every second or so. Both change a
+deployment only by writing a new revision of its record (compare-and-set), which servers follow;
+nothing here touches traffic directly.
+
+A canary step ends when it has lasted ``min_step_seconds`` *and* the candidate answered
+``min_step_requests``; a guard that fails at any look rolls the candidate back to 0% at once,
+with the guard values in the record. Passing the last step promotes the candidate; the old
+production version stays loaded (``keep_previous_seconds``) so ``models rollback`` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from watchkeeper.errors import Conflict, InvalidInput, NotFound
+from watchkeeper.logbook import Logbook
+from watchkeeper.monitoring.profile import CategoricalProfile
+from watchkeeper.registry import Registry
+from watchkeeper.registry.deployments import Deployment, DeploymentEvent, DeploymentStore
+from watchkeeper.registry.live import LiveStatsStore
+from watchkeeper.rollout.guards import (
+    Check,
+    StepTraffic,
+    mark,
+    prediction_checks,
+    step_traffic,
+    traffic_checks,
+)
+from watchkeeper.rollout.plan import Plan
+from watchkeeper.rollout.stats import ABAnalysis, ab_analysis, sample_size
+
+log = logging.getLogger("watchkeeper.rollout")
+CONTROLLER = "controller"
+
+
+@dataclass(frozen=True)
+class Status:
+    """A deployment with its guard values and what happens next."""
+
+    deployment: Deployment | None
+    checks: tuple[Check, ...] = ()
+    next_step_in_seconds: float | None = None
+    candidate_requests: int = 0
+    ab: ABAnalysis | None = None
+    ab_sample_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.deployment
+        return {
+            "deployment": None if d is None else {
+                k: v for k, v in d.to_dict().items() if k != "config"
+            } | {"plan": {k: v for k, v in d.config.items() if k != "mark"}},
+            "checks": [c.to_dict() for c in self.checks],
+            "next_step_in_seconds": self.next_step_in_seconds,
+            "candidate_requests": self.candidate_requests,
+            "ab": None if self.ab is None else self.ab.to_dict(),
+            "ab_sample_size_per_arm": self.ab_sample_size,
+        }  # fmt: skip
+
+
+class Rollouts:
+    def __init__(
+        self, registry: Registry, *, logbook: Logbook | None = None,
+        live: LiveStatsStore | None = None, actor: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:  # fmt: skip
+        self.registry = registry
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.store = DeploymentStore(registry.store, clock=self.clock)
+        self.logbook = logbook
+        self.live = live or LiveStatsStore(registry.engine)
+        self.actor = actor or registry.actor
+        self._classify: dict[tuple[str, int], bool] = {}
+
+    # --- what people do --------------------------------------------------------------------
+
+    def start(
+        self, model: str, mode: str, version: int, *, plan: Plan | None = None, reason: str = ""
+    ) -> Deployment:
+        """Begin a shadow, canary, blue-green or A/B deployment of ``version``."""
+        plan = plan or Plan()
+        share, state = {
+            "shadow": (plan.shadow_sample, "running"),
+            "canary": (plan.steps[0], "running"),
+            "bluegreen": (0.0, "ready"),
+            "ab": (plan.ab_share, "running"),
+        }.get(mode, (0.0, ""))
+        if not state:
+            raise InvalidInput(f"unknown mode '{mode}': shadow, canary, bluegreen or ab")
+        started = self.store.start(model, mode, version, share=share, config=plan.to_dict(),
+                                   actor=self.actor, reason=reason or f"{mode} started",
+                                   state=state)  # fmt: skip
+        return self._remark(started, reason="traffic mark at start")
+
+    def promote(self, model: str, *, reason: str = "") -> Deployment:
+        """Skip ahead by hand: shadow → canary, canary → next step (or production),
+        blue-green → switch, A/B → the candidate becomes production."""
+        d = self._active(model)
+        plan = _plan(d)
+        why = reason or f"promoted by {self.actor}"
+        if d.mode == "shadow":
+            return self._to_canary(d, plan, why)
+        if d.mode == "canary" and d.step + 1 < len(plan.steps):
+            return self._next_step(d, plan, why)
+        return self._finish(d, plan, why)
+
+    def abort(self, model: str, *, reason: str = "") -> Deployment:
+        """Back to production only, at once."""
+        d = self._active(model)
+        return self.store.update(model, d.revision, actor=self.actor, state="aborted", share=0.0,
+                                 reason=reason or f"aborted by {self.actor}")  # fmt: skip
+
+    def get(self, model: str) -> Deployment | None:
+        self.registry.store.get_model(model)  # NotFound for an unknown model
+        return self.store.get(model)
+
+    def history(self, model: str, *, limit: int | None = None) -> list[DeploymentEvent]:
+        self.registry.store.get_model(model)
+        return self.store.events(model, limit=limit)
+
+    def status(self, model: str) -> Status:
+        d = self.get(model)
+        if d is None or not d.active:
+            return Status(d)
+        plan, now = _plan(d), self.clock()
+        if d.mode == "ab":
+            return self._ab_status(d, plan)
+        traffic = self._traffic(d, now)
+        checks = self._checks(d, plan, traffic, now, final=True)
+        left = plan.min_step_seconds - (now - d.step_started_at).total_seconds()
+        return Status(d, tuple(checks), max(left, 0.0), traffic.candidate_requests)
+
+    # --- what the controller does ------------------------------------------------------------
+
+    def tick(self) -> list[Deployment]:
+        """One look at every active deployment; returns the ones it changed."""
+        changed = []
+        for d in self.store.all(active_only=True):
+            try:
+                after = self.advance(d)
+            except Conflict as exc:  # someone else wrote first: look again next tick
+                log.info("deployment of %s moved on: %s", d.model, exc.message)
+                continue
+            except NotFound as exc:
+                log.warning("deployment of %s: %s", d.model, exc.message)
+                continue
+            if after is not None:
+                changed.append(after)
+        return changed
+
+    def advance(self, d: Deployment) -> Deployment | None:
+        """Roll back on a failed guard; move on when the step is done; else nothing."""
+        if d.mode not in ("shadow", "canary"):
+            return None  # blue-green and A/B change only by a person's decision
+        plan, now = _plan(d), self.clock()
+        traffic = self._traffic(d, now)
+        elapsed = (now - d.step_started_at).total_seconds()
+        done = elapsed >= plan.min_step_seconds and (
+            traffic.candidate_requests >= plan.min_step_requests
+        )
+        checks = self._checks(d, plan, traffic, now, final=done)
+        failed = [c for c in checks if c.status == "fail"]
+        details = {"checks": [c.to_dict() for c in checks], "elapsed_s": round(elapsed, 3),
+                   "candidate_requests": traffic.candidate_requests}  # fmt: skip
+        if failed:
+            why = "guard failed: " + "; ".join(
+                f"{c.name}={_fmt(c.value)} (limit {_fmt(c.threshold)}; {c.detail})" for c in failed
+            )
+            log.warning("%s@%s rolled back: %s", d.model, d.candidate, why)
+            return self.store.update(d.model, d.revision, actor=CONTROLLER, reason=why,
+                                     details=details, state="rolled_back", share=0.0)  # fmt: skip
+        if not done:
+            return None
+        if d.mode == "shadow":
+            if plan.then != "canary":
+                return None  # a passing shadow waits for a person's promote
+            return self._to_canary(d, plan, "shadow guards passed", details, actor=CONTROLLER)
+        if d.step + 1 < len(plan.steps):
+            why = f"step {d.step + 1} passed ({traffic.candidate_requests} requests)"
+            return self._next_step(d, plan, why, details, actor=CONTROLLER)
+        return self._finish(d, plan, "every canary step passed", details, actor=CONTROLLER)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _active(self, model: str) -> Deployment:
+        d = self.get(model)
+        if d is None or not d.active:
+            raise Conflict(f"model '{model}' has no deployment in progress")
+        return d
+
+    def _to_canary(
+        self, d: Deployment, plan: Plan, why: str, details: dict[str, Any] | None = None,
+        *, actor: str | None = None,
+    ) -> Deployment:  # fmt: skip
+        config = {**d.config, "mark": mark(self.live, d, self.clock())}
+        return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
+                                 details=details, mode="canary", step=0, share=plan.steps[0],
+                                 config=config, step_started_at=self.clock())  # fmt: skip
+
+    def _next_step(
+        self, d: Deployment, plan: Plan, why: str, details: dict[str, Any] | None = None,
+        *, actor: str | None = None,
+    ) -> Deployment:  # fmt: skip
+        config = {**d.config, "mark": mark(self.live, d, self.clock())}
+        step = d.step + 1
+        return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
+                                 details=details, step=step, share=plan.steps[step],
+                                 config=config)  # fmt: skip
+
+    def _finish(
+        self, d: Deployment, plan: Plan, why: str, details: dict[str, Any] | None = None,
+        *, actor: str | None = None,
+    ) -> Deployment:  # fmt: skip
+        """The candidate becomes production; the old one stays loaded for a while."""
+        until = self.clock() + timedelta(seconds=plan.keep_previous_seconds)
+        return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
+                                 details=details, promote=True, state="promoted", share=1.0,
+                                 standby=d.baseline, standby_until=until)  # fmt: skip
+
+    def _remark(self, d: Deployment, *, reason: str) -> Deployment:
+        config = {**d.config, "mark": mark(self.live, d, self.clock())}
+        return self.store.update(d.model, d.revision, actor=self.actor, reason=reason,
+                                 config=config)  # fmt: skip
+
+    def _traffic(self, d: Deployment, now: datetime) -> StepTraffic:
+        traffic = step_traffic(self.live, d, now)
+        if traffic.production[0] == 0:  # the last step: production answers nothing now
+            whole = mark(self.live, d, now)
+            traffic = replace(traffic, production=(whole["production:requests"] + [0] * 4)[:4],
+                              production_latency=whole["production:latency_ms"])  # fmt: skip
+        return traffic
+
+    def _checks(
+        self, d: Deployment, plan: Plan, traffic: StepTraffic, now: datetime, *, final: bool
+    ) -> list[Check]:
+        checks = traffic_checks(traffic, plan, final=final)
+        if self.logbook is not None and d.baseline is not None:
+            classify = self._is_classifier(d.model, d.baseline)
+            checks += prediction_checks(self.logbook, d, plan, now, classify=classify)
+        return checks
+
+    def _is_classifier(self, model: str, version: int) -> bool:
+        key = (model, version)
+        if key not in self._classify:
+            found = self.registry.get(f"{model}@{version}")
+            profile = self.registry.profile_of(found)
+            predictions = profile.predictions if profile is not None else None
+            self._classify[key] = isinstance(predictions, CategoricalProfile)
+        return self._classify[key]
+
+    def _ab_status(self, d: Deployment, plan: Plan) -> Status:
+        """Per-arm means of the business metric, the always-valid difference and p-value."""
+        if self.logbook is None or d.baseline is None or d.candidate is None:
+            return Status(d)
+        metric = (
+            plan.ab_metric
+            if plan.ab_metric.startswith("outcome_")
+            else (f"outcome_{plan.ab_metric}")
+        )
+        arms: list[list[float]] = []
+        for version in (d.baseline, d.candidate):
+            joined = self.logbook.join_feedback(d.model, d.started_at, self.clock(),
+                                                version=version, role="primary")  # fmt: skip
+            if metric not in joined.column_names:
+                arms.append([])
+                continue
+            values = joined.column(metric).drop_null().to_numpy(zero_copy_only=False)
+            arms.append(values.astype(float).tolist())
+        analysis = ab_analysis(arms[0], arms[1], alpha=plan.guards.alpha) if all(
+            len(a) >= 2 for a in arms
+        ) else None  # fmt: skip
+        size = None
+        if plan.ab_mde is not None and analysis is not None and analysis.control.std > 0:
+            size = sample_size(plan.ab_mde, std=analysis.control.std, alpha=plan.guards.alpha)
+        return Status(d, ab=analysis, ab_sample_size=size)
+
+
+def _plan(d: Deployment) -> Plan:
+    return Plan.from_dict({k: v for k, v in d.config.items() if k != "mark"})
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

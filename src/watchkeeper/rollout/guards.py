@@ -1,0 +1,250 @@
+"""Guard checks: is the candidate holding up against production on the current step?
+
+Counts come from the live aggregates every replica publishes (requests, 4xx, 5xx, latency
+histograms), taken as the difference from a *mark* stored when the step began, so a step
+sees exactly its own traffic whatever the minute boundaries. Predictions and labels come
+from the logbook: a shadow's answers are paired with production's on the same request ids.
+Every decision that can be a test is one (``watchkeeper.rollout.stats``): a guard fails when
+the candidate is shown worse, not when a raw figure happens to be higher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from watchkeeper.logbook import Logbook
+from watchkeeper.monitoring.drift import jensenshannon, ks
+from watchkeeper.registry.deployments import Deployment
+from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
+from watchkeeper.rollout.plan import Plan
+from watchkeeper.rollout.stats import compare_predictions, error_rate_guard, loss_guard
+
+Status = Literal["ok", "fail", "waiting"]
+KINDS = ("requests", "latency_ms")
+MIN_LATENCY_REQUESTS = 50
+MIN_PREDICTIONS = 100
+
+
+@dataclass(frozen=True)
+class Check:
+    """One guard's value against its threshold; ``waiting`` until there is enough data."""
+
+    name: str
+    value: float | None
+    threshold: float | None
+    status: Status
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepTraffic:
+    """Requests of each side in the current step: [answered, ok, 4xx, 5xx] and latency."""
+
+    production: list[int]
+    candidate: list[int]
+    production_latency: list[int]
+    candidate_latency: list[int]
+
+    @property
+    def candidate_requests(self) -> int:
+        return self.candidate[0]
+
+
+def span(deployment: Deployment, now: datetime) -> tuple[datetime, datetime]:
+    """The live-stats range that covers the whole deployment (whole minutes)."""
+    start = deployment.started_at.replace(second=0, microsecond=0)
+    return start, now + timedelta(minutes=1)
+
+
+def mark(live: LiveStatsStore, deployment: Deployment, now: datetime) -> dict[str, list[int]]:
+    """Cumulative counts of both sides now: stored when a step begins."""
+    start, end = span(deployment, now)
+    counts = live.merged(deployment.model, start, end, kinds=KINDS)
+    out: dict[str, list[int]] = {}
+    for side, version in (("production", deployment.baseline), ("candidate", deployment.candidate)):
+        for kind in KINDS:
+            out[f"{side}:{kind}"] = list(counts.get((version or 0, kind), []))
+    return out
+
+
+def step_traffic(live: LiveStatsStore, deployment: Deployment, now: datetime) -> StepTraffic:
+    """This step's counts: now minus the mark taken when it began."""
+    current = mark(live, deployment, now)
+    before: Mapping[str, list[int]] = deployment.config.get("mark") or {}
+
+    def delta(key: str, size: int) -> list[int]:
+        now_counts = _pad(current.get(key, []), size)
+        then = _pad(list(before.get(key, [])), size)
+        return [max(a - b, 0) for a, b in zip(now_counts, then, strict=True)]
+
+    bins = len(LATENCY_EDGES_MS) + 1
+    return StepTraffic(
+        delta("production:requests", 4), delta("candidate:requests", 4),
+        delta("production:latency_ms", bins), delta("candidate:latency_ms", bins),
+    )  # fmt: skip
+
+
+def _pad(values: list[int], size: int) -> list[int]:
+    return (values + [0] * size)[:size]
+
+
+def traffic_checks(traffic: StepTraffic, plan: Plan, *, final: bool = True) -> list[Check]:
+    """Error rate, rejected-request rate and p99 latency, candidate against production.
+
+    The controller looks many times per step: before the step's end (``final=False``) a test
+    fails only at a tenth of ``alpha``, so repeated looks do not roll back good candidates;
+    the look that ends a step uses ``alpha`` itself."""
+    guards = plan.guards
+    alpha = guards.alpha if final else guards.alpha / 10
+    prod, cand = traffic.production, traffic.candidate
+    out: list[Check] = []
+    if prod[0] == 0 or cand[0] == 0:
+        waiting = f"{cand[0]} candidate / {prod[0]} production requests"
+        return [Check("error_rate", None, guards.max_error_rate_increase, "waiting", waiting)]
+    for name, index, margin in (("error_rate", 3, guards.max_error_rate_increase),
+                                ("rejected_rate", 2, guards.max_quality_increase)):  # fmt: skip
+        test = error_rate_guard(prod[index], prod[0], cand[index], cand[0], margin=margin,
+                                alpha=alpha, method="z")  # fmt: skip
+        detail = (f"candidate {cand[index]}/{cand[0]}, production {prod[index]}/{prod[0]}, "
+                  f"p(worse)={test.p_harm:.3g}")  # fmt: skip
+        status: Status = "fail" if test.verdict == "worse" else "ok"
+        out.append(Check(name, test.difference, margin, status, detail))
+    if min(prod[0], cand[0]) < MIN_LATENCY_REQUESTS:
+        out.append(Check("latency_p99_ratio", None, guards.max_latency_ratio, "waiting",
+                         f"fewer than {MIN_LATENCY_REQUESTS} requests a side"))  # fmt: skip
+    else:
+        p99_prod = _p99(traffic.production_latency)
+        p99_cand = _p99(traffic.candidate_latency)
+        ratio = p99_cand / p99_prod if p99_prod > 0 else 1.0
+        status = "fail" if ratio > guards.max_latency_ratio else "ok"
+        detail = f"p99 candidate {p99_cand:g} ms, production {p99_prod:g} ms (bin edges)"
+        out.append(Check("latency_p99_ratio", ratio, guards.max_latency_ratio, status, detail))
+    return out
+
+
+def _p99(histogram: Sequence[int]) -> float:
+    """The upper edge of the latency bin holding the 99th percentile."""
+    total = sum(histogram)
+    running = 0
+    for i, count in enumerate(histogram):
+        running += count
+        if count and running >= 0.99 * total:
+            return float(LATENCY_EDGES_MS[min(i, len(LATENCY_EDGES_MS) - 1)])
+    return float(LATENCY_EDGES_MS[-1])
+
+
+def prediction_checks(
+    logbook: Logbook, deployment: Deployment, plan: Plan, now: datetime, *, classify: bool
+) -> list[Check]:
+    """How differently the candidate answers: agreement and distance (shadow: the same
+    requests, paired; canary: the two answered streams), and loss on labelled rows."""
+    if deployment.candidate is None or deployment.baseline is None:
+        return []
+    start = deployment.step_started_at
+    shadow = deployment.mode == "shadow"
+    columns = ["prediction", "prediction_label", "label"]
+    prod = _read(logbook, deployment, deployment.baseline, "primary", start, now, columns)
+    cand = _read(logbook, deployment, deployment.candidate, "shadow" if shadow else "primary",
+                 start, now, columns)  # fmt: skip
+    guards = plan.guards
+    if min(prod.num_rows, cand.num_rows) < MIN_PREDICTIONS:
+        logged = f"{cand.num_rows} candidate / {prod.num_rows} production rows logged"
+        return [Check("prediction_distance", None, guards.max_prediction_distance, "waiting",
+                      logged)]  # fmt: skip
+    if shadow:
+        paired = prod.join(cand, keys=["request_id", "row"], right_suffix="_c", join_type="inner")
+        if paired.num_rows < MIN_PREDICTIONS:
+            return [Check("prediction_distance", None, guards.max_prediction_distance,
+                          "waiting", f"{paired.num_rows} paired rows")]  # fmt: skip
+        p_pred, c_pred = _answers(paired, "", classify), _answers(paired, "_c", classify)
+        out = _distance_checks(p_pred, c_pred, plan, classify, paired=True)
+        out += _loss_checks(paired, paired, "", "_c", plan, classify, paired=True)
+        return out
+    out = _distance_checks(_answers(prod, "", classify), _answers(cand, "", classify), plan,
+                           classify, paired=False)  # fmt: skip
+    out += _loss_checks(prod, cand, "", "", plan, classify, paired=False)
+    return out
+
+
+def _read(
+    logbook: Logbook, deployment: Deployment, version: int, role: str, start: datetime,
+    end: datetime, columns: list[str],
+) -> pa.Table:  # fmt: skip
+    table = logbook.join_feedback(deployment.model, start, end, version=version, role=role,
+                                  columns=[c for c in columns if c != "label"])  # fmt: skip
+    keep = [c for c in ("request_id", "row", *columns) if c in table.column_names]
+    return table.select(keep)
+
+
+def _answers(table: pa.Table, suffix: str, classify: bool) -> np.ndarray[Any, Any]:
+    label = f"prediction_label{suffix}"
+    if classify and label in table.column_names and table.column(label).null_count == 0:
+        return np.asarray(table.column(label).to_pylist(), dtype=object)
+    return np.asarray(table.column(f"prediction{suffix}").to_numpy(zero_copy_only=False))
+
+
+def _distance_checks(
+    prod: np.ndarray[Any, Any], cand: np.ndarray[Any, Any], plan: Plan, classify: bool,
+    *, paired: bool,
+) -> list[Check]:  # fmt: skip
+    limit = plan.guards.max_prediction_distance
+    out: list[Check] = []
+    if paired:
+        found = compare_predictions(prod, cand, task="classification" if classify else "regression",
+                                    threshold=limit if classify else None)  # fmt: skip
+        distance, agreement = found.distance, found.agreement
+        if agreement is not None and plan.guards.min_agreement is not None:
+            bad = agreement < plan.guards.min_agreement
+            out.append(Check("agreement", agreement, plan.guards.min_agreement,
+                             "fail" if bad else "ok", f"{found.n} paired rows"))  # fmt: skip
+    else:
+        distance = jensenshannon(prod, cand, threshold=limit) if classify else ks(prod, cand)
+    status: Status = "fail" if distance.drifted else "ok"
+    out.append(Check("prediction_distance", distance.statistic, distance.threshold, status,
+                     f"{distance.method} over {len(prod)} / {len(cand)} rows"))  # fmt: skip
+    return out
+
+
+def _loss_checks(
+    prod: pa.Table, cand: pa.Table, p_suffix: str, c_suffix: str, plan: Plan, classify: bool,
+    *, paired: bool,
+) -> list[Check]:  # fmt: skip
+    """Per-row loss on labelled rows: 1 - correct for classes, squared error for values."""
+    guards = plan.guards
+    if "label" not in prod.column_names:
+        return []
+    p_loss, c_loss = _losses(prod, p_suffix, classify), _losses(cand, c_suffix, classify)
+    if paired:
+        both = np.isfinite(p_loss) & np.isfinite(c_loss)
+        p_loss, c_loss = p_loss[both], c_loss[both]
+    else:
+        p_loss, c_loss = p_loss[np.isfinite(p_loss)], c_loss[np.isfinite(c_loss)]
+    if min(p_loss.size, c_loss.size) < guards.min_labels:
+        return [Check("performance", None, guards.performance_margin, "waiting",
+                      f"{c_loss.size} / {p_loss.size} labelled rows")]  # fmt: skip
+    test = loss_guard(p_loss, c_loss, margin=guards.performance_margin, alpha=guards.alpha,
+                      paired=paired)  # fmt: skip
+    detail = f"{test.method}, p(worse)={test.p_harm:.3g} on {c_loss.size} labelled rows"
+    status: Status = "fail" if test.verdict == "worse" else "ok"
+    return [Check("performance", test.difference, guards.performance_margin, status, detail)]
+
+
+def _losses(table: pa.Table, suffix: str, classify: bool) -> np.ndarray[Any, Any]:
+    label_name = "label" if "label" in table.column_names else f"label{suffix}"
+    labels = table.column(label_name).to_numpy(zero_copy_only=False).astype(float)
+    predicted = table.column(f"prediction{suffix}").to_numpy(zero_copy_only=False).astype(float)
+    if classify:
+        loss = (predicted != labels).astype(float)
+    else:
+        loss = (predicted - labels) ** 2
+    loss[np.isnan(labels)] = np.nan
+    return np.asarray(loss)

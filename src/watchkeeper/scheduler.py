@@ -1,0 +1,126 @@
+"""The one loop: rollout controllers and declared monitors, on one process at a time.
+
+Every ``interval`` seconds the scheduler renews its lease (``leases`` row ``scheduler``); only the
+holder acts. A holder that dies stops renewing, and another scheduler takes over once the lease
+has expired (``lease_ttl``); deployments resume where their records say they are, since every
+step lives in the database. Runs as ``watchkeeper scheduler`` or inside ``watchkeeper serve
+--with-scheduler``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from watchkeeper.config import Settings
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.logbook import Logbook
+from watchkeeper.monitoring.runner import run_monitor
+from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
+from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
+from watchkeeper.registry import Registry
+from watchkeeper.registry.leases import LeaseStore
+from watchkeeper.registry.live import LiveStatsStore
+from watchkeeper.registry.monitoring import MonitoringStore
+from watchkeeper.rollout.controller import Rollouts
+
+log = logging.getLogger("watchkeeper.scheduler")
+LEASE = "scheduler"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerOptions:
+    interval: float = 1.0  # seconds between looks
+    lease_ttl: float = 10.0  # a silent holder loses the lease after this long
+    monitors: bool = True  # run the monitors declared in watchkeeper.toml
+    holder: str = field(
+        default_factory=lambda: f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(3)}"
+    )
+
+
+class Scheduler:
+    def __init__(
+        self, settings: Settings, options: SchedulerOptions | None = None, *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.options = options or SchedulerOptions()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.registry = Registry(settings)
+        self.logbook = Logbook(settings.resolved_logbook_url)
+        self.live = LiveStatsStore(self.registry.engine)
+        self.leases = LeaseStore(self.registry.engine, clock=self.clock)
+        self.rollouts = Rollouts(self.registry, logbook=self.logbook, live=self.live,
+                                 actor="controller", clock=self.clock)  # fmt: skip
+        self.monitors: dict[str, MonitorSpec] = (
+            declared_monitors(settings) if self.options.monitors else {}
+        )
+        self._last_run: dict[str, datetime] = {}
+        self._stop = threading.Event()
+        self.leading = False
+
+    def run_once(self) -> bool:
+        """Renew (or try to take) the lease; if held, do one round of work. True if held."""
+        ttl = timedelta(seconds=self.options.lease_ttl)
+        held = self.leases.acquire(LEASE, self.options.holder, ttl)
+        if held != self.leading:
+            log.info("scheduler %s %s the lease", self.options.holder,
+                     "took" if held else "lost")  # fmt: skip
+            self.leading = held
+        if not held:
+            return False
+        for changed in self.rollouts.tick():
+            log.info("deployment of %s: %s (%s)", changed.model, changed.state, changed.reason)
+        self._run_due_monitors()
+        return True
+
+    def _run_due_monitors(self) -> None:
+        now = self.clock()
+        for name, spec in self.monitors.items():
+            last = self._last_run.get(name)
+            if last is not None and now - last < spec.interval:
+                continue
+            self._last_run[name] = now
+            try:
+                outcome = run_monitor(spec, registry=self.registry, logbook=self.logbook,
+                                      store=MonitoringStore(self.registry.engine), end=now,
+                                      live=self.live)  # fmt: skip
+            except WatchkeeperError as exc:
+                log.warning("monitor %s: %s", name, exc.message)
+                continue
+            sinks: list[AlertSink] = [LogSink(), *(WebhookSink(u) for u in spec.webhooks)]
+            deliver_all(sinks, outcome.alerts)
+
+    def run_forever(self) -> None:
+        """Until :meth:`stop`; a failing round is logged and the next one tried."""
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except WatchkeeperError as exc:  # the database is away: keep trying
+                log.warning("scheduler round failed: %s", exc.message)
+            except Exception:
+                log.exception("scheduler round failed")
+            self._stop.wait(self.options.interval)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="wk-scheduler", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """End the loop and hand the lease over at once."""
+        self._stop.set()
+        if self.leading:
+            try:
+                self.leases.release(LEASE, self.options.holder)
+            except WatchkeeperError as exc:
+                log.warning("could not release the scheduler lease: %s", exc.message)
+
+    def close(self) -> None:
+        self.registry.close()

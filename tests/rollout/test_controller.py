@@ -1,0 +1,210 @@
+"""The rollout controller's state machine on real stores, with a clock it is handed.
+
+Traffic is what server replicas publish (``LiveStats`` → ``live_stats``) and what they log
+(``Logbook``); the controller only reads those and writes deployment revisions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+from watchkeeper.config import Settings
+from watchkeeper.errors import Conflict
+from watchkeeper.logbook import FeedbackItem, Logbook, PredictionBatch
+from watchkeeper.registry import Registry
+from watchkeeper.registry.live import LiveStatsStore
+from watchkeeper.rollout.controller import Rollouts
+from watchkeeper.rollout.plan import Guards, Plan
+from watchkeeper.serving.live import LiveStats, Publisher
+
+T0 = datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
+_replicas = itertools.count()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(2000, 2)), columns=["a", "b"])
+    y = (X["a"] > 0).astype(int)
+    good = LogisticRegression().fit(X, y)
+    settings = Settings(home=tmp_path)
+    with Registry(settings) as registry:
+        registry.register("m", good, input_example=X, reference_data=X, stage="production")
+        registry.register("m", LogisticRegression(C=0.5).fit(X, y), input_example=X,
+                          reference_data=X)  # v2: as good  # fmt: skip
+        registry.register("m", DummyClassifier(strategy="constant", constant=1).fit(X, y),
+                          input_example=X, reference_data=X)  # v3: answers 1 always  # fmt: skip
+        clock = Clock()
+        logbook = Logbook(settings.resolved_logbook_url)
+        rollouts = Rollouts(registry, logbook=logbook, clock=clock, actor="ann")
+        yield registry, rollouts, clock, logbook, X, {1: good, 2: None, 3: None}
+        logbook.close()
+
+
+def serve(registry: Registry, clock: Clock, version: int, n: int, *, errors: int = 0,
+          latency: float = 0.003) -> None:  # fmt: skip
+    """``n`` requests answered by ``version`` on a replica of their own, published."""
+    live = LiveStats(replica=f"r{next(_replicas)}", clock=clock)
+    for i in range(n):
+        live.observe_request("m", version, latency, 500 if i < errors else 200)
+    Publisher(live, LiveStatsStore(registry.engine).write).publish()
+
+
+def log(registry: Registry, logbook: Logbook, clock: Clock, X: pd.DataFrame, version: int,
+        role: str, request: str, *, labels: np.ndarray | None = None) -> None:  # fmt: skip
+    model = registry.load(f"m@{version}")
+    logbook.log_predictions(PredictionBatch(
+        request_id=request, model="m", version=version, role=role, timestamp=clock(),
+        features=X.to_numpy(), feature_names=["a", "b"],
+        predictions=np.asarray(model.predict(X), dtype=float), probabilities=None,
+        classes=None, latency_s=0.001,
+    ))  # fmt: skip
+    if labels is not None:
+        items = [FeedbackItem(request_id=request, row=i, label=int(v), timestamp=clock())
+                 for i, v in enumerate(labels)]  # fmt: skip
+        logbook.log_feedback(items)
+    logbook.flush()
+
+
+FAST = Plan(steps=(0.1, 0.5, 1.0), min_step_seconds=10, min_step_requests=50)
+
+
+def test_a_good_canary_walks_every_step_to_production(world) -> None:
+    registry, rollouts, clock, _logbook, _X, _ = world
+    d = rollouts.start("m", "canary", 2, plan=FAST)
+    assert (d.share, d.step) == (0.1, 0)
+    clock.advance(1)
+    assert rollouts.tick() == []  # no traffic yet: nothing to judge, nothing to do
+    serve(registry, clock, 1, 900)
+    serve(registry, clock, 2, 100)
+    assert rollouts.tick() == []  # enough requests, but the step has not lasted 10 s
+    clock.advance(10)
+    (d,) = rollouts.tick()
+    assert (d.step, d.share) == (1, 0.5)
+    assert "step 1 passed" in d.reason
+    serve(registry, clock, 1, 30)
+    serve(registry, clock, 2, 30)  # below min_step_requests
+    clock.advance(11)
+    assert rollouts.tick() == []
+    serve(registry, clock, 2, 40)
+    (d,) = rollouts.tick()
+    assert (d.step, d.share) == (2, 1.0)
+    serve(registry, clock, 2, 100)  # the last step: production answers nothing
+    clock.advance(11)
+    (d,) = rollouts.tick()
+    assert d.state == "promoted"
+    assert registry.get("m@production").version == 2
+    assert d.standby == 1  # kept loaded for an instant rollback
+    assert d.standby_until is not None
+    assert d.standby_until > clock()
+    events = [(e.actor, e.step, e.state) for e in reversed(rollouts.history("m"))]
+    assert events[0][0] == "ann"
+    assert events[-1] == ("controller", 2, "promoted")
+
+
+@pytest.mark.parametrize(
+    ("errors", "latency", "guard"),
+    [(10, 0.003, "error_rate"), (0, 0.3, "latency_p99_ratio")],
+)
+def test_a_failing_guard_rolls_back_at_the_first_step(world, errors, latency, guard) -> None:
+    registry, rollouts, clock, _logbook, _X, _ = world
+    rollouts.start("m", "canary", 2, plan=FAST)
+    serve(registry, clock, 1, 900)
+    serve(registry, clock, 2, 100, errors=errors, latency=latency)
+    clock.advance(2)  # well before the step's end: a clear failure does not wait
+    (d,) = rollouts.tick()
+    assert d.state == "rolled_back"
+    assert d.share == 0.0
+    assert not d.active
+    assert d.reason.startswith(f"guard failed: {guard}=")
+    assert registry.get("m@production").version == 1
+    (event, *_) = rollouts.history("m")
+    assert {c["name"]: c["status"] for c in event.details["checks"]}[guard] == "fail"
+
+
+def test_a_candidate_whose_answers_differ_is_rolled_back(world) -> None:
+    registry, rollouts, clock, logbook, X, _ = world
+    rollouts.start("m", "canary", 3, plan=FAST)
+    serve(registry, clock, 1, 900)
+    serve(registry, clock, 3, 100)
+    log(registry, logbook, clock, X.iloc[:900], 1, "primary", "p")
+    log(registry, logbook, clock, X.iloc[900:1100], 3, "primary", "c")
+    clock.advance(11)
+    (d,) = rollouts.tick()
+    assert d.state == "rolled_back"
+    assert "prediction_distance" in d.reason
+
+
+def test_shadow_compares_the_same_requests_then_hands_over_to_canary(world) -> None:
+    registry, rollouts, clock, logbook, X, _ = world
+    plan = Plan(steps=(0.1, 1.0), min_step_seconds=10, min_step_requests=50, then="canary",
+                guards=Guards(min_agreement=0.9))  # fmt: skip
+    d = rollouts.start("m", "shadow", 2, plan=plan)
+    assert (d.mode, d.share) == ("shadow", 1.0)
+    serve(registry, clock, 1, 300)
+    serve(registry, clock, 2, 300)  # every request copied
+    labels = (X["a"].iloc[:300] > 0).astype(int).to_numpy()
+    log(registry, logbook, clock, X.iloc[:300], 1, "primary", "q", labels=labels)
+    log(registry, logbook, clock, X.iloc[:300], 2, "shadow", "q")
+    clock.advance(11)
+    (d,) = rollouts.tick()
+    assert (d.mode, d.step, d.share, d.state) == ("canary", 0, 0.1, "running")
+    checks = {c["name"]: c for c in rollouts.history("m")[0].details["checks"]}
+    assert checks["agreement"]["value"] > 0.9
+    assert checks["agreement"]["status"] == "ok"
+    assert checks["performance"]["status"] == "ok"  # 300 labelled rows, paired test
+
+
+def test_a_shadow_that_disagrees_is_stopped(world) -> None:
+    registry, rollouts, clock, logbook, X, _ = world
+    plan = Plan(min_step_seconds=10, min_step_requests=50, guards=Guards(min_agreement=0.9))
+    rollouts.start("m", "shadow", 3, plan=plan)
+    serve(registry, clock, 1, 300)
+    serve(registry, clock, 3, 300)
+    log(registry, logbook, clock, X.iloc[:300], 1, "primary", "q")
+    log(registry, logbook, clock, X.iloc[:300], 3, "shadow", "q")
+    clock.advance(3)
+    (d,) = rollouts.tick()
+    assert d.state == "rolled_back"
+    assert "agreement" in d.reason
+
+
+def test_people_promote_abort_and_lose_races(world) -> None:
+    registry, rollouts, clock, _logbook, _X, _ = world
+    d = rollouts.start("m", "bluegreen", 2)
+    assert (d.state, d.share, d.active) == ("ready", 0.0, True)
+    assert rollouts.tick() == []  # blue-green waits for a person
+    d = rollouts.promote("m", reason="switch")
+    assert (d.state, d.standby) == ("promoted", 1)
+    assert registry.get("m@production").version == 2
+    assert registry.rollback("m").version == 1  # switch back: one command
+    d = rollouts.start("m", "canary", 3, plan=FAST)
+    stale = d
+    d = rollouts.promote("m")  # by hand: the next step
+    assert (d.step, d.share) == (1, 0.5)
+    with pytest.raises(Conflict):
+        registry.deployments.update("m", stale.revision, actor="x", reason="", share=0.2)
+    d = rollouts.abort("m", reason="not today")
+    assert (d.state, d.share, d.active) == ("aborted", 0.0, False)
+    with pytest.raises(Conflict, match="no deployment in progress"):
+        rollouts.abort("m")
+    assert registry.get("m@production").version == 1
