@@ -1,7 +1,8 @@
 """Drift figures: a whole drift + data-quality run against a one-pass numpy histogram floor.
 
     .venv/bin/python bench/drift.py [--reference 100000] [--current 1000000] [--seed 0]
-                                    [--bins 100] [--path binned|rows] [--keep DIR]
+                                    [--bins 100] [--path binned|rows] [--window arrow|pandas]
+                                    [--keep DIR]
 
 The data follows PERFORMANCE.md ("Drift computation"): 20 numeric + 5 categorical features, 7
 of them drifted in the current set (a 0.1 sd mean shift, a scale change, a shape change, a
@@ -16,10 +17,12 @@ reports its peak RSS (``ru_maxrss``) and the time of its phases as JSON:
 * floor: pyarrow loads both files; per numeric column ``np.quantile`` edges on the reference
   (the same number of bins as the profile), then ``np.searchsorted`` + ``np.bincount`` on
   both sides; per categorical column pandas ``value_counts``. Histograms, nothing else.
-* watchkeeper: both files read into pandas, ``profile_frame`` + ``infer_signature`` of the
-  reference, the drift report (by default ``detect_drift_binned(profile, count_window(...))``,
-  the path ``run_monitor`` takes; ``--path rows`` uses ``detect_drift`` with the reference
-  rows) and ``check_quality`` of the current window.
+* watchkeeper: the reference read into pandas, ``profile_frame`` + ``infer_signature`` of it;
+  the current window kept as the pyarrow Table that was read (``--window pandas`` converts it
+  to a DataFrame first); the drift report (by default
+  ``detect_drift_binned(profile, counts := count_window(profile, window))``, the path
+  ``run_monitor`` takes; ``--path rows`` uses ``detect_drift`` with the reference rows) and
+  ``check_quality`` of the window, handed the drift counts so categories are counted once.
 * watchkeeper on the undrifted control: must flag nothing.
 * Evidently's data-drift preset, only when ``import evidently`` works.
 
@@ -161,7 +164,9 @@ def child_floor(root: Path, current: str, bins: int) -> dict[str, Any]:
     return {"phases": {"load": loaded - start, "histograms": done - loaded}}
 
 
-def child_watchkeeper(root: Path, current: str, bins: int, path: str) -> dict[str, Any]:
+def child_watchkeeper(
+    root: Path, current: str, bins: int, path: str, window: str
+) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from watchkeeper.models.signature import infer_signature
@@ -172,17 +177,21 @@ def child_watchkeeper(root: Path, current: str, bins: int, path: str) -> dict[st
     clock = time.perf_counter
     t0 = clock()
     ref = pq.read_table(root / "reference.parquet").to_pandas()
-    cur = pq.read_table(root / current).to_pandas()
+    cur: Any = pq.read_table(root / current)
+    if window == "pandas":
+        cur = cur.to_pandas()
     t1 = clock()
     profile = profile_frame(ref, bins=bins)
     signature = infer_signature(ref)
     t2 = clock()
+    counts = None
     if path == "binned":
-        report = detect_drift_binned(profile, count_window(profile, cur))
+        counts = count_window(profile, cur)
+        report = detect_drift_binned(profile, counts)
     else:
         report = detect_drift(ref, cur, profile=profile)
     t3 = clock()
-    quality = check_quality(cur, signature, profile)
+    quality = check_quality(cur, signature, profile, counts=counts)
     t4 = clock()
     return {
         "phases": {
@@ -246,7 +255,7 @@ def run_child(argv: list[str]) -> dict[str, Any]:
     if args.child == "floor":
         out = child_floor(root, current, args.bins)
     elif args.child == "watchkeeper":
-        out = child_watchkeeper(root, current, args.bins, args.path)
+        out = child_watchkeeper(root, current, args.bins, args.path, args.window)
     else:
         out = child_evidently(root, current)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -258,6 +267,7 @@ def measure(step: str, root: Path, current: str, args: argparse.Namespace) -> di
     command = [
         sys.executable, __file__, "--child", step, "--child-dir", str(root),
         "--child-current", current, "--bins", str(args.bins), "--path", args.path,
+        "--window", args.window,
     ]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -355,6 +365,11 @@ def _parser() -> argparse.ArgumentParser:
         help="binned: detect_drift_binned(profile, count_window(...)), as run_monitor does; "
         "rows: detect_drift(reference, current, profile=profile)",
     )  # fmt: skip
+    parser.add_argument(
+        "--window", choices=("arrow", "pandas"), default="arrow",
+        help="arrow: the current window as the pyarrow Table read from Parquet; "
+        "pandas: converted to a DataFrame first",
+    )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="write the Parquet files here and keep them")
     parser.add_argument(
         "--child", choices=("floor", "watchkeeper", "evidently"), help=argparse.SUPPRESS
@@ -382,12 +397,17 @@ def main() -> None:
             f"{time.perf_counter() - start:.1f} s (not timed below)"
         )
         drift_call = (
-            "detect_drift_binned(profile, count_window(profile, current)) (the run_monitor path)"
+            "counts = count_window(profile, current); detect_drift_binned(profile, counts)"
+            " (the run_monitor path)"
             if args.path == "binned"
             else "detect_drift(reference, current, profile=profile)"
         )
         print(f"bins: {args.bins} reference-quantile bins for both floor and profile")
-        print(f"watchkeeper drift: {drift_call}; then check_quality(current, signature, profile)")
+        print(
+            f"watchkeeper drift: {drift_call}; then check_quality(current, signature, profile"
+            f"{', counts=counts' if args.path == 'binned' else ''}); current window as "
+            f"{'a pyarrow Table' if args.window == 'arrow' else 'a pandas DataFrame'}"
+        )
         print("each step in a fresh process: wall includes interpreter, imports, Parquet load\n")
         floor = measure("floor", root, "current.parquet", args)
         if "error" in floor:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from watchkeeper.errors import InvalidInput
@@ -163,3 +166,50 @@ def test_binned_detection_refuses_counts_on_other_bins():
     other = count_window(profile_frame({"x": np.arange(100.0)}, bins=5), {"x": [1.0]})
     with pytest.raises(InvalidInput, match="bins"):
         detect_drift_binned(profile, other)
+
+
+def mixed_window(n, seed, shift=0.0):
+    """Every kind of feature, nulls in each: floats, integers, strings, ints and bools used as
+    categories, a categorical float."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.random(n) < 0.05
+    x = rng.normal(shift, 1.0, n)
+    x[gaps] = np.nan
+    strings = rng.choice(np.array(["a", "b", "c", "new"], dtype=object), size=n,
+                         p=[0.5, 0.3, 0.2 - shift / 10, shift / 10])  # fmt: skip
+    strings[gaps] = None
+    return pd.DataFrame({
+        "x": x,
+        "count": rng.poisson(3.0, n),
+        "plan": strings,
+        "code": pd.array(np.where(gaps, None, rng.integers(0, 4, n)), dtype="Int64"),
+        "flag": pd.array(np.where(gaps, None, rng.random(n) < 0.3), dtype="boolean"),
+        "tier": np.where(gaps, np.nan, rng.integers(1, 3, n).astype(float)),
+    })  # fmt: skip
+
+
+def assert_same_counts(got, expected):
+    assert got.keys() == expected.keys()
+    for name in expected:
+        a, b = got[name], expected[name]
+        assert (a.counts.tolist(), a.nulls) == (b.counts.tolist(), b.nulls), name
+        assert (a.below_excess, a.above_excess) == pytest.approx((b.below_excess, b.above_excess))
+
+
+def test_count_window_on_an_arrow_table_equals_the_dataframe_result():
+    reference = mixed_window(3000, 1)
+    profile = profile_frame(reference, categorical=["code", "tier"])
+    window = mixed_window(2000, 2, shift=0.5)
+    expected = count_window(profile, window)
+    table = pa.Table.from_pandas(window, preserve_index=False)
+    assert min(table.column(name).null_count for name in ("x", "plan", "code", "flag")) > 0
+    assert_same_counts(count_window(profile, table), expected)
+    batches = [count_window(profile, b) for b in table.to_batches(max_chunksize=700)]
+    summed = {name: functools.reduce(operator.add, (b[name] for b in batches)) for name in expected}
+    assert_same_counts(summed, expected)
+    dictionary = table.set_column(2, "plan", table.column("plan").dictionary_encode())
+    assert_same_counts(count_window(profile, dictionary), expected)
+    assert (
+        detect_drift(reference, table, profile=profile).to_dict()
+        == detect_drift(reference, window, profile=profile).to_dict()
+    )

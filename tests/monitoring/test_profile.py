@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -325,6 +326,15 @@ def test_profile_frame_honours_the_categorical_list(mixed_frame):
     assert isinstance(age, CategoricalProfile)
     assert len(age.frequencies) == 5
     assert age.distinct == mixed_frame["age"].nunique()
+
+
+def test_profile_frame_of_an_arrow_table_equals_the_dataframe_profile(mixed_frame):
+    table = pa.Table.from_pandas(mixed_frame, preserve_index=False)
+    for categorical in ([], ["age", "visits"]):
+        expected = profile_frame(mixed_frame, categorical=categorical).to_dict()
+        assert profile_frame(table, categorical=categorical).to_dict() == expected
+    with pytest.raises(InvalidInput, match="'x' appears twice"):
+        profile_frame(pa.table([pa.array([1.0]), pa.array([2.0])], names=["x", "x"]))
 
 
 def test_profile_frame_from_a_dict_of_columns():

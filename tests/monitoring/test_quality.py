@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.models.signature import ColumnSpec, Signature
+from watchkeeper.monitoring.drift import count_window
 from watchkeeper.monitoring.profile import profile_frame
 from watchkeeper.monitoring.quality import QualityPolicy, check_quality
 
@@ -96,3 +98,55 @@ def test_report_is_json_serialisable_and_policy_is_checked():
         QualityPolicy(unseen=(0.5, 0.1))
     with pytest.raises(InvalidInput, match="differ in length"):
         check_quality({"age": [1.0], "income": [1.0, 2.0]}, SIGNATURE)
+
+
+def plan_cases():
+    """Windows whose categorical column is judged from drift counts, or must be recounted."""
+    rng = np.random.default_rng(3)
+    pick = rng.choice(np.array(["basic", "pro", "new", "other"], dtype=object), size=1000)
+    pick[::7] = None
+    return {
+        "clean": reference()["plan"],
+        "unseen and nulls": pick,
+        "constant": np.array(["pro"] * 1000, dtype=object),
+        "one known, one unseen label": np.array(["pro", "new"] * 500, dtype=object),
+        "only one unseen label": np.array(["new"] * 1000, dtype=object),
+        "only unseen labels": np.array(["new", "newer"] * 500, dtype=object),
+        "only nulls": np.array([None] * 1000, dtype=object),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(plan_cases()))
+@pytest.mark.parametrize(
+    "signature",
+    [
+        SIGNATURE,  # known categories = the profile's
+        Signature((ColumnSpec(name="plan", dtype="string", categories=("basic", "pro", "new")),)),
+        Signature((ColumnSpec(name="plan", dtype="string"),)),  # known from the profile
+    ],
+)
+@pytest.mark.parametrize("max_categories", [100, 1])  # 1: the profile folds "pro" into other
+def test_drift_counts_give_the_same_findings_as_counting_again(case, signature, max_categories):
+    profile = profile_frame(reference(), max_categories=max_categories)
+    window = {**reference(), "plan": plan_cases()[case]}
+    counts = count_window(profile, window)
+    expected = check_quality(window, signature, profile).to_dict()
+    assert check_quality(window, signature, profile, counts=counts).to_dict() == expected
+    table = pa.table({k: pa.array(v, from_pandas=True) for k, v in window.items()})
+    assert check_quality(table, signature, profile, counts=counts).to_dict() == expected
+    assert check_quality(table, signature, profile).to_dict() == expected
+
+
+def test_check_quality_on_an_arrow_table_equals_the_dataframe_result():
+    frame = pd.DataFrame(reference())
+    frame.loc[:99, "age"] = 150.0
+    frame.loc[:199, "income"] = np.nan
+    frame.loc[:49, "plan"] = "enterprise"
+    frame.loc[50:59, "plan"] = None
+    frame["surprise"] = 1
+    profile = profile_frame(reference())
+    expected = check_quality(frame, SIGNATURE, profile).to_dict()
+    assert expected["status"] == "fail"
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert check_quality(table, SIGNATURE, profile).to_dict() == expected
+    assert check_quality(table.to_batches()[0], SIGNATURE, profile).to_dict() == expected

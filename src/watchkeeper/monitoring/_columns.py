@@ -1,15 +1,22 @@
 """Reading columns for profiling: nulls, kinds and labels, whatever container they come in.
 
 Accepts numpy arrays, lists, pandas Series (numpy-backed or extension dtypes such as nullable
-``Int64``, ``string`` and ``category``) without importing pandas. See ``profile.py`` for the
-null and label conventions these functions implement.
+``Int64``, ``string`` and ``category``) without importing pandas, and pyarrow arrays and
+chunked arrays (pyarrow is imported only when one comes in). Frames are pandas DataFrames,
+mappings of columns, or pyarrow Tables and RecordBatches. See ``profile.py`` for the null and
+label conventions these functions implement.
+
+Labels are counted by Arrow (``value_counts``) whenever the column is Arrow data already: a
+pyarrow array, a pandas column backed by pyarrow (pandas' default ``str`` dtype since 3.0,
+``string[pyarrow]``, ``ArrowDtype``) or a pandas ``category``; the distinct values it finds go
+through the same labelling as any other, so the result does not depend on the container.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -20,6 +27,39 @@ from watchkeeper.errors import InvalidInput
 AnyArray: TypeAlias = npt.NDArray[Any]
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 Kind: TypeAlias = Literal["float", "int", "bool", "label"]
+
+
+def frame_columns(frame: Any, *, unique: bool = False) -> dict[str, Any]:
+    """The columns of a DataFrame, a mapping of columns, or a pyarrow Table or RecordBatch;
+    ``unique`` refuses a name that appears twice (else the last column of that name wins)."""
+    if isinstance(frame, Mapping) or hasattr(frame, "items"):
+        pairs = [(str(k), v) for k, v in frame.items()]
+    elif hasattr(frame, "column_names") and hasattr(frame, "column"):
+        pairs = [(str(name), frame.column(i)) for i, name in enumerate(frame.column_names)]
+    else:
+        raise InvalidInput(
+            "expected a DataFrame, a mapping of columns or a pyarrow Table, "
+            f"got {type(frame).__name__}"
+        )
+    columns: dict[str, Any] = {}
+    for name, values in pairs:
+        if unique and name in columns:
+            raise InvalidInput(f"column name {name!r} appears twice")
+        columns[name] = values
+    return columns
+
+
+def count_labels(values: Any) -> tuple[dict[str, int], int]:
+    """:func:`label_counts` of any column, by Arrow where the column is Arrow data already.
+
+    >>> import pyarrow as pa
+    >>> count_labels(pa.array(["b", None, "a", "b"]))
+    ({'b': 2, 'a': 1}, 1)
+    """
+    arrow = _arrow_data(values)
+    if arrow is not None and _countable_by_arrow(arrow):
+        return _arrow_label_counts(arrow)
+    return label_counts(read_column(values)[0])
 
 
 def label_counts(column: AnyArray) -> tuple[dict[str, int], int]:
@@ -40,6 +80,63 @@ def _object_label_counts(column: AnyArray) -> tuple[dict[str, int], int]:
         raise InvalidInput("categorical values must be hashable scalars") from exc
     nulls = sum(n for value, n in raw if _is_null(value))
     return _merge_labels((value, n) for value, n in raw if not _is_null(value)), nulls
+
+
+def _arrow_label_counts(column: Any) -> tuple[dict[str, int], int]:
+    import pyarrow.compute as pc
+
+    found = pc.value_counts(column)
+    values = found.field("values").to_pylist()
+    counts = found.field("counts").to_pylist()
+    nulls = sum(n for value, n in zip(values, counts, strict=True) if _is_null(value))
+    pairs = ((v, n) for v, n in zip(values, counts, strict=True) if not _is_null(v))
+    return _merge_labels(pairs), nulls
+
+
+def _arrow_data(values: Any) -> Any:
+    """``values`` as a pyarrow array when that costs no conversion per value, else None."""
+    if _is_arrow(values):
+        return values
+    dtype = getattr(values, "dtype", None)
+    if dtype is None or isinstance(dtype, np.dtype):
+        return None
+    backed = getattr(dtype, "storage", None) == "pyarrow" or hasattr(dtype, "pyarrow_dtype")
+    if not (backed or getattr(dtype, "name", None) == "category"):
+        return None
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError):  # categories of mixed types
+        return None
+
+
+def _is_arrow(values: object) -> bool:
+    return type(values).__module__.startswith("pyarrow") and hasattr(values, "type")
+
+
+def _countable_by_arrow(column: Any) -> bool:
+    """Types whose Python values label as the numpy path labels them. Integers with nulls are
+    left to that path, which reads them as floats (as pandas' nullable integers are read)."""
+    import pyarrow as pa
+
+    dtype = column.type
+    if pa.types.is_integer(dtype) and column.null_count:
+        return False
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    return bool(
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+        or pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+        or pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_null(dtype)
+    )
 
 
 def _count_objects(items: list[Any]) -> list[tuple[object, int]]:
@@ -73,6 +170,8 @@ def _label(value: object) -> str:
 def read_column(values: npt.ArrayLike) -> tuple[AnyArray, Kind]:
     """A 1-D numpy array and what it holds. Pandas objects are read duck-typed (no import):
     nullable numbers become float64 with NaN; strings, categories and booleans stay values."""
+    if _is_arrow(values):
+        return _read_arrow(values)
     dtype = getattr(values, "dtype", None)
     if dtype is not None and not isinstance(dtype, np.dtype):
         return _read_extension(values, dtype)
@@ -104,6 +203,28 @@ def _read_extension(values: Any, dtype: Any) -> tuple[AnyArray, Kind]:
     if column.ndim != 1:
         raise InvalidInput(f"expected a 1-D column, got shape {column.shape}")
     return column, "bool" if kind == "b" else "label"
+
+
+def _read_arrow(values: Any) -> tuple[AnyArray, Kind]:
+    """A pyarrow array or chunked array, read as the pandas column of the same type would be."""
+    import pyarrow as pa
+
+    dtype = values.type
+    if pa.types.is_floating(dtype) or (pa.types.is_integer(dtype) and values.null_count):
+        floats = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # null: NaN
+        return np.asarray(floats), "float" if pa.types.is_floating(dtype) else "int"
+    if pa.types.is_temporal(dtype) or pa.types.is_nested(dtype):
+        raise _unsupported(str(dtype))
+    if pa.types.is_dictionary(dtype):
+        values = values.cast(dtype.value_type)
+    column = np.asarray(values.to_numpy(zero_copy_only=False))
+    if column.ndim != 1:
+        raise InvalidInput(f"expected a 1-D column, got shape {column.shape}")
+    if pa.types.is_integer(dtype):
+        return column, "int"
+    if pa.types.is_boolean(dtype):
+        return column, "bool"
+    return column.astype(object, copy=False), "label"
 
 
 def _read_objects(column: AnyArray) -> tuple[AnyArray, Kind]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.drift import DriftPolicy, DriftReport, detect_drift
@@ -115,14 +116,17 @@ class Comparison:
 
 
 def compare(
-    reference: pd.DataFrame, current: pd.DataFrame, *, window: Window,
+    reference: pd.DataFrame | pa.Table, current: pd.DataFrame | pa.Table, *, window: Window,
     signature: Signature | None = None, profile: DatasetProfile | None = None,
     drift: DriftPolicy | None = None, quality: QualityPolicy | None = None,
 ) -> Comparison:  # fmt: skip
-    """Drift and (with a signature) data quality of ``current`` against ``reference``."""
-    columns = signature.names if signature is not None else list(reference.columns)
-    profile = profile or profile_frame(reference[columns])
-    report = detect_drift(reference[columns], current.reindex(columns=columns),
+    """Drift and (with a signature) data quality of ``current`` against ``reference``, each a
+    pandas DataFrame or a pyarrow Table (as read, without a conversion: the same results)."""
+    names = reference.column_names if isinstance(reference, pa.Table) else reference.columns
+    columns = signature.names if signature is not None else list(names)
+    reference = reference.select(columns) if isinstance(reference, pa.Table) else reference[columns]
+    profile = profile or profile_frame(reference)
+    report = detect_drift(reference, _reindex(current, columns),
                           policy=drift or DriftPolicy(), profile=profile)  # fmt: skip
     results = drift_results(window, report)
     quality_report = None
@@ -132,3 +136,14 @@ def compare(
         )
         results += quality_results(window, quality_report)
     return Comparison(report, quality_report, tuple(results), profile)
+
+
+def _reindex(frame: pd.DataFrame | pa.Table, columns: list[str]) -> Any:
+    """``columns`` of ``frame``, all nulls where it has none (``DataFrame.reindex``)."""
+    if not isinstance(frame, pa.Table):
+        return frame.reindex(columns=columns)
+    present = set(frame.column_names)
+    return {
+        name: frame.column(name) if name in present else pa.nulls(frame.num_rows)
+        for name in columns
+    }

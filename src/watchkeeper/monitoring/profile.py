@@ -43,14 +43,16 @@ from watchkeeper.monitoring._columns import (
     FloatArray,
     Kind,
     check_positive,
+    count_labels,
     float_values,
-    label_counts,
+    frame_columns,
     non_null,
     read_column,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "FORMAT_VERSION",
@@ -83,7 +85,7 @@ QUANTILE_LEVELS: dict[str, float] = {
 _NONFINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 IntArray: TypeAlias = npt.NDArray[np.int64]
-Frame: TypeAlias = "pd.DataFrame | Mapping[str, npt.ArrayLike]"
+Frame: TypeAlias = "pd.DataFrame | Mapping[str, npt.ArrayLike] | pa.Table"
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -410,8 +412,7 @@ def profile_categorical(values: npt.ArrayLike, *, max_categories: int = 100) -> 
     ({'b': 2, 'a': 1}, 1, 3, 1)
     """
     check_positive("max_categories", max_categories)
-    column, _ = read_column(values)
-    labels, null_count = label_counts(column)
+    labels, null_count = count_labels(values)
     ranked = sorted(labels.items(), key=lambda item: (-item[1], item[0]))
     top = dict(ranked[:max_categories])
     count = sum(labels.values())
@@ -437,8 +438,7 @@ def category_counts(values: npt.ArrayLike, categories: Iterable[str]) -> tuple[I
     known = list(categories)
     if len(set(known)) != len(known):
         raise InvalidInput("categories must not repeat")
-    column, _ = read_column(values)
-    labels, _ = label_counts(column)
+    labels, _ = count_labels(values)
     counts = np.array([labels.get(name, 0) for name in known], dtype=np.int64)
     return counts, sum(labels.values()) - int(counts.sum())
 
@@ -480,7 +480,8 @@ def profile_frame(
     bins: int = 100,
     max_categories: int = 100,
 ) -> DatasetProfile:
-    """Profile every column of a pandas DataFrame or a dict of equally long columns.
+    """Profile every column of a pandas DataFrame, a dict of equally long columns or a pyarrow
+    Table.
 
     Numeric columns (not bool, nullable ones included) get a :class:`NumericProfile`; bool,
     string, object and category columns a :class:`CategoricalProfile`; names in
@@ -495,7 +496,7 @@ def profile_frame(
     """
     check_positive("bins", bins)
     check_positive("max_categories", max_categories)
-    columns = _frame_columns(frame)
+    columns = frame_columns(frame, unique=True)
     forced = set(categorical or ())
     if missing := sorted(forced - set(columns)):
         raise InvalidInput(f"categorical names unknown columns: {', '.join(missing)}")
@@ -527,16 +528,6 @@ def _profile_feature(
     if _choose_kind(column, kind, label_limit=None) == "numeric":
         return profile_numeric(column, bins=bins)
     return profile_categorical(column, max_categories=max_categories)
-
-
-def _frame_columns(frame: Frame) -> dict[str, Any]:
-    columns: dict[str, Any] = {}
-    for name, values in frame.items():
-        key = str(name)
-        if key in columns:
-            raise InvalidInput(f"column name {key!r} appears twice")
-        columns[key] = values
-    return columns
 
 
 def _row_count(frame: Frame, columns: Mapping[str, Any]) -> int:

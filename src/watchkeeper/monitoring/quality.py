@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.models.signature import ColumnSpec, Signature
-from watchkeeper.monitoring._columns import float_values, label_counts, read_column
+from watchkeeper.monitoring._columns import count_labels, float_values, frame_columns
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
+
+if TYPE_CHECKING:
+    from watchkeeper.monitoring.drift.binning import BinnedColumn
 
 __all__ = ["QualityFinding", "QualityPolicy", "QualityReport", "check_quality"]
 
@@ -103,8 +106,14 @@ def check_quality(
     profile: DatasetProfile | None = None,
     *,
     policy: QualityPolicy = _DEFAULT,
+    counts: Mapping[str, BinnedColumn] | None = None,
 ) -> QualityReport:
-    """Check a window (DataFrame or mapping of columns) against the signature and profile.
+    """Check a window (DataFrame, mapping of columns or pyarrow Table) against the signature
+    and profile.
+
+    ``counts`` is the same window counted on ``profile``'s bins (``count_window``), when the
+    drift check already did it: categorical columns are then judged from those counts instead
+    of being counted again, wherever they answer the checks (the findings are the same).
 
     >>> from watchkeeper.models.signature import ColumnSpec, Signature
     >>> sig = Signature((ColumnSpec(name="age", dtype="int", min=0, max=120),))
@@ -112,7 +121,7 @@ def check_quality(
     >>> report.status, [(f.check, f.status) for f in report.problems()]
     ('fail', [('extra_column', 'warn'), ('null_rate', 'fail'), ('out_of_range', 'fail')])
     """
-    columns = {str(k): v for k, v in frame.items()}
+    columns = frame_columns(frame)
     rows = _rows(columns)
     findings = [_row_count(rows, policy)]
     for name in sorted(set(columns) - set(signature.names)):
@@ -124,13 +133,15 @@ def check_quality(
             findings.append(_finding("missing_column", spec.name, 1, None, None, "fail", "missing"))
             continue
         reference = profile.features.get(spec.name) if profile else None
-        findings.extend(_column(spec, columns[spec.name], rows, reference, policy))
+        counted = counts.get(spec.name) if counts is not None else None
+        findings.extend(_column(spec, columns[spec.name], rows, reference, policy, counted))
     return QualityReport(rows=rows, findings=tuple(findings))
 
 
 def _column(
-    spec: ColumnSpec, values: Any, rows: int, reference: Any, policy: QualityPolicy
-) -> list[QualityFinding]:
+    spec: ColumnSpec, values: Any, rows: int, reference: Any, policy: QualityPolicy,
+    counted: BinnedColumn | None = None,
+) -> list[QualityFinding]:  # fmt: skip
     if spec.is_numeric:
         try:
             numbers = float_values(values)
@@ -140,8 +151,47 @@ def _column(
         found = [_nulls(spec, rows - present.size, rows, reference, policy)]
         found += _numeric(spec, present, reference, policy)
         return found
-    labels, nulls = label_counts(read_column(values)[0])
-    return [_nulls(spec, nulls, rows, reference, policy), *_labels(spec, labels, reference, policy)]
+    tally = _tally_counted(spec, reference, counted) or _tally(spec, values, reference)
+    nulls = _nulls(spec, tally.nulls, rows, reference, policy)
+    return [nulls, *_labels(spec, tally, reference, policy)]
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """What the label checks need of a column: null and non-null values, those outside the
+    known categories (``None`` when no category set is known), and whether one label only."""
+
+    nulls: int
+    total: int
+    unseen: int | None
+    single: bool
+
+
+def _tally(spec: ColumnSpec, values: Any, reference: Any) -> _Tally:
+    labels, nulls = count_labels(values)
+    known = _known(spec, reference)
+    unseen = None if known is None else sum(n for k, n in labels.items() if k not in known)
+    return _Tally(nulls, sum(labels.values()), unseen, len(labels) == 1)
+
+
+def _tally_counted(spec: ColumnSpec, reference: Any, counted: BinnedColumn | None) -> _Tally | None:
+    """The tally from drift counts (reference categories + one unseen bin), or None where they
+    cannot tell: other known categories than the profile's, or only unseen labels (one or
+    several?)."""
+    if counted is None or not isinstance(reference, CategoricalProfile):
+        return None
+    categories = list(reference.frequencies)
+    if counted.counts.shape != (len(categories) + 1,):
+        return None
+    known = _known(spec, reference)
+    if known is not None and known != set(categories):
+        return None
+    *seen, unseen = counted.counts.tolist()
+    present = sum(1 for n in seen if n)
+    if unseen and not present:
+        return None
+    single = present == 1 and not unseen
+    return _Tally(counted.nulls, counted.total, None if known is None else unseen, single)
 
 
 def _nulls(
@@ -176,13 +226,12 @@ def _numeric(
 
 
 def _labels(
-    spec: ColumnSpec, labels: Mapping[str, int], reference: Any, policy: QualityPolicy
+    spec: ColumnSpec, tally: _Tally, reference: Any, policy: QualityPolicy
 ) -> list[QualityFinding]:
     found: list[QualityFinding] = []
-    known = _known(spec, reference)
-    total = sum(labels.values())
-    if known is not None and total:
-        rate = sum(n for label, n in labels.items() if label not in known) / total
+    total = tally.total
+    if tally.unseen is not None and total:
+        rate = tally.unseen / total
         status = _grade(rate, policy.unseen)
         found.append(
             _finding(
@@ -196,7 +245,7 @@ def _labels(
             )
         )
     varied = not isinstance(reference, CategoricalProfile) or reference.distinct > 1
-    if total > 1 and varied and len(labels) == 1:
+    if total > 1 and varied and tally.single:
         found.append(_finding("constant", spec.name, 1, 0, None, "warn", "the column is constant"))
     return found
 

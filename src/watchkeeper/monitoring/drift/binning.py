@@ -22,8 +22,8 @@ from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring._columns import (
     _is_null,
     _label,
+    count_labels,
     float_values,
-    label_counts,
     non_null,
     read_column,
 )
@@ -107,8 +107,7 @@ def count_categories(values: npt.ArrayLike, categories: Sequence[str]) -> Binned
     >>> count_categories(["a", "b", "b", "z", None], ["a", "b"]).counts.tolist()
     [1, 2, 1]
     """
-    column, _ = read_column(values)
-    labels, nulls = label_counts(column)
+    labels, nulls = count_labels(values)
     known = np.array([labels.get(name, 0) for name in categories], dtype=np.int64)
     unseen = sum(labels.values()) - int(known.sum())
     return BinnedColumn(np.append(known, unseen).astype(np.int64), nulls)

@@ -1,11 +1,11 @@
 """Drift of a whole window: per-feature verdicts, the correction across them, the drift share.
 
-Two entries: :func:`detect_drift` takes the reference and current rows (pandas DataFrames or
-dicts of arrays); :func:`detect_drift_binned` takes only a stored profile and the window's
-counts (:func:`count_window`, which can be summed over record batches), so a window of any
-size is read once and never held in memory. Both count every feature on the profile's bins
-(one vectorised pass per feature); with reference rows at hand, distance thresholds are
-calibrated on them (:mod:`~watchkeeper.monitoring.drift.calibration`) and
+Two entries: :func:`detect_drift` takes the reference and current rows (pandas DataFrames,
+dicts of arrays or pyarrow Tables); :func:`detect_drift_binned` takes only a stored profile and
+the window's counts (:func:`count_window`, which can be summed over record batches), so a
+window of any size is read once and never held in memory. Both count every feature on the
+profile's bins (one vectorised pass per feature); with reference rows at hand, distance
+thresholds are calibrated on them (:mod:`~watchkeeper.monitoring.drift.calibration`) and
 Kolmogorov–Smirnov runs on the raw values; with only a profile, thresholds are the fixed
 defaults.
 """
@@ -21,6 +21,7 @@ from typing import Any
 import numpy.typing as npt
 
 from watchkeeper.errors import InvalidInput
+from watchkeeper.monitoring._columns import frame_columns
 from watchkeeper.monitoring.drift._features import (
     FeatureDrift,
     Sides,
@@ -40,7 +41,7 @@ from watchkeeper.monitoring.profile import (
 
 __all__ = ["DriftReport", "FeatureDrift", "count_window", "detect_drift", "detect_drift_binned"]
 
-Frame = Any  # a pandas DataFrame or a mapping of column name -> 1-D values
+Frame = Any  # a pandas DataFrame, a mapping of column name -> 1-D values, a pyarrow Table
 
 _DEFAULT_POLICY = DriftPolicy()
 
@@ -103,7 +104,7 @@ def detect_drift(
     (['x'], 0.5, 'wasserstein')
     """
     profile = profile or profile_frame(reference, bins=policy.bins)
-    ref_columns, cur_columns = _columns(reference), _columns(current)
+    ref_columns, cur_columns = frame_columns(reference), frame_columns(current)
     features = []
     for name, feature in profile.features.items():
         if name not in cur_columns:
@@ -147,11 +148,15 @@ def count_window(profile: DatasetProfile, window: Frame) -> dict[str, BinnedColu
     """Count a window (or one record batch of it) on the profile's bins; add the results of
     several batches with ``+``. Features missing from the window are left out.
 
+    The window is a pandas DataFrame, a mapping of columns, or a pyarrow Table or RecordBatch:
+    handing over the Arrow data as read spares the conversion to pandas, and the counts are
+    the same.
+
     >>> ref = profile_frame({"c": ["a", "b", "b"]})
     >>> count_window(ref, {"c": ["b", "z", None]})["c"].counts.tolist()
     [1, 0, 1]
     """
-    columns = _columns(window)
+    columns = frame_columns(window)
     return {
         name: _count(feature, columns[name])
         for name, feature in profile.features.items()
@@ -174,14 +179,6 @@ def _missing(name: str, feature: FeatureProfile) -> FeatureDrift:
         null_rate_reference=feature.null_rate,
         note="missing from the current window: not tested",
     )
-
-
-def _columns(frame: Frame) -> dict[str, Any]:
-    if isinstance(frame, Mapping):
-        return {str(k): v for k, v in frame.items()}
-    if hasattr(frame, "items"):
-        return {str(k): v for k, v in frame.items()}
-    raise InvalidInput(f"expected a DataFrame or a mapping of columns, got {type(frame).__name__}")
 
 
 def _report(
