@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import db, logbook, models, monitor, serve
+from watchkeeper.cli import db, deploy, logbook, models, monitor, scheduler, serve
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
 
@@ -17,7 +17,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(logbook.feedback_app, name="feedback")
 app.add_typer(logbook.logbook_app, name="logbook")
+app.add_typer(deploy.app, name="deploy")
 app.command()(serve.serve)
+app.command()(scheduler.scheduler)
 
 
 @app.callback()

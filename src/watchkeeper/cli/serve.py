@@ -69,6 +69,17 @@ def serve(
     log_buffer_rows: Annotated[
         int, typer.Option(help="Rows buffered at most; beyond, dropped and counted.")
     ] = 1_000_000,
+    live_stats_interval: Annotated[
+        float, typer.Option(help="Seconds between publications of live statistics.")
+    ] = 5.0,
+    with_scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--with-scheduler/--without-scheduler",
+            help="Run the scheduler (rollouts, monitors) in this process; one acts at a time.",
+        ),
+    ] = True,
+    scheduler_interval: Annotated[float, typer.Option(help="Scheduler period, s.")] = 1.0,
 ) -> None:
     """Serve every model that has a production version (KServe V1, MLflow, v2 protocols)."""
     for name, value in (("out-of-range", out_of_range), ("unseen-category", unseen_category)):
@@ -88,6 +99,8 @@ def serve(
         ),
         batching=BatchingPolicy(max_batch_rows=max_batch_rows, max_wait=max_wait_ms / 1000),
         price_per_cpu_hour=price_per_cpu_hour,
+        live_stats_interval=live_stats_interval,
+        scheduler_interval=scheduler_interval if with_scheduler else None,
         logbook=LogbookConfig(
             flush_rows=log_flush_rows,
             flush_interval=log_flush_interval,

@@ -25,18 +25,26 @@ if TYPE_CHECKING:
 Handler = Callable[[Registry, Request, dict[str, Any]], Any]
 
 
+def json_endpoint(
+    server: Server, handler: Handler, *, status: int = 200
+) -> Callable[[Request], Any]:
+    """An endpoint running ``handler(registry, request, body)`` in a worker thread."""
+
+    async def run(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            assert server.registry is not None
+            result = await asyncio.to_thread(handler, server.registry, request, body)
+        except WatchkeeperError as exc:
+            return error_response(exc)
+        return Response(_json.dumps(result), status_code=status, media_type="application/json")
+
+    return run
+
+
 def routes(server: Server) -> list[Route]:
     def endpoint(handler: Handler, *, status: int = 200) -> Callable[[Request], Any]:
-        async def run(request: Request) -> Response:
-            try:
-                body = await _json_body(request)
-                assert server.registry is not None
-                result = await asyncio.to_thread(handler, server.registry, request, body)
-            except WatchkeeperError as exc:
-                return error_response(exc)
-            return Response(_json.dumps(result), status_code=status, media_type="application/json")
-
-        return run
+        return json_endpoint(server, handler, status=status)
 
     prefix = "/api/v1/models"
     return [
@@ -64,7 +72,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -> Any:
+def field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -> Any:
     value = body.get(name, default)
     if value is ...:
         raise InvalidInput(f"'{name}' is required", details=[Detail(name, "required")])
@@ -102,29 +110,29 @@ def _register(registry: Registry, request: Request, body: dict[str, Any]) -> Any
     """Register a model from a path the server can read (a file, package or MLflow folder)."""
     version = registry.register(
         request.path_params["name"],
-        _field(body, "path", str),
-        flavor=_field(body, "flavor", str, default="auto"),
-        metrics=_field(body, "metrics", dict, default=None),
-        tags=_field(body, "tags", dict, default=None),
-        run_id=_field(body, "run_id", str, default=None),
-        run_url=_field(body, "run_url", str, default=None),
-        data_uri=_field(body, "data_uri", str, default=None),
-        reference_data=_field(body, "reference", str, default=None),
-        description=_field(body, "description", str, default=""),
-        stage=_field(body, "stage", str, default="none"),
+        field(body, "path", str),
+        flavor=field(body, "flavor", str, default="auto"),
+        metrics=field(body, "metrics", dict, default=None),
+        tags=field(body, "tags", dict, default=None),
+        run_id=field(body, "run_id", str, default=None),
+        run_url=field(body, "run_url", str, default=None),
+        data_uri=field(body, "data_uri", str, default=None),
+        reference_data=field(body, "reference", str, default=None),
+        description=field(body, "description", str, default=""),
+        stage=field(body, "stage", str, default="none"),
     )
     return version.to_dict()
 
 
 def _promote(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
     version = _int(request.path_params["version"], "version")
-    stage = _field(body, "stage", str)
-    reason = _field(body, "reason", str, default="")
+    stage = field(body, "stage", str)
+    reason = field(body, "reason", str, default="")
     return registry.promote(request.path_params["name"], version, stage, reason=reason).to_dict()
 
 
 def _set_alias(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
-    version = _field(body, "version", int)
+    version = field(body, "version", int)
     p = request.path_params
     return registry.set_alias(p["name"], version, p["alias"]).to_dict()
 
@@ -135,7 +143,7 @@ def _remove_alias(registry: Registry, request: Request, body: dict[str, Any]) ->
 
 
 def _rollback(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
-    reason = _field(body, "reason", str, default="")
+    reason = field(body, "reason", str, default="")
     return registry.rollback(request.path_params["name"], reason=reason).to_dict()
 
 

@@ -65,6 +65,8 @@ def options_from_env() -> ServeOptions:
         price_per_cpu_hour=data["price_per_cpu_hour"],
         live_stats_interval=data["live_stats_interval"],
         logbook=LogbookConfig(**data["logbook"]) if data["logbook"] is not None else None,
+        scheduler_interval=data["scheduler_interval"],
+        scheduler_lease_ttl=data["scheduler_lease_ttl"],
     )
 
 
