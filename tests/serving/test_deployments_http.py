@@ -1,0 +1,157 @@
+"""A deployment reaches a real server: canary split, A/B stickiness, shadow copies, the API."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from tests.serving.conftest import start_server
+from watchkeeper.config import Settings
+from watchkeeper.logbook import Logbook, LogbookConfig
+from watchkeeper.registry import Registry
+from watchkeeper.serving.app import ServeOptions
+
+
+class Flaky:
+    """Fails on small petals (it passes warm-up, on a mid-range row): a shadow must never
+    hurt production with it."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        if (frame["petal_width"] < 0.5).any():
+            raise RuntimeError("broken candidate")
+        return np.zeros(len(frame), dtype=int)
+
+
+@dataclass
+class World:
+    url: str
+    http: httpx.Client
+    registry: Registry
+    settings: Settings
+    rows: list[list[float]]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, iris_data) -> Iterator[World]:
+    X, y = iris_data
+    settings = Settings(home=tmp_path_factory.mktemp("deploy-home"), user="tester")
+    registry = Registry(settings)
+    registry.register("iris", LogisticRegression(max_iter=1000).fit(X, y), input_example=X,
+                      reference_data=X, stage="production")  # fmt: skip
+    registry.register("iris", LogisticRegression(C=0.1, max_iter=1000).fit(X, y),
+                      input_example=X, reference_data=X)  # fmt: skip
+    registry.register("iris", Flaky(), flavor="python", input_example=X)
+    options = ServeOptions(poll_interval=0.05, live_stats_interval=0.1,
+                           logbook=LogbookConfig(flush_interval=0.1))  # fmt: skip
+    url, server, thread = start_server(settings, options)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        yield World(url, http, registry, settings, X.head(1).to_numpy().tolist())
+    server.should_exit = True
+    thread.join(timeout=30)
+    registry.close()
+
+
+def _predict(w: World, key: str | None = None) -> httpx.Response:
+    headers = {"x-routing-key": key} if key else {}
+    return w.http.post("/v1/models/iris:predict", json={"instances": w.rows}, headers=headers)
+
+
+def _wait_for(w: World, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    shadow = [x for x in w.http.get("/metrics").text.splitlines() if "shadow" in x]
+    raise AssertionError(f"the server did not follow the deployment in time: {shadow}")
+
+
+def _api(w: World, method: str, path: str, **kwargs) -> httpx.Response:
+    return w.http.request(method, f"/api/v1/deployments{path}", **kwargs)
+
+
+def test_an_ab_split_is_sticky_per_key_and_near_its_share(world: World) -> None:
+    w = world
+    body = {"mode": "ab", "version": 2, "plan": {"ab_share": 0.5}, "reason": "test"}
+    started = _api(w, "POST", "/iris", json=body)
+    assert started.status_code == 201, started.text
+    _wait_for(w, lambda: any(_predict(w, f"probe-{i}").headers["x-model-version"] == "2"
+                             for i in range(20)))  # fmt: skip
+    versions = {f"user-{i}": _predict(w, f"user-{i}").headers["x-model-version"]
+                for i in range(400)}  # fmt: skip
+    share = Counter(versions.values())["2"] / 400
+    assert abs(share - 0.5) < 4 * (0.25 / 400) ** 0.5  # binomial, 4 sigma
+    again = {k: _predict(w, k).headers["x-model-version"] for k in list(versions)[:50]}
+    assert again == {k: versions[k] for k in again}  # one user, one arm
+    status = _api(w, "GET", "/iris").json()
+    assert status["deployment"]["mode"] == "ab"
+    assert status["deployment"]["plan"]["ab_share"] == 0.5
+    aborted = _api(w, "POST", "/iris/abort", json={"reason": "done"})
+    assert aborted.status_code == 200
+    assert aborted.json()["state"] == "aborted"
+    _wait_for(w, lambda: all(_predict(w, f"user-{i}").headers["x-model-version"] == "1"
+                             for i in range(30)))  # fmt: skip
+
+
+def test_a_failing_shadow_never_reaches_the_client(world: World) -> None:
+    w = world
+    d = w.registry.deployments.start("iris", "shadow", 3, share=1.0, config={}, actor="t",
+                                     reason="shadow a broken model")  # fmt: skip
+    metrics = lambda: w.http.get("/metrics").text  # noqa: E731
+    _wait_for(w, lambda: _predict(w).status_code == 200
+              and 'outcome="error"' in metrics())  # fmt: skip
+    answers = [_predict(w) for _ in range(100)]
+    assert {r.status_code for r in answers} == {200}
+    assert {r.headers["x-model-version"] for r in answers} == {"1"}
+    errors = 'watchkeeper_shadow_requests_total{model="iris",outcome="error",version="3"}'
+    line = next(x for x in metrics().splitlines() if x.startswith(errors))
+    assert float(line.split()[-1]) >= 100
+    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
+
+
+def test_a_good_shadow_is_logged_beside_production(world: World) -> None:
+    w = world
+    d = w.registry.deployments.start("iris", "shadow", 2, share=1.0, config={}, actor="t",
+                                     reason="shadow v2")  # fmt: skip
+    _wait_for(w, lambda: _predict(w).status_code == 200
+              and 'outcome="ok",version="2"' in w.http.get("/metrics").text)  # fmt: skip
+    ids = [_predict(w).headers["x-request-id"] for _ in range(20)]
+    time.sleep(0.5)  # the logbook flushes every 0.1 s
+    book = Logbook(w.settings.resolved_logbook_url)
+    now = datetime.now(UTC)
+    shadow = book.read("iris", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                       role="shadow").to_pandas()  # fmt: skip
+    assert set(ids) <= set(shadow["request_id"])
+    assert set(shadow["version"]) == {2}
+    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
+
+
+def test_bad_deployment_requests_get_field_level_errors(world: World) -> None:
+    w = world
+    bad_plan = _api(w, "POST", "/iris", json={"mode": "canary", "version": 2,
+                                             "plan": {"steps": [0.5, 0.2]}})  # fmt: skip
+    assert bad_plan.status_code == 400
+    assert bad_plan.json()["error"]["details"][0]["field"] == "plan.steps"
+    no_version = _api(w, "POST", "/iris", json={"mode": "canary"})
+    assert no_version.status_code == 400
+    assert no_version.json()["error"]["details"] == [{"field": "version", "problem": "required"}]
+    bad_mode = _api(w, "POST", "/iris", json={"mode": "yolo", "version": 2})
+    assert bad_mode.status_code == 400
+    assert _api(w, "POST", "/ghost", json={"mode": "canary", "version": 2}).status_code == 404
+    first = _api(w, "POST", "/iris", json={"mode": "canary", "version": 2})
+    assert first.status_code == 201
+    second = _api(w, "POST", "/iris", json={"mode": "canary", "version": 2})
+    assert second.status_code == 409
+    assert _api(w, "POST", "/iris/abort").status_code == 200
+    assert _api(w, "POST", "/iris/abort").status_code == 409  # nothing left to abort
+    history = _api(w, "GET", "/iris/history").json()
+    assert [e["state"] for e in history[:2]] == ["aborted", "running"]
