@@ -8,14 +8,17 @@ import pyarrow as pa
 import pytest
 
 from watchkeeper.errors import InvalidInput
+from watchkeeper.monitoring import _columns as columns_module
 from watchkeeper.monitoring._columns import (
     _is_null,
+    arrow_labels,
     count_labels,
     float_values,
     frame_columns,
     label_counts,
     read_column,
 )
+from watchkeeper.monitoring.profile import profile_frame
 
 # One column per kind of label, each with nulls: what numpy/object arrays would hold.
 COLUMNS = {
@@ -58,6 +61,15 @@ def test_pandas_string_dtypes_count_as_object_strings():
     expected = ({"b": 2, "a": 1, "c": 1}, 2)
     for dtype in ("object", "str", "string[python]", "string[pyarrow]"):
         assert count_labels(pd.Series(values, dtype=dtype)) == expected, dtype
+
+
+def test_arrow_labels_are_profiled_without_python_objects_and_alike(monkeypatch):
+    values = ["b", None, "a", "b", None, "c"]
+    expected = profile_frame({"s": np.array(values, dtype=object)}).to_dict()
+    monkeypatch.setattr(columns_module, "_count_objects", None)  # no Counter on this path
+    for column in (pd.Series(values, dtype="str"), pa.array(values).dictionary_encode()):
+        assert arrow_labels(column)
+        assert profile_frame({"s": column}).to_dict() == expected
 
 
 def test_nullable_integers_label_as_pandas_reads_them():

@@ -62,6 +62,37 @@ def count_labels(values: Any) -> tuple[dict[str, int], int]:
     return label_counts(read_column(values)[0])
 
 
+def arrow_labels(values: Any) -> bool:
+    """Whether ``values`` is Arrow data (or a pandas column backed by it) holding labels:
+    strings, bytes, booleans or dictionary-encoded values, which :func:`read_column` would
+    read as ``"label"`` or ``"bool"``.
+
+    >>> import pyarrow as pa
+    >>> arrow_labels(pa.array(["a"])), arrow_labels(pa.array([1.0])), arrow_labels(["a"])
+    (True, False, False)
+    """
+    arrow = _arrow_data(values)
+    if arrow is None:
+        return False
+    import pyarrow as pa
+
+    dtype = arrow.type
+    return bool(pa.types.is_dictionary(dtype) or pa.types.is_boolean(dtype) or _is_text(dtype))
+
+
+def _is_text(dtype: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+        or pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+    )
+
+
 def label_counts(column: AnyArray) -> tuple[dict[str, int], int]:
     """Occurrences of each label among the non-null values, and the null count."""
     if column.dtype.kind in "OUS":  # hashing beats sorting strings
@@ -126,12 +157,7 @@ def _countable_by_arrow(column: Any) -> bool:
     if pa.types.is_dictionary(dtype):
         dtype = dtype.value_type
     return bool(
-        pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or pa.types.is_string_view(dtype)
-        or pa.types.is_binary(dtype)
-        or pa.types.is_large_binary(dtype)
-        or pa.types.is_binary_view(dtype)
+        _is_text(dtype)
         or pa.types.is_integer(dtype)
         or pa.types.is_floating(dtype)
         or pa.types.is_boolean(dtype)

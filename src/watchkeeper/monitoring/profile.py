@@ -42,6 +42,7 @@ from watchkeeper.monitoring._columns import (
     AnyArray,
     FloatArray,
     Kind,
+    arrow_labels,
     check_positive,
     count_labels,
     float_values,
@@ -522,7 +523,7 @@ def _choose_kind(column: AnyArray, kind: Kind, *, label_limit: int | None) -> st
 def _profile_feature(
     values: npt.ArrayLike, forced: bool, *, bins: int, max_categories: int
 ) -> FeatureProfile:
-    if forced:
+    if forced or arrow_labels(values):  # Arrow labels are counted as they are, not as objects
         return profile_categorical(values, max_categories=max_categories)
     column, kind = read_column(values)
     if _choose_kind(column, kind, label_limit=None) == "numeric":
