@@ -51,8 +51,7 @@ def test_a_canary_by_hand_from_start_to_production(home: Path) -> None:
     production = json.loads(wk("models", "show", "m@production", "--json").output)
     assert production["version"] == 2
     history = json.loads(wk("deploy", "history", "m", "--json").output)
-    assert [e["state"] for e in history] == ["promoted", "running", "running", "running",
-                                             "running"]  # fmt: skip
+    assert [e["state"] for e in history] == ["promoted", "running", "running", "running"]
     assert history[0]["actor"] == "ann"
     assert history[0]["reason"] == "looks fine"
     assert "promoted, 100% of traffic" in wk("deploy", "status", "m").output

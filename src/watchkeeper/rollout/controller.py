@@ -28,6 +28,7 @@ from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.rollout.guards import (
     Check,
     StepTraffic,
+    counts_mark,
     mark,
     prediction_checks,
     step_traffic,
@@ -94,10 +95,15 @@ class Rollouts:
         }.get(mode, (0.0, ""))
         if not state:
             raise InvalidInput(f"unknown mode '{mode}': shadow, canary, bluegreen or ab")
-        started = self.store.start(model, mode, version, share=share, config=plan.to_dict(),
-                                   actor=self.actor, reason=reason or f"{mode} started",
-                                   state=state)  # fmt: skip
-        return self._remark(started, reason="traffic mark at start")
+        now = self.clock()
+        production = self.store.production(model)
+        baseline = production.version if production is not None else None
+        start = now.replace(second=0, microsecond=0)
+        counts = counts_mark(self.live, model, baseline, version, start, now + timedelta(minutes=1))
+        config = {**plan.to_dict(), "mark": counts}
+        return self.store.start(model, mode, version, share=share, config=config,
+                                actor=self.actor, reason=reason or f"{mode} started",
+                                state=state)  # fmt: skip
 
     def promote(self, model: str, *, reason: str = "") -> Deployment:
         """Skip ahead by hand: shadow → canary, canary → next step (or production),
@@ -223,11 +229,6 @@ class Rollouts:
         return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
                                  details=details, promote=True, state="promoted", share=1.0,
                                  standby=d.baseline, standby_until=until)  # fmt: skip
-
-    def _remark(self, d: Deployment, *, reason: str) -> Deployment:
-        config = {**d.config, "mark": mark(self.live, d, self.clock())}
-        return self.store.update(d.model, d.revision, actor=self.actor, reason=reason,
-                                 config=config)  # fmt: skip
 
     def _traffic(self, d: Deployment, now: datetime) -> StepTraffic:
         traffic = step_traffic(self.live, d, now)

@@ -68,9 +68,17 @@ def span(deployment: Deployment, now: datetime) -> tuple[datetime, datetime]:
 def mark(live: LiveStatsStore, deployment: Deployment, now: datetime) -> dict[str, list[int]]:
     """Cumulative counts of both sides now: stored when a step begins."""
     start, end = span(deployment, now)
-    counts = live.merged(deployment.model, start, end, kinds=KINDS)
+    return counts_mark(live, deployment.model, deployment.baseline, deployment.candidate,
+                       start, end)  # fmt: skip
+
+
+def counts_mark(
+    live: LiveStatsStore, model: str, baseline: int | None, candidate: int | None,
+    start: datetime, end: datetime,
+) -> dict[str, list[int]]:  # fmt: skip
+    counts = live.merged(model, start, end, kinds=KINDS)
     out: dict[str, list[int]] = {}
-    for side, version in (("production", deployment.baseline), ("candidate", deployment.candidate)):
+    for side, version in (("production", baseline), ("candidate", candidate)):
         for kind in KINDS:
             out[f"{side}:{kind}"] = list(counts.get((version or 0, kind), []))
     return out
