@@ -96,16 +96,16 @@ def run_monitor(
     table = logbook.read(spec.model, window.start, window.end, version=version.version)
     signature = Signature.from_dict(version.signature) if version.signature else None
     profile = registry.profile_of(version)
-    frame = _inputs(table, signature)
+    inputs = _input_table(table, signature)
     results: list[CheckResult] = []
     if table.num_rows == 0:
         results.append(window.result("quality", "", "row_count", 0.0, None, "skipped"))
     else:
         step("data quality and drift")
-        results += _window_checks(spec, window, frame, table, signature, profile)
+        results += _window_checks(spec, window, inputs, table, signature, profile)
     if "multivariate" in spec.checks and table.num_rows:
         step("multivariate drift")
-        results += _multivariate(window, version, frame)
+        results += _multivariate(window, version, _inputs(table, signature))
     if "estimated" in spec.checks and table.num_rows:
         results += _estimated(window, table)
     labelled = 0
@@ -130,15 +130,16 @@ def run_monitor(
 
 
 def _window_checks(
-    spec: MonitorSpec, window: Window, frame: pd.DataFrame, table: pa.Table,
+    spec: MonitorSpec, window: Window, inputs: pa.Table, table: pa.Table,
     signature: Signature | None, profile: DatasetProfile | None,
 ) -> list[CheckResult]:  # fmt: skip
     out: list[CheckResult] = []
+    counts = count_window(profile, inputs) if profile is not None else None
     if "quality" in spec.checks and signature is not None:
-        out += quality_results(window, check_quality(frame, signature, profile,
-                                                     policy=spec.quality))  # fmt: skip
-    if "drift" in spec.checks and profile is not None:
-        report = detect_drift_binned(profile, count_window(profile, frame), policy=spec.drift)
+        quality = check_quality(inputs, signature, profile, policy=spec.quality, counts=counts)
+        out += quality_results(window, quality)
+    if "drift" in spec.checks and profile is not None and counts is not None:
+        report = detect_drift_binned(profile, counts, policy=spec.drift)
         out += drift_results(window, report)
     if "prediction_drift" in spec.checks and profile is not None and profile.predictions:
         outputs = DatasetProfile(row_count=profile.row_count,
@@ -252,7 +253,16 @@ def window_counts(
     table = logbook.read(model, start, end, version=found.version, columns=columns)
     if table.num_rows == 0:
         return profile, None, 0
-    return profile, count_window(profile, _inputs(table, None)), table.num_rows
+    return profile, count_window(profile, _input_table(table, None)), table.num_rows
+
+
+def _input_table(table: pa.Table, signature: Signature | None) -> pa.Table:
+    """The logged inputs under their own names, as Arrow (counting needs no pandas copy)."""
+    names = [c for c in table.column_names if c.startswith("feature_")]
+    inputs = table.select(names).rename_columns([n.removeprefix("feature_") for n in names])
+    if signature is not None:
+        inputs = inputs.select([n for n in signature.names if n in inputs.column_names])
+    return inputs
 
 
 def _inputs(table: pa.Table, signature: Signature | None) -> pd.DataFrame:
