@@ -1,0 +1,51 @@
+"""The scheduler: one holder of the lease acts; declared monitors run on their interval."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from watchkeeper.config import Settings
+from watchkeeper.registry import Registry
+from watchkeeper.registry.monitoring import MonitoringStore
+from watchkeeper.scheduler import Scheduler, SchedulerOptions
+
+T0 = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def test_one_scheduler_acts_and_runs_monitors_on_their_interval(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(500, 2)), columns=["a", "b"])
+    settings = Settings(home=tmp_path, monitors={"m": {"window": "1h", "every": "10m",
+                                                       "checks": ["drift"]}})  # fmt: skip
+    with Registry(settings) as registry:
+        registry.register("m", LogisticRegression().fit(X, X["a"] > 0), input_example=X,
+                          reference_data=X, stage="production")  # fmt: skip
+    now = [T0]
+    options = SchedulerOptions(interval=1.0, lease_ttl=5.0)
+    first = Scheduler(settings, SchedulerOptions(interval=1, lease_ttl=5, holder="a"),
+                      clock=lambda: now[0])  # fmt: skip
+    second = Scheduler(settings, SchedulerOptions(interval=1, lease_ttl=5, holder="b"),
+                       clock=lambda: now[0])  # fmt: skip
+    try:
+        assert first.run_once()
+        assert not second.run_once()  # the lease is held: the second one waits
+        store = MonitoringStore(first.registry.engine)
+        windows = lambda: {r.window_end for r in store.series("m", check="quality")}  # noqa: E731
+        assert windows() == {T0}  # the monitor ran once (an empty window: row count skipped)
+        now[0] += timedelta(minutes=5)
+        assert first.run_once()
+        assert windows() == {T0}  # not due yet
+        now[0] += timedelta(minutes=5)
+        assert first.run_once()
+        assert windows() == {T0, T0 + timedelta(minutes=10)}
+        first.stop()  # a clean stop hands the lease over at once
+        assert second.run_once()
+        assert options.holder != "a"  # each process gets its own holder id by default
+    finally:
+        first.close()
+        second.close()
