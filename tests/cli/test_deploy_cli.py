@@ -93,3 +93,17 @@ def test_a_second_deployment_waits_for_the_first(home: Path) -> None:
     assert "already has a bluegreen deployment" in second.output
     assert "promoted" in wk("deploy", "promote", "m").output  # the switch
     assert json.loads(wk("models", "show", "m@production", "--json").output)["version"] == 2
+
+
+def test_a_shadow_then_canary_takes_its_canary_steps(home: Path) -> None:
+    """Regression: ``deploy shadow --then canary`` had no ``--steps``, so the canary that
+    follows always crawled through 1% and 5%."""
+    started = wk("deploy", "shadow", "m", "2", "--then", "canary", "--steps", "10,50,100",
+                 "--keep", "5m")  # fmt: skip
+    assert started.exit_code == 0, started.output
+    plan = json.loads(wk("deploy", "status", "m", "--json").output)["deployment"]["plan"]
+    assert (plan["steps"], plan["then"]) == ([0.1, 0.5, 1.0], "canary")
+    assert plan["keep_previous_seconds"] == 300
+    assert "canary" in wk("deploy", "promote", "m").output
+    status = json.loads(wk("deploy", "status", "m", "--json").output)["deployment"]
+    assert (status["mode"], status["share"]) == ("canary", 0.1)

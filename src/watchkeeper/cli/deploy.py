@@ -69,16 +69,21 @@ def shadow(
     ctx: typer.Context, name: Name, version: Version,
     sample: Annotated[float, typer.Option(help="Share of requests copied (0-1].")] = 1.0,
     then: Annotated[str, typer.Option(help="After passing: 'canary' or 'none' (wait).")] = "none",
+    steps: Annotated[
+        str, typer.Option(help="The canary's shares in percent (with --then canary).")
+    ] = "1,5,25,50,100",
     step_time: StepTime = "5m", step_requests: StepRequests = 100,
     max_error_rate_increase: ErrorMargin = 0.01, max_latency_ratio: LatencyRatio = 1.5,
     max_prediction_distance: Distance = 0.1,
     min_agreement: Annotated[
         float | None, typer.Option(help="Guard: least share of identical predictions.")
     ] = None,
+    keep: Annotated[str, typer.Option(help="Keep the old version loaded this long.")] = "30m",
     reason: Reason = "", as_json: Json = False,
 ) -> None:  # fmt: skip
     """Copy live requests to VERSION off the response path; its answers are logged only."""
     plan = Plan(shadow_sample=sample, then=then,  # type: ignore[arg-type]
+                steps=_steps(steps), keep_previous_seconds=_seconds(keep),
                 min_step_seconds=_seconds(step_time), min_step_requests=step_requests,
                 guards=_guards(max_error_rate_increase, max_latency_ratio,
                                max_prediction_distance, min_agreement))  # fmt: skip
