@@ -89,13 +89,15 @@ FAST = Plan(steps=(0.1, 0.5, 1.0), min_step_seconds=10, min_step_requests=50)
 
 
 def test_a_good_canary_walks_every_step_to_production(world) -> None:
-    registry, rollouts, clock, _logbook, _X, _ = world
+    registry, rollouts, clock, logbook, X, _ = world
     d = rollouts.start("m", "canary", 2, plan=FAST)
     assert (d.share, d.step) == (0.1, 0)
     clock.advance(1)
     assert rollouts.tick() == []  # no traffic yet: nothing to judge, nothing to do
     serve(registry, clock, 1, 900)
     serve(registry, clock, 2, 100)
+    log(registry, logbook, clock, X.iloc[:900], 1, "primary", "p0")
+    log(registry, logbook, clock, X.iloc[900:1000], 2, "primary", "c0")
     assert rollouts.tick() == []  # enough requests, but the step has not lasted 10 s
     clock.advance(10)
     (d,) = rollouts.tick()
@@ -106,9 +108,15 @@ def test_a_good_canary_walks_every_step_to_production(world) -> None:
     clock.advance(11)
     assert rollouts.tick() == []
     serve(registry, clock, 2, 40)
+    log(registry, logbook, clock, X.iloc[:30], 1, "primary", "p1")
+    log(registry, logbook, clock, X.iloc[1000:1070], 2, "primary", "c1")
+    assert rollouts.tick() == []  # 70 answers logged: too few to compare with production's
+    log(registry, logbook, clock, X.iloc[1070:1100], 2, "primary", "c1b")
+    clock.advance(1)
     (d,) = rollouts.tick()
     assert (d.step, d.share) == (2, 1.0)
     serve(registry, clock, 2, 100)  # the last step: production answers nothing
+    log(registry, logbook, clock, X.iloc[1100:1200], 2, "primary", "c2")
     clock.advance(11)
     (d,) = rollouts.tick()
     assert d.state == "promoted"
@@ -119,6 +127,54 @@ def test_a_good_canary_walks_every_step_to_production(world) -> None:
     events = [(e.actor, e.step, e.state) for e in reversed(rollouts.history("m"))]
     assert events[0][0] == "ann"
     assert events[-1] == ("controller", 2, "promoted")
+    # every step was judged by every guard, the last one against production's earlier answers
+    for event in rollouts.history("m")[:3]:
+        status = {c["name"]: c["status"] for c in event.details["checks"]}
+        status.pop("performance")  # no labels came back
+        assert status == {"error_rate": "ok", "rejected_rate": "ok", "latency_p99_ratio": "ok",
+                          "prediction_distance": "ok"}, event.details  # fmt: skip
+
+
+def test_a_step_waits_until_every_guard_can_judge_it(world) -> None:
+    """Regression: a step ended on time and requests alone, so a candidate whose answers
+    differ passed the first step whenever its logged rows lagged behind its request count
+    (seen end to end: "prediction_distance waiting: 80 candidate / 787 production rows")."""
+    registry, rollouts, clock, logbook, X, _ = world
+    rollouts.start("m", "canary", 3, plan=FAST)
+    serve(registry, clock, 1, 900)
+    serve(registry, clock, 3, 100)
+    log(registry, logbook, clock, X.iloc[:900], 1, "primary", "p")
+    log(registry, logbook, clock, X.iloc[900:980], 3, "primary", "c")  # not yet 100 rows
+    clock.advance(11)
+    assert rollouts.tick() == []
+    checks = {c.name: c for c in rollouts.status("m").checks}
+    assert checks["prediction_distance"].status == "waiting"
+    log(registry, logbook, clock, X.iloc[980:1010], 3, "primary", "c2")
+    clock.advance(1)
+    (d,) = rollouts.tick()
+    assert (d.state, d.step) == ("rolled_back", 0)
+    assert "prediction_distance" in d.reason
+
+
+def test_the_last_step_is_judged_against_production_before_it(world) -> None:
+    registry, rollouts, clock, logbook, X, _ = world
+    plan = Plan(steps=(0.5, 1.0), min_step_seconds=10, min_step_requests=50)
+    rollouts.start("m", "canary", 2, plan=plan)
+    serve(registry, clock, 1, 500)
+    serve(registry, clock, 2, 500)
+    log(registry, logbook, clock, X.iloc[:500], 1, "primary", "p")
+    log(registry, logbook, clock, X.iloc[500:1000], 2, "primary", "c")
+    clock.advance(11)
+    (d,) = rollouts.tick()
+    assert d.share == 1.0
+    serve(registry, clock, 1, 3)  # requests in flight at the switch
+    serve(registry, clock, 2, 100, latency=0.3)  # slow once it takes everything
+    log(registry, logbook, clock, X.iloc[1000:1100], 2, "primary", "c2")
+    clock.advance(2)
+    (d,) = rollouts.tick()
+    assert d.state == "rolled_back"
+    assert "latency_p99_ratio" in d.reason
+    assert registry.get("m@production").version == 1
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ deployment only by writing a new revision of its record (compare-and-set), which
 nothing here touches traffic directly.
 
 A canary step ends when it has lasted ``min_step_seconds`` *and* the candidate answered
-``min_step_requests``; a guard that fails at any look rolls the candidate back to 0% at once,
+``min_step_requests`` *and* every guard had the data to judge it (labels excepted: they may
+never come); a guard that fails at any look rolls the candidate back to 0% at once,
 with the guard values in the record. Passing the last step promotes the candidate; the old
 production version stays loaded (``keep_previous_seconds``) so ``models rollback`` is instant.
 """
@@ -26,6 +27,8 @@ from watchkeeper.registry import Registry
 from watchkeeper.registry.deployments import Deployment, DeploymentEvent, DeploymentStore
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.rollout.guards import (
+    MIN_LATENCY_REQUESTS,
+    OPTIONAL,
     Check,
     StepTraffic,
     counts_mark,
@@ -182,8 +185,8 @@ class Rollouts:
             log.warning("%s@%s rolled back: %s", d.model, d.candidate, why)
             return self.store.update(d.model, d.revision, actor=CONTROLLER, reason=why,
                                      details=details, state="rolled_back", share=0.0)  # fmt: skip
-        if not done:
-            return None
+        if not done or any(c.status == "waiting" and c.name not in OPTIONAL for c in checks):
+            return None  # a step ends only once every guard could judge it
         if d.mode == "shadow":
             if plan.then != "canary":
                 return None  # a passing shadow waits for a person's promote
@@ -232,7 +235,7 @@ class Rollouts:
 
     def _traffic(self, d: Deployment, now: datetime) -> StepTraffic:
         traffic = step_traffic(self.live, d, now)
-        if traffic.production[0] == 0:  # the last step: production answers nothing now
+        if traffic.production[0] < MIN_LATENCY_REQUESTS:  # the last step: production is idle
             whole = mark(self.live, d, now)
             traffic = replace(traffic, production=(whole["production:requests"] + [0] * 4)[:4],
                               production_latency=whole["production:latency_ms"])  # fmt: skip

@@ -10,7 +10,7 @@ the candidate is shown worse, not when a raw figure happens to be higher.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -23,12 +23,19 @@ from watchkeeper.monitoring.drift import jensenshannon, ks
 from watchkeeper.registry.deployments import Deployment
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.rollout.plan import Plan
-from watchkeeper.rollout.stats import compare_predictions, error_rate_guard, loss_guard
+from watchkeeper.rollout.stats import (
+    compare_predictions,
+    error_rate_guard,
+    histogram_quantile,
+    latency_guard,
+    loss_guard,
+)
 
 Status = Literal["ok", "fail", "waiting"]
 KINDS = ("requests", "latency_ms")
 MIN_LATENCY_REQUESTS = 50
 MIN_PREDICTIONS = 100
+OPTIONAL = frozenset({"performance"})  # labels may never come: a step does not wait for them
 
 
 @dataclass(frozen=True)
@@ -130,37 +137,38 @@ def traffic_checks(traffic: StepTraffic, plan: Plan, *, final: bool = True) -> l
         out.append(Check("latency_p99_ratio", None, guards.max_latency_ratio, "waiting",
                          f"fewer than {MIN_LATENCY_REQUESTS} requests a side"))  # fmt: skip
     else:
-        p99_prod = _p99(traffic.production_latency)
-        p99_cand = _p99(traffic.candidate_latency)
-        ratio = p99_cand / p99_prod if p99_prod > 0 else 1.0
-        status = "fail" if ratio > guards.max_latency_ratio else "ok"
-        detail = f"p99 candidate {p99_cand:g} ms, production {p99_prod:g} ms (bin edges)"
-        out.append(Check("latency_p99_ratio", ratio, guards.max_latency_ratio, status, detail))
+        test = latency_guard(traffic.production_latency, traffic.candidate_latency,
+                             LATENCY_EDGES_MS, max_ratio=guards.max_latency_ratio,
+                             alpha=alpha)  # fmt: skip
+        p99_prod = histogram_quantile(traffic.production_latency, LATENCY_EDGES_MS, 0.99)
+        p99_cand = histogram_quantile(traffic.candidate_latency, LATENCY_EDGES_MS, 0.99)
+        limit = guards.max_latency_ratio * p99_prod
+        detail = (f"p99 candidate {p99_cand:.3g} ms, production {p99_prod:.3g} ms; "
+                  f"{max(test.difference + 0.01, 0.0):.1%} of {cand[0]} candidate requests above "
+                  f"{limit:.3g} ms, p(worse)={test.p_harm:.3g}")  # fmt: skip
+        status = "fail" if test.verdict == "worse" else "ok"
+        out.append(Check("latency_p99_ratio", test.statistic, guards.max_latency_ratio, status,
+                         detail))  # fmt: skip
     return out
-
-
-def _p99(histogram: Sequence[int]) -> float:
-    """The upper edge of the latency bin holding the 99th percentile."""
-    total = sum(histogram)
-    running = 0
-    for i, count in enumerate(histogram):
-        running += count
-        if count and running >= 0.99 * total:
-            return float(LATENCY_EDGES_MS[min(i, len(LATENCY_EDGES_MS) - 1)])
-    return float(LATENCY_EDGES_MS[-1])
 
 
 def prediction_checks(
     logbook: Logbook, deployment: Deployment, plan: Plan, now: datetime, *, classify: bool
 ) -> list[Check]:
     """How differently the candidate answers: agreement and distance (shadow: the same
-    requests, paired; canary: the two answered streams), and loss on labelled rows."""
+    requests, paired; canary: the two answered streams), and loss on labelled rows.
+
+    A canary compares the step's answers of both sides; when production answered too little
+    in the step (the last one, at 100%), its answers over the whole deployment stand in."""
     if deployment.candidate is None or deployment.baseline is None:
         return []
     start = deployment.step_started_at
     shadow = deployment.mode == "shadow"
     columns = ["prediction", "prediction_label", "label"]
     prod = _read(logbook, deployment, deployment.baseline, "primary", start, now, columns)
+    if not shadow and prod.num_rows < MIN_PREDICTIONS:  # the last step: production is idle
+        prod = _read(logbook, deployment, deployment.baseline, "primary",
+                     deployment.started_at, now, columns)  # fmt: skip
     cand = _read(logbook, deployment, deployment.candidate, "shadow" if shadow else "primary",
                  start, now, columns)  # fmt: skip
     guards = plan.guards

@@ -24,7 +24,8 @@ mean of the two arms' variances: the test is most sensitive to effects near a te
 standard deviation and scale-free (conversion or revenue alike).
 
 **Sample sizes** use the normal approximation for a two-sided fixed-horizon test.
-**Guards** are fixed-horizon one-sided tests with a margin, each giving a three-way verdict:
+**Guards** are fixed-horizon one-sided tests with a margin (the latency guard: a ratio), each
+giving a three-way verdict:
 ``"not_worse"`` (non-inferiority shown), ``"worse"`` (harm beyond the margin shown) or
 ``"inconclusive"``; they are meant for a few planned looks (one per canary step), not continuous
 peeking. **Prediction comparisons** reuse the drift tests of :mod:`watchkeeper.monitoring.drift`.
@@ -33,12 +34,13 @@ peeking. **Prediction comparisons** reuse the drift tests of :mod:`watchkeeper.m
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr, ndtri, stdtr
+from scipy.special import bdtr, bdtrc, ndtr, ndtri, stdtr
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.drift import DriftResult, jensenshannon, ks
@@ -54,6 +56,8 @@ __all__ = [
     "ab_analysis",
     "compare_predictions",
     "error_rate_guard",
+    "histogram_quantile",
+    "latency_guard",
     "loss_guard",
     "sample_size",
     "sample_size_proportions",
@@ -431,6 +435,89 @@ def loss_guard(
     method = "paired_t" if paired else "welch_t"
     p_noninf, p_harm = float(stdtr(df, t)), float(stdtr(df, -t))
     return _guard(method, t, difference, margin, p_noninf, p_harm, alpha, prod.size, cand.size)
+
+
+def latency_guard(
+    production: Sequence[int],
+    candidate: Sequence[int],
+    edges: Sequence[float],
+    *,
+    max_ratio: float = 1.5,
+    quantile: float = 0.99,
+    alpha: float = 0.05,
+) -> GuardResult:
+    """Is the candidate's ``quantile`` latency above ``max_ratio`` times production's?
+
+    Both sides are latency histograms over ``edges`` (one more bin than edges, the last one
+    open). With ``T = max_ratio · q_production``: if the candidate's quantile is at most ``T``,
+    at most ``1 - quantile`` of its requests take longer than ``T``, so ``k`` of its ``n``
+    requests above ``T`` has the binomial tail ``P(X ≥ k; n, 1 - quantile)`` as ``p_harm``.
+    Comparing the two raw quantiles instead fails good candidates: a p99 taken from the few
+    requests of a 1% canary step is nearly their maximum, while production's is a true p99.
+    Production's quantile is taken as known (it has most of the traffic, or the whole
+    deployment's at the last step). Quantiles and counts are interpolated linearly inside a
+    bin. ``statistic`` is the ratio of the two quantiles, ``difference`` the candidate's share
+    above ``T`` minus ``1 - quantile``, ``margin`` is ``max_ratio``.
+
+    >>> edges = [1, 2, 5, 10, 20, 50]
+    >>> fast, same = [500, 400, 90, 10, 0, 0, 0], [50, 40, 9, 1, 0, 0, 0]
+    >>> latency_guard(fast, same, edges).verdict
+    'inconclusive'
+    >>> latency_guard(fast, [0, 0, 0, 0, 30, 70, 0], edges).verdict
+    'worse'
+    """
+    _check_level("alpha", alpha)
+    _check_level("quantile", quantile)
+    n_p, n_c = int(sum(production)), int(sum(candidate))
+    if min(n_p, n_c) == 0 or len(production) != len(edges) + 1 != len(candidate):
+        raise InvalidInput("need two non-empty histograms of len(edges) + 1 bins")
+    if max_ratio <= 0:
+        raise InvalidInput(f"max_ratio must be positive, got {max_ratio!r}")
+    q_p, q_c = (
+        histogram_quantile(production, edges, quantile),
+        histogram_quantile(candidate, edges, quantile),
+    )
+    limit = max_ratio * q_p
+    above = int(_count_above(candidate, edges, limit))
+    tail = 1.0 - quantile
+    p_harm = 1.0 if above == 0 else float(bdtrc(above - 1, n_c, tail))
+    p_noninf = float(bdtr(above, n_c, tail))
+    ratio = q_c / q_p if q_p > 0 else 1.0
+    return _guard("binomial_tail", ratio, above / n_c - tail, max_ratio, p_noninf, p_harm,
+                  alpha, n_p, n_c)  # fmt: skip
+
+
+def histogram_quantile(counts: Sequence[int], edges: Sequence[float], q: float) -> float:
+    """The ``q``-quantile of values binned on ``edges`` (bins ``[0, e0], (e0, e1], …, (e_last,
+    ∞)``), linear inside its bin; the last edge when it falls in the open bin.
+
+    >>> histogram_quantile([0, 10, 10, 0], [1, 3, 5], 0.75)
+    4.0
+    """
+    total = sum(counts)
+    target = q * total
+    running, lower = 0.0, 0.0
+    for i, count in enumerate(counts):
+        if i == len(edges):
+            break
+        upper = float(edges[i])
+        if count and running + count >= target:
+            return lower + (upper - lower) * (target - running) / count
+        running, lower = running + count, upper
+    return float(edges[-1])
+
+
+def _count_above(counts: Sequence[int], edges: Sequence[float], limit: float) -> float:
+    """How many binned values exceed ``limit``, assuming them uniform inside a bin."""
+    above, lower = 0.0, 0.0
+    for i, count in enumerate(counts):
+        upper = float(edges[i]) if i < len(edges) else math.inf
+        if lower >= limit:
+            above += count
+        elif upper > limit and math.isfinite(upper):
+            above += count * (upper - limit) / (upper - lower)
+        lower = upper
+    return above
 
 
 def _guard(
