@@ -1,0 +1,118 @@
+"""Scoring one chunk: validate, predict, shape the output rows and the rejects.
+
+Every engine (the local processes, Ray's actors) calls :func:`score_chunk` with a model it
+loaded once, so the output is the same whichever engine ran it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from watchkeeper.batch.validate import validate_chunk
+from watchkeeper.errors import InvalidInput
+from watchkeeper.models import LoadedModel
+from watchkeeper.models.signature import Signature
+from watchkeeper.serving.validation import ValidationPolicy
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSpec:
+    """Which input columns ride along, and what the output carries besides the prediction."""
+
+    id_column: str | None = None
+    passthrough: tuple[str, ...] = ()
+    probabilities: bool = True
+    validation: ValidationPolicy = field(default_factory=lambda: ValidationPolicy(max_rows=1 << 62))
+
+    @property
+    def carried(self) -> list[str]:
+        names = [self.id_column] if self.id_column else []
+        return names + [c for c in self.passthrough if c not in names]
+
+
+@dataclass(frozen=True)
+class Scored:
+    output: pa.Table
+    rejects: pa.Table
+    rows_in: int
+    out_of_range: int
+    inputs: Any  # the validated features (a DataFrame), for the logbook
+    predictions: np.ndarray[Any, Any]
+    probabilities: np.ndarray[Any, Any] | None
+
+
+def check_carried(names: list[str], spec: OutputSpec) -> None:
+    missing = [c for c in spec.carried if c not in names]
+    if missing:
+        raise InvalidInput(f"--id-column/--passthrough name column(s) the input lacks: "
+                           f"{', '.join(missing)}")  # fmt: skip
+
+
+def score_chunk(
+    model: LoadedModel, chunk: pa.Table | pa.RecordBatch, *, spec: OutputSpec, name: str,
+    version: int, scored_at: datetime, first_row: int = 0, signature: Signature | None = None,
+) -> Scored:  # fmt: skip
+    """Score the valid rows of ``chunk``; rows failing validation go to ``rejects`` with their
+    reason and their row number in the input (``first_row`` + position)."""
+    table = chunk if isinstance(chunk, pa.Table) else pa.Table.from_batches([chunk])
+    signature = (
+        signature
+        or model.signature
+        or features_signature([c for c in table.column_names if c not in spec.carried])
+    )
+    checked = validate_chunk(table, signature, spec.validation)
+    keep = checked.keep
+    kept = table.filter(pa.array(keep)) if checked.rejected else table
+    n = kept.num_rows
+    predictions = np.asarray(model.predict(checked.frame)) if n else np.empty(0)
+    probabilities = None
+    columns: dict[str, Any] = {c: kept.column(c) for c in spec.carried}
+    columns["prediction"] = _plain(predictions)
+    if spec.probabilities and model.has_proba and n:
+        probabilities = np.asarray(model.predict_proba(checked.frame), dtype=np.float64)
+        classes = model.classes
+        labels = [str(c) for c in classes.tolist()] if classes is not None else None
+        for i in range(probabilities.shape[1]):
+            columns[f"proba_{labels[i] if labels else i}"] = probabilities[:, i]
+    columns["model"] = pa.array([name] * n, pa.string())
+    columns["model_version"] = pa.array(np.full(n, version, dtype=np.int64))
+    columns["scored_at"] = pa.array(np.full(n, np.datetime64(scored_at.replace(tzinfo=None), "us")),
+                                    pa.timestamp("us", tz="UTC"))  # fmt: skip
+    output = pa.table(columns)
+    rejects = _rejects(table, keep, checked.reasons, first_row)
+    return Scored(output, rejects, table.num_rows, checked.out_of_range, checked.frame,
+                  predictions, probabilities)  # fmt: skip
+
+
+def _plain(values: np.ndarray[Any, Any]) -> pa.Array:
+    if values.dtype == object:
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.array(values)
+
+
+def _rejects(table: pa.Table, keep: np.ndarray[Any, Any], reasons: np.ndarray[Any, Any],
+             first_row: int) -> pa.Table:  # fmt: skip
+    bad = ~keep
+    if not bad.any():
+        return pa.table({"row": pa.array([], pa.int64()), "reason": pa.array([], pa.string())})
+    rows = np.flatnonzero(bad) + first_row
+    out = {
+        "row": pa.array(rows, pa.int64()),
+        "reason": pa.array(reasons[bad].tolist(), pa.string()),
+    }
+    for name in table.column_names:  # the rejected rows as they came, as text
+        column = table.column(name).filter(pa.array(bad))
+        out[name] = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+    return pa.table(out)
+
+
+def features_signature(names: list[str]) -> Signature:
+    """For a model without a signature: these columns, numeric, nullable, in this order."""
+    return Signature.from_dict(
+        {"columns": [{"name": n, "dtype": "float", "nullable": True} for n in names]}
+    )

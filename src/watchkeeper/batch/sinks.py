@@ -1,0 +1,190 @@
+"""Where a batch job writes, atomically: Parquet (folder or one file), CSV, or a SQL table.
+
+Every task writes its part files into a staging folder beside the output
+(``<output>.staging/<task>/``) and marks the task done with a ``_DONE`` file holding its
+counts. Only when every task is done is the output *committed*: the parts are moved (folder)
+or concatenated (one file, CSV, a table in one transaction) into place, rejects likewise, and
+the staging folder is removed. An interrupted job therefore leaves the output untouched, and
+``--resume`` finds the tasks already done in the staging folder and skips them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from watchkeeper.errors import Conflict, InvalidInput
+
+SQL_PREFIX = "sql://"
+DONE = "_DONE"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The output: ``kind`` is ``folder``, ``parquet`` (one file), ``csv`` or ``sql``."""
+
+    uri: str
+    kind: str
+    table: str | None = None  # sql
+    if_exists: str = "fail"  # sql: fail | append | replace; files: fail | replace
+    rejects: str | None = None
+
+    @property
+    def staging(self) -> str:
+        base = self.uri if self.kind != "sql" else f"./.watchkeeper-batch-{self.table}"
+        return base.rstrip("/") + ".staging"
+
+
+def target(uri: str, *, table: str | None = None, if_exists: str = "fail",
+           rejects: str | None = None) -> Target:  # fmt: skip
+    """Parse an output: ``sql://<SQLAlchemy URL>`` (+ ``table``), ``*.parquet``, ``*.csv``, or
+    a folder of Parquet parts."""
+    if if_exists not in ("fail", "append", "replace"):
+        raise InvalidInput(f"--if-exists must be fail, append or replace, not '{if_exists}'")
+    if uri.startswith(SQL_PREFIX):
+        if not table:
+            raise InvalidInput("a SQL output needs --table NAME")
+        kind = "sql"
+    else:
+        if if_exists == "append":
+            raise InvalidInput("--if-exists append is for SQL tables; files are replaced whole")
+        lower = uri.lower()
+        kind = (
+            "parquet"
+            if lower.endswith(".parquet")
+            else "csv"
+            if lower.endswith(".csv")
+            else ("folder")
+        )
+    default_rejects = (f"./{table}.rejects.parquet" if kind == "sql"
+                       else uri.rstrip("/").rsplit(".", 1)[0] + ".rejects.parquet")  # fmt: skip
+    if kind == "folder":
+        default_rejects = uri.rstrip("/") + ".rejects.parquet"
+    return Target(uri, kind, table, if_exists, rejects or default_rejects)
+
+
+def prepare(t: Target, *, resume: bool) -> dict[str, dict[str, int]]:
+    """Check the output may be written; return the tasks already done (``resume``) with
+    their counts, after clearing a stale staging folder when not resuming."""
+    if t.kind != "sql" and t.if_exists != "replace":
+        fs, path = fsspec.core.url_to_fs(t.uri)
+        if fs.exists(path) and not (fs.isdir(path) and not fs.ls(path)):
+            raise Conflict(f"'{t.uri}' exists: choose another output or pass --if-exists replace")
+    fs, staging = fsspec.core.url_to_fs(t.staging)
+    if not resume:
+        if fs.exists(staging):
+            fs.rm(staging, recursive=True)
+        return {}
+    done: dict[str, dict[str, int]] = {}
+    if fs.exists(staging):
+        for marker in fs.glob(f"{staging}/*/{DONE}"):
+            task = marker.rsplit("/", 2)[-2]
+            with fs.open(marker, "r") as handle:
+                done[task] = json.load(handle)
+    return done
+
+
+class TaskWriter:
+    """Writes one task's output and rejects into its staging folder, then marks it done."""
+
+    def __init__(self, t: Target, task: str) -> None:
+        self.fs, root = fsspec.core.url_to_fs(t.staging)
+        self.folder = f"{root}/{task}"
+        if self.fs.exists(self.folder):  # a half-written attempt of this task
+            self.fs.rm(self.folder, recursive=True)
+        self.fs.makedirs(self.folder, exist_ok=True)
+        self.parts = 0
+
+    def write(self, output: pa.Table, rejects: pa.Table) -> None:
+        if output.num_rows:
+            with self.fs.open(f"{self.folder}/part-{self.parts:06d}.parquet", "wb") as handle:
+                pq.write_table(output, handle)
+        if rejects.num_rows:
+            with self.fs.open(f"{self.folder}/rejects-{self.parts:06d}.parquet", "wb") as handle:
+                pq.write_table(rejects, handle)
+        self.parts += 1
+
+    def done(self, counts: dict[str, int]) -> None:
+        with self.fs.open(f"{self.folder}/{DONE}", "w") as handle:
+            json.dump(counts, handle)
+
+
+def commit(t: Target, tasks: list[str]) -> None:
+    """Move every task's parts into place, in task order, then drop the staging folder."""
+    fs, staging = fsspec.core.url_to_fs(t.staging)
+    parts = [p for task in tasks for p in sorted(fs.glob(f"{staging}/{task}/part-*.parquet"))]
+    rejects = [p for task in tasks for p in sorted(fs.glob(f"{staging}/{task}/rejects-*.parquet"))]
+    if t.kind == "folder":
+        _commit_folder(fs, t, staging, tasks)
+    elif t.kind == "sql":
+        _commit_sql(fs, t, parts)
+    else:
+        _concatenate(fs, parts, t.uri, t.kind)
+    if rejects and t.rejects:
+        _concatenate(fs, rejects, t.rejects, "parquet")
+    fs.rm(staging, recursive=True)
+
+
+def _commit_folder(fs: Any, t: Target, staging: str, tasks: list[str]) -> None:
+    _, out = fsspec.core.url_to_fs(t.uri)
+    if fs.exists(out):
+        fs.rm(out, recursive=True)
+    fs.makedirs(out, exist_ok=True)
+    for i, task in enumerate(tasks):
+        for part in sorted(fs.glob(f"{staging}/{task}/part-*.parquet")):
+            fs.mv(part, f"{out}/part-{i:05d}-{part.rsplit('-', 1)[-1]}")
+    with fs.open(f"{out}/_SUCCESS", "w") as handle:
+        handle.write("")
+
+
+def _tables(fs: Any, parts: list[str]) -> Iterator[pa.Table]:
+    for part in parts:
+        with fs.open(part, "rb") as handle:
+            yield pq.read_table(handle)
+
+
+def _concatenate(fs: Any, parts: list[str], uri: str, kind: str) -> None:
+    """Stream the parts into one file written beside its final name, then rename it."""
+    out_fs, out = fsspec.core.url_to_fs(uri)
+    temporary = out + ".tmp"
+    writer: Any = None
+    with out_fs.open(temporary, "wb") as handle:
+        for table in _tables(fs, parts):
+            if writer is None:
+                writer = (pq.ParquetWriter(handle, table.schema) if kind == "parquet"
+                          else pcsv.CSVWriter(handle, table.schema))  # fmt: skip
+            writer.write_table(table.cast(writer.schema) if kind == "parquet" else table)
+        if writer is not None:
+            writer.close()
+    if out_fs.exists(out):
+        out_fs.rm(out)
+    out_fs.mv(temporary, out)
+
+
+def _commit_sql(fs: Any, t: Target, parts: list[str]) -> None:
+    """All rows in one transaction: a reader sees the table before or after, never half."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    assert t.table is not None
+    engine = create_engine(t.uri.removeprefix(SQL_PREFIX))
+    try:
+        with engine.begin() as connection:
+            exists = inspect(connection).has_table(t.table)
+            if exists and t.if_exists == "fail":
+                raise Conflict(f"table '{t.table}' exists: pass --if-exists append or replace")
+            mode = "replace" if t.if_exists == "replace" else "append"
+            for table in _tables(fs, parts):
+                table.to_pandas().to_sql(t.table, connection, if_exists=mode, index=False)
+                mode = "append"
+    except SQLAlchemyError as exc:
+        raise InvalidInput(f"writing table '{t.table}' failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()

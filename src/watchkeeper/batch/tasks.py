@@ -1,0 +1,171 @@
+"""A batch job cut into tasks, and what one worker does with one task.
+
+A task is a run of Parquet row groups (about ``TASK_ROWS`` rows) or a whole CSV file or query.
+Workers read their own task from the input — no rows travel between processes — score it chunk
+by chunk with a model they loaded once, and write their parts to the staging folder. Task keys
+sort in input order, which is the output's order.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+
+from watchkeeper.batch.score import OutputSpec, score_chunk
+from watchkeeper.batch.sinks import Target, TaskWriter
+from watchkeeper.batch.sources import Source, Unit, read_unit
+from watchkeeper.config import Settings
+from watchkeeper.logbook import Logbook, PredictionBatch
+from watchkeeper.models import LoadedModel
+from watchkeeper.models.signature import Signature
+
+TASK_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    unit: Unit
+    row_groups: tuple[int, ...] | None  # None: the whole unit
+    first_row: int  # the task's first row within its unit, for rejects' row numbers
+    rows: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext:
+    """Everything a worker needs, picklable: it loads the model itself, once per process."""
+
+    settings: Settings
+    model: str
+    version: int
+    target: Target
+    output: OutputSpec
+    chunk_rows: int
+    columns: tuple[str, ...] | None
+    query: str | None
+    log_sample: float
+    run_id: int
+    signature: dict[str, Any] | None = None
+    scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    key: str
+    rows_in: int
+    rows_out: int
+    rejected: int
+    out_of_range: int
+
+    def counts(self) -> dict[str, int]:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "rejected": self.rejected,
+                "out_of_range": self.out_of_range}  # fmt: skip
+
+
+def plan(source: Source) -> list[Task]:
+    tasks: list[Task] = []
+    for i, unit in enumerate(source.units):
+        if unit.kind != "parquet":
+            tasks.append(Task(f"{i:05d}-00000", unit, None, 0, unit.rows))
+            continue
+        with fsspec.open(unit.location, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+        group: list[int] = []
+        rows = first = 0
+        for g in range(meta.num_row_groups):
+            group.append(g)
+            rows += meta.row_group(g).num_rows
+            if rows >= TASK_ROWS or g == meta.num_row_groups - 1:
+                tasks.append(Task(f"{i:05d}-{group[0]:05d}", unit, tuple(group), first, rows))
+                first += rows
+                group, rows = [], 0
+        if meta.num_row_groups == 0:
+            tasks.append(Task(f"{i:05d}-00000", unit, (), 0, 0))
+    return tasks
+
+
+class Worker:
+    """One process's state: the registry connection and the loaded model."""
+
+    def __init__(self, context: JobContext) -> None:
+        from watchkeeper.registry import Registry
+
+        self.context = context
+        registry = Registry(context.settings)
+        try:
+            self.model: LoadedModel = registry.load(f"{context.model}@{context.version}")
+        finally:
+            registry.close()
+        self.signature = (Signature.from_dict(context.signature) if context.signature
+                          else None)  # fmt: skip
+
+    def run(self, task: Task) -> TaskResult:
+        c = self.context
+        writer = TaskWriter(c.target, task.key)
+        rng = np.random.default_rng(zlib.crc32(f"{c.run_id}:{task.key}".encode()))
+        logbook = Logbook(c.settings.resolved_logbook_url) if c.log_sample > 0 else None
+        if logbook is not None:
+            logbook.start()
+        totals = [0, 0, 0, 0]
+        try:
+            for i, chunk in enumerate(self._chunks(task)):
+                scored = score_chunk(self.model, chunk, spec=c.output, name=c.model,
+                                     version=c.version, scored_at=c.scored_at,
+                                     first_row=task.first_row + totals[0],
+                                     signature=self.signature)  # fmt: skip
+                writer.write(scored.output, scored.rejects)
+                totals[0] += scored.rows_in
+                totals[1] += scored.output.num_rows
+                totals[2] += scored.rejects.num_rows
+                totals[3] += scored.out_of_range
+                if logbook is not None and len(scored.predictions):
+                    self._log(logbook, scored, f"batch-{c.run_id}-{task.key}-{i}", rng)
+        finally:
+            if logbook is not None:
+                logbook.close()
+        result = TaskResult(task.key, *totals)
+        writer.done(result.counts())
+        return result
+
+    def _chunks(self, task: Task) -> Any:
+        c = self.context
+        if task.row_groups is None:
+            return read_unit(task.unit, chunk_rows=c.chunk_rows, columns=c.columns, query=c.query)
+        return _row_groups(task, c.chunk_rows, c.columns)
+
+    def _log(self, logbook: Logbook, scored: Any, request_id: str, rng: Any) -> None:
+        c = self.context
+        n = len(scored.predictions)
+        take = rng.random(n) < c.log_sample if c.log_sample < 1 else np.ones(n, dtype=bool)
+        if not take.any():
+            return
+        frame = scored.inputs[take] if not take.all() else scored.inputs
+        classes = self.model.classes
+        logbook.log_predictions(PredictionBatch(
+            request_id=request_id, model=c.model, version=c.version, role="batch",
+            timestamp=datetime.now(UTC), features=frame, feature_names=list(frame.columns),
+            predictions=scored.predictions[take],
+            probabilities=None if scored.probabilities is None else scored.probabilities[take],
+            classes=[str(x) for x in classes.tolist()] if classes is not None else None,
+            latency_s=0.0,
+        ))  # fmt: skip
+
+
+def _row_groups(task: Task, chunk_rows: int, columns: tuple[str, ...] | None) -> Any:
+    with fsspec.open(task.unit.location, "rb") as handle:
+        reader = pq.ParquetFile(handle)
+        groups = list(task.row_groups or ())
+        yield from reader.iter_batches(batch_size=chunk_rows, row_groups=groups,
+                                       columns=list(columns) if columns else None)  # fmt: skip
+
+
+def tasks_rows(tasks: list[Task]) -> int | None:
+    counts = [t.rows for t in tasks]
+    return None if any(c is None for c in counts) else int(math.fsum(c or 0 for c in counts))
