@@ -154,7 +154,8 @@ def test_user_mistakes_are_refused_before_any_work(world) -> None:
     data.to_parquet(tmp / "ok.parquet")
     with pytest.raises(InvalidInput, match="id-column"):
         run_batch(settings, BatchSpec(model="m", input=str(tmp / "ok.parquet"),
-                                      output=str(tmp / "o.parquet"), id_column="ghost"))  # fmt: skip
+                                      output=str(tmp / "o.parquet"),
+                                      id_column="ghost"))  # fmt: skip
     with pytest.raises(InvalidInput, match="no input files"):
         run_batch(settings, BatchSpec(model="m", input=str(tmp / "missing/*.parquet"),
                                       output=str(tmp / "o.parquet")))  # fmt: skip
@@ -163,6 +164,7 @@ def test_user_mistakes_are_refused_before_any_work(world) -> None:
     with pytest.raises(Conflict, match="exists"):
         run_batch(settings, BatchSpec(model="m", input=str(tmp / "ok.parquet"),
                                       output=str(tmp / "o.parquet")))  # fmt: skip
-    replaced = run_batch(settings, BatchSpec(model="m", input=str(tmp / "ok.parquet"),
-                                             output=str(tmp / "o.parquet"), if_exists="replace"))  # fmt: skip
+    again = BatchSpec(model="m", input=str(tmp / "ok.parquet"), output=str(tmp / "o.parquet"),
+                      if_exists="replace")  # fmt: skip
+    replaced = run_batch(settings, again)
     assert replaced.run.rows_out == 100
