@@ -1,4 +1,5 @@
-"""The one loop: rollout controllers and declared monitors, on one process at a time.
+"""The one loop: rollout controllers, declared monitors and batch schedules, on one process
+at a time.
 
 Every ``interval`` seconds the scheduler renews its lease (``leases`` row ``scheduler``); only the
 holder acts. A holder that dies stops renewing, and another scheduler takes over once the lease
@@ -18,13 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from watchkeeper.batch.job import run_batch
+from watchkeeper.batch.schedule import after_failure, next_time, spec_for
 from watchkeeper.config import Settings
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import Logbook
+from watchkeeper.monitoring.checks import Window
+from watchkeeper.monitoring.results import Status
 from watchkeeper.monitoring.runner import run_monitor
 from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
 from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
 from watchkeeper.registry import Registry
+from watchkeeper.registry.batch import BatchSchedule, BatchStore
 from watchkeeper.registry.leases import LeaseStore
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
@@ -39,6 +45,8 @@ class SchedulerOptions:
     interval: float = 1.0  # seconds between looks
     lease_ttl: float = 10.0  # a silent holder loses the lease after this long
     monitors: bool = True  # run the monitors declared in watchkeeper.toml
+    batches: bool = True  # run due batch schedules
+    batch_in_thread: bool = True  # False: a due batch job runs inside run_once (tests)
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(3)}"
     )
@@ -62,6 +70,8 @@ class Scheduler:
             declared_monitors(settings) if self.options.monitors else {}
         )
         self._last_run: dict[str, datetime] = {}
+        self.batch_store = BatchStore(self.registry.engine, clock=self.clock)
+        self._batch_threads: dict[int, threading.Thread] = {}
         self._stop = threading.Event()
         self.leading = False
 
@@ -78,6 +88,8 @@ class Scheduler:
         for changed in self.rollouts.tick():
             log.info("deployment of %s: %s (%s)", changed.model, changed.state, changed.reason)
         self._run_due_monitors()
+        if self.options.batches:
+            self._run_due_batches()
         return True
 
     def _run_due_monitors(self) -> None:
@@ -96,6 +108,61 @@ class Scheduler:
                 continue
             sinks: list[AlertSink] = [LogSink(), *(WebhookSink(u) for u in spec.webhooks)]
             deliver_all(sinks, outcome.alerts)
+
+    def _run_due_batches(self) -> None:
+        now = self.clock()
+        for schedule in self.batch_store.due(now):
+            running = self._batch_threads.get(schedule.id)
+            if running is not None and running.is_alive():
+                continue
+            # claim the run first: a new leader after a failover will not start it again
+            self.batch_store.record_attempt(schedule.id, status="running",
+                                            next_run_at=next_time(schedule.cron, now),
+                                            attempts=schedule.attempts)  # fmt: skip
+            if not self.options.batch_in_thread:
+                self._run_batch(schedule)
+                continue
+            thread = threading.Thread(target=self._run_batch, args=(schedule,),
+                                      name=f"wk-batch-{schedule.id}", daemon=True)  # fmt: skip
+            self._batch_threads[schedule.id] = thread
+            thread.start()
+
+    def _run_batch(self, schedule: BatchSchedule) -> None:
+        """One scheduled run with the production version of now; retries and alerts."""
+        started = self.clock()
+        try:
+            outcome = run_batch(self.settings, spec_for(schedule), schedule_id=schedule.id)
+        except (WatchkeeperError, OSError, RuntimeError) as exc:
+            message = exc.message if isinstance(exc, WatchkeeperError) else str(exc)
+            when, attempts, exhausted = after_failure(schedule, started)
+            log.warning("batch schedule %s (%s) failed, attempt %d: %s", schedule.id,
+                        schedule.model, schedule.attempts + 1, message)  # fmt: skip
+            self.batch_store.record_attempt(schedule.id, status="failed", next_run_at=when,
+                                            attempts=attempts)  # fmt: skip
+            if exhausted:
+                self._batch_alert(schedule, "fail", float(schedule.max_attempts))
+            return
+        log.info("batch schedule %s: %s@%s scored %d rows", schedule.id, schedule.model,
+                 outcome.run.version, outcome.run.rows_in)  # fmt: skip
+        self.batch_store.record_attempt(schedule.id, status="succeeded",
+                                        next_run_at=next_time(schedule.cron, started),
+                                        attempts=0)  # fmt: skip
+        self._batch_alert(schedule, "ok", 0.0)
+
+    def _batch_alert(self, schedule: BatchSchedule, status: Status, value: float) -> None:
+        now = self.clock()
+        result = Window(schedule.model, None, now, now).result(
+            "batch", f"schedule-{schedule.id}", "failed_attempts", value,
+            float(schedule.max_attempts), status,
+        )  # fmt: skip
+        store = MonitoringStore(self.registry.engine)
+        store.record([result])
+        deliver_all([LogSink()], store.apply_alerts([result]))
+
+    def join_batches(self, timeout: float | None = None) -> None:
+        """Wait for the batch jobs this scheduler started."""
+        for thread in list(self._batch_threads.values()):
+            thread.join(timeout)
 
     def run_forever(self) -> None:
         """Until :meth:`stop`; a failing round is logged and the next one tried."""

@@ -118,17 +118,23 @@ def _csv(location: str, chunk_rows: int, columns: list[str] | None) -> Iterator[
 def _sql(
     url: str, query: str, chunk_rows: int, columns: list[str] | None
 ) -> Iterator[pa.RecordBatch]:
-    import pandas as pd
+    """Rows streamed with a server-side cursor where the database has one, ``chunk_rows`` at a
+    time (``partitions(n)``: SQLite's driver gives single rows to ``yield_per`` alone)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
     engine = create_engine(url)
     try:
-        with engine.connect().execution_options(stream_results=True) as connection:
-            for frame in pd.read_sql(text(query), connection, chunksize=chunk_rows):
-                if columns:
-                    frame = frame[columns]
-                yield pa.RecordBatch.from_pandas(frame, preserve_index=False)
+        with engine.connect() as connection:
+            streaming = connection.execution_options(stream_results=True)
+            result = streaming.execute(text(query))
+            with result:
+                names = list(result.keys())
+                for rows in result.partitions(chunk_rows):
+                    batch = pa.RecordBatch.from_pydict(
+                        {name: [row[i] for row in rows] for i, name in enumerate(names)}
+                    )
+                    yield batch.select(columns) if columns else batch
     except SQLAlchemyError as exc:
         raise InvalidInput(f"the query failed: {str(exc).splitlines()[0]}") from exc
     finally:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchkeeper.batch.score import OutputSpec, score_chunk
@@ -134,11 +136,14 @@ class Worker:
         writer.done(result.counts())
         return result
 
-    def _chunks(self, task: Task) -> Any:
+    def _chunks(self, task: Task) -> Iterator[pa.Table]:
         c = self.context
         if task.row_groups is None:
-            return read_unit(task.unit, chunk_rows=c.chunk_rows, columns=c.columns, query=c.query)
-        return _row_groups(task, c.chunk_rows, c.columns)
+            batches = read_unit(task.unit, chunk_rows=c.chunk_rows, columns=c.columns,
+                                query=c.query)  # fmt: skip
+        else:
+            batches = _row_groups(task, c.chunk_rows, c.columns)
+        return rebatch(batches, c.chunk_rows)
 
     def _log(self, logbook: Logbook, scored: Any, request_id: str, rng: Any) -> None:
         c = self.context
@@ -156,6 +161,22 @@ class Worker:
             classes=[str(x) for x in classes.tolist()] if classes is not None else None,
             latency_s=0.0,
         ))  # fmt: skip
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Chunks of ``rows`` rows (the last one shorter) whatever sizes the reader yields."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 def _row_groups(task: Task, chunk_rows: int, columns: tuple[str, ...] | None) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import db, deploy, logbook, models, monitor, scheduler, serve
+from watchkeeper.cli import batch, db, deploy, logbook, models, monitor, scheduler, serve
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
 
@@ -18,6 +18,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(logbook.feedback_app, name="feedback")
 app.add_typer(logbook.logbook_app, name="logbook")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(batch.app, name="batch")
 app.command()(serve.serve)
 app.command()(scheduler.scheduler)
 
