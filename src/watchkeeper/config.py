@@ -21,7 +21,7 @@ from watchkeeper.errors import InvalidInput
 
 ENV_PREFIX = "WATCHKEEPER_"
 _TOML_SECTION = "watchkeeper"
-_TABLES = ("monitors",)  # top-level TOML tables kept whole, one sub-table per model
+_TABLES = ("monitors", "retraining")  # top-level TOML tables kept whole, one per model
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -52,6 +52,7 @@ class Settings:
     logbook_url: str | None = None
     user: str = field(default_factory=lambda: _current_user())
     monitors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    retraining: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept a str, as people will pass one

@@ -1,5 +1,5 @@
-"""The one loop: rollout controllers, declared monitors and batch schedules, on one process
-at a time.
+"""The one loop: rollout controllers, declared monitors, batch schedules and retraining
+triggers, on one process at a time.
 
 Every ``interval`` seconds the scheduler renews its lease (``leases`` row ``scheduler``); only the
 holder acts. A holder that dies stops renewing, and another scheduler takes over once the lease
@@ -34,6 +34,10 @@ from watchkeeper.registry.batch import BatchSchedule, BatchStore
 from watchkeeper.registry.leases import LeaseStore
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
+from watchkeeper.registry.retraining import RetrainStore
+from watchkeeper.retraining.runner import retrain
+from watchkeeper.retraining.spec import RetrainSpec, declared_retraining
+from watchkeeper.retraining.triggers import due_trigger
 from watchkeeper.rollout.controller import Rollouts
 
 log = logging.getLogger("watchkeeper.scheduler")
@@ -46,7 +50,8 @@ class SchedulerOptions:
     lease_ttl: float = 10.0  # a silent holder loses the lease after this long
     monitors: bool = True  # run the monitors declared in watchkeeper.toml
     batches: bool = True  # run due batch schedules
-    batch_in_thread: bool = True  # False: a due batch job runs inside run_once (tests)
+    retraining: bool = True  # start the retraining runs whose triggers fire
+    jobs_in_thread: bool = True  # False: due batch and retraining jobs run inside run_once
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(3)}"
     )
@@ -72,6 +77,11 @@ class Scheduler:
         self._last_run: dict[str, datetime] = {}
         self.batch_store = BatchStore(self.registry.engine, clock=self.clock)
         self._batch_threads: dict[int, threading.Thread] = {}
+        self.retraining: dict[str, RetrainSpec] = (
+            declared_retraining(settings) if self.options.retraining else {}
+        )
+        self._retrain_threads: dict[str, threading.Thread] = {}
+        self._watching_since = self.clock()
         self._stop = threading.Event()
         self.leading = False
 
@@ -90,6 +100,7 @@ class Scheduler:
         self._run_due_monitors()
         if self.options.batches:
             self._run_due_batches()
+        self._run_due_retraining()
         return True
 
     def _run_due_monitors(self) -> None:
@@ -119,7 +130,7 @@ class Scheduler:
             self.batch_store.record_attempt(schedule.id, status="running",
                                             next_run_at=next_time(schedule.cron, now),
                                             attempts=schedule.attempts)  # fmt: skip
-            if not self.options.batch_in_thread:
+            if not self.options.jobs_in_thread:
                 self._run_batch(schedule)
                 continue
             thread = threading.Thread(target=self._run_batch, args=(schedule,),
@@ -159,9 +170,39 @@ class Scheduler:
         store.record([result])
         deliver_all([LogSink()], store.apply_alerts([result]))
 
-    def join_batches(self, timeout: float | None = None) -> None:
-        """Wait for the batch jobs this scheduler started."""
-        for thread in list(self._batch_threads.values()):
+    def _run_due_retraining(self) -> None:
+        now = self.clock()
+        runs = RetrainStore(self.registry.engine)
+        monitoring = MonitoringStore(self.registry.engine)
+        for name, spec in self.retraining.items():
+            running = self._retrain_threads.get(name)
+            if running is not None and running.is_alive():
+                continue
+            trigger = due_trigger(spec, runs=runs, monitoring=monitoring, now=now,
+                                  watching_since=self._watching_since)  # fmt: skip
+            if trigger is None:
+                continue
+            log.info("retraining %s: %s", name, trigger.name)
+            if not self.options.jobs_in_thread:
+                self._retrain(spec, trigger.name)
+                continue
+            thread = threading.Thread(target=self._retrain, args=(spec, trigger.name),
+                                      name=f"wk-retrain-{name}", daemon=True)  # fmt: skip
+            self._retrain_threads[name] = thread
+            thread.start()
+
+    def _retrain(self, spec: RetrainSpec, trigger: str) -> None:
+        try:
+            run = retrain(self.settings, spec, trigger=trigger, clock=self.clock)
+        except WatchkeeperError as exc:  # e.g. a run already going elsewhere
+            log.warning("retraining %s not started: %s", spec.model, exc.message)
+            return
+        log.info("retraining %s ended %s: %s", spec.model, run.status,
+                 run.outcome or run.error)  # fmt: skip
+
+    def join_jobs(self, timeout: float | None = None) -> None:
+        """Wait for the batch and retraining jobs this scheduler started."""
+        for thread in [*self._batch_threads.values(), *self._retrain_threads.values()]:
             thread.join(timeout)
 
     def run_forever(self) -> None:

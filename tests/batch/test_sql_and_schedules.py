@@ -95,7 +95,7 @@ def test_a_schedule_fires_with_the_production_version_of_its_time(tmp_path: Path
     schedule = json.loads(added.output)
     first_time = datetime.fromisoformat(schedule["next_run_at"])
     clock = [first_time - timedelta(minutes=1)]
-    options = SchedulerOptions(holder="s", monitors=False, batch_in_thread=False)
+    options = SchedulerOptions(holder="s", monitors=False, jobs_in_thread=False)
     scheduler = Scheduler(settings, options, clock=lambda: clock[0])
     try:
         scheduler.run_once()
@@ -127,7 +127,7 @@ def test_a_failing_schedule_retries_then_alerts(tmp_path: Path) -> None:
         )  # fmt: skip
     clock = [now]
     scheduler = Scheduler(settings, SchedulerOptions(holder="s", monitors=False,
-                                                     batch_in_thread=False),
+                                                     jobs_in_thread=False),
                           clock=lambda: clock[0])  # fmt: skip
     try:
         scheduler.run_once()

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import batch, db, deploy, logbook, models, monitor, scheduler, serve
+from watchkeeper.cli import (
+    batch,
+    db,
+    deploy,
+    logbook,
+    models,
+    monitor,
+    retrain,
+    scheduler,
+    serve,
+)
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
 
@@ -19,6 +29,7 @@ app.add_typer(logbook.feedback_app, name="feedback")
 app.add_typer(logbook.logbook_app, name="logbook")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(batch.app, name="batch")
+app.add_typer(retrain.app, name="retrain")
 app.command()(serve.serve)
 app.command()(scheduler.scheduler)
 

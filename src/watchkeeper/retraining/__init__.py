@@ -1,0 +1,1 @@
+"""Retraining: triggers, the training entrypoint in a subprocess, the evaluation gate."""

@@ -1,0 +1,66 @@
+"""The rows a retraining run learns from and is judged on, from the logbook's labelled window.
+
+The newest ``evaluation_window`` of labelled predictions is held out for the gate; training uses
+the ``window`` before it, so the gate never scores a candidate on rows it was trained on. A
+declared evaluation set replaces the held-out window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import pyarrow.compute as pc
+
+from watchkeeper.errors import InvalidInput
+from watchkeeper.logbook import Logbook
+from watchkeeper.registry.registry import read_table
+from watchkeeper.retraining.spec import RetrainSpec
+
+LABEL = "label"
+MIN_TRAIN_ROWS = 50
+MIN_EVALUATION_ROWS = 30
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame  # features + LABEL
+    evaluation: pd.DataFrame  # features + LABEL
+    train_window: tuple[datetime, datetime]
+    evaluation_window: tuple[datetime, datetime] | None
+
+
+def labelled(logbook: Logbook, model: str, start: datetime, end: datetime,
+             features: list[str]) -> pd.DataFrame:  # fmt: skip
+    """Answered predictions in [start, end) that have a label, as features + ``label``."""
+    columns = [f"feature_{f}" for f in features]
+    joined = logbook.join_feedback(model, start, end, role="primary", columns=columns)
+    if joined.num_rows == 0 or "label" not in joined.column_names:
+        return pd.DataFrame(columns=[*features, LABEL])
+    joined = joined.filter(pc.is_valid(joined.column("label")))
+    present = [c for c in columns if c in joined.column_names]
+    frame: pd.DataFrame = joined.select([*present, "label"]).to_pandas()
+    frame.columns = [c.removeprefix("feature_") for c in present] + [LABEL]
+    return frame
+
+
+def split(logbook: Logbook, spec: RetrainSpec, features: list[str], now: datetime) -> Split:
+    if spec.evaluation_data is not None:
+        evaluation = read_table(spec.evaluation_data)
+        if spec.label_column not in evaluation.columns:
+            raise InvalidInput(f"the evaluation set has no '{spec.label_column}' column")
+        evaluation = evaluation.rename(columns={spec.label_column: LABEL})
+        window = (now - spec.window, now)
+        held_out = None
+    else:
+        held_out = (now - spec.evaluation_window, now)
+        window = (held_out[0] - spec.window, held_out[0])
+        evaluation = labelled(logbook, spec.model, *held_out, features)
+    train = labelled(logbook, spec.model, *window, features)
+    if len(train) < MIN_TRAIN_ROWS or len(evaluation) < MIN_EVALUATION_ROWS:
+        raise InvalidInput(
+            f"not enough labelled data: {len(train)} training rows (need {MIN_TRAIN_ROWS}) "
+            f"and {len(evaluation)} evaluation rows (need {MIN_EVALUATION_ROWS})"
+        )
+    return Split(train, evaluation, window, held_out)
