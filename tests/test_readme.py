@@ -25,6 +25,7 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
 def test_toml_examples_declare_valid_monitors(tmp_path: Path) -> None:
     from watchkeeper.config import Settings
     from watchkeeper.monitoring.spec import declared_monitors
+    from watchkeeper.retraining.spec import declared_retraining
 
     blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "the README shows a watchkeeper.toml"
@@ -34,3 +35,5 @@ def test_toml_examples_declare_valid_monitors(tmp_path: Path) -> None:
         settings = Settings.load(env={}, config_file=path)
         for name, spec in declared_monitors(settings).items():
             assert spec.model == name
+        for name, retraining in declared_retraining(settings).items():
+            assert retraining.model == name
