@@ -18,6 +18,8 @@ The tree::
     │   ├── UnsupportedMediaType      415
     │   ├── PayloadTooLarge           413 (body or row count over the limit)
     │   └── UnreadableModel           (the file is not a model we can read)
+    ├── Unauthorized                  401, exit 1 (no or unknown API token)
+    ├── Forbidden                     403, exit 1 (the token's role does not allow it)
     ├── MissingDependency             501, exit 1 (a flavor's library is not installed)
     ├── IntegrityError                500, exit 1 (sha256 mismatch: tampered or corrupted)
     ├── StoreUnavailable              503, exit 1 (database or artifact store unreachable)
@@ -137,6 +139,14 @@ class UnreadableModel(InvalidInput):
     code = "unreadable_model"
 
 
+class Unauthorized(WatchkeeperError):
+    code = "unauthorized"
+
+
+class Forbidden(WatchkeeperError):
+    code = "forbidden"
+
+
 class MissingDependency(WatchkeeperError):
     code = "missing_dependency"
 
@@ -166,6 +176,8 @@ HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     SchemaError: 422,
     UnsupportedMediaType: 415,
     PayloadTooLarge: 413,
+    Unauthorized: 401,
+    Forbidden: 403,
     MissingDependency: 501,
     IntegrityError: 500,
     StoreUnavailable: 503,

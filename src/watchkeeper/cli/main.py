@@ -17,6 +17,7 @@ from watchkeeper.cli import (
     retrain,
     scheduler,
     serve,
+    tokens,
 )
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
@@ -30,6 +31,7 @@ app.add_typer(logbook.logbook_app, name="logbook")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(batch.app, name="batch")
 app.add_typer(retrain.app, name="retrain")
+app.add_typer(tokens.app, name="tokens")
 app.command()(serve.serve)
 app.command()(scheduler.scheduler)
 

@@ -9,6 +9,7 @@ import typer
 from watchkeeper.cli._common import open_registry, parse_pairs, settings
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import LogbookConfig
+from watchkeeper.registry.tokens import TokenStore
 from watchkeeper.serving.app import ServeOptions
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.predict import Limits
@@ -21,6 +22,9 @@ def _rate(model: str, text: str) -> float:
         return float(text)
     except ValueError as exc:
         raise InvalidInput(f"--log-sample {model}={text}: '{text}' is not a number") from exc
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def serve(
@@ -114,7 +118,15 @@ def serve(
         if logbook
         else None,
     )
-    with open_registry(ctx):  # a database problem is a one-line error here, not a traceback
-        pass
+    with open_registry(ctx) as registry:  # a database problem is a one-line error here
+        secured = TokenStore(registry.engine).configured()
+    if not secured and host not in LOCAL_HOSTS:
+        hint = "create one with `watchkeeper tokens create --role admin`"
+        typer.echo(f"no API tokens configured: listening on 127.0.0.1 only, not {host} "
+                   f"({hint})", err=True)  # fmt: skip
+        host = "127.0.0.1"
+    elif not secured:
+        typer.echo("no API tokens configured: the API and dashboard are open to local callers",
+                   err=True)  # fmt: skip
     typer.echo(f"watchkeeper serving on http://{host}:{port} (docs: /docs, metrics: /metrics)")
     run_server(settings(ctx), options, host=host, port=port, workers=workers, log_level=log_level)

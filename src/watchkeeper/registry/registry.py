@@ -5,6 +5,7 @@ The CLI, the server and the scheduler all call these methods; nothing else write
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -73,6 +74,12 @@ class Registry:
     @property
     def actor(self) -> str:
         return self.settings.user
+
+    def acting_as(self, user: str) -> Registry:
+        """The same registry (one engine, one store) recording ``user`` in the audit log."""
+        view = copy.copy(self)
+        view.settings = replace(self.settings, user=user)
+        return view
 
     def close(self) -> None:
         self.engine.dispose()

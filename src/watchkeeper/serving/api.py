@@ -26,15 +26,22 @@ Handler = Callable[[Registry, Request, dict[str, Any]], Any]
 
 
 def json_endpoint(
-    server: Server, handler: Handler, *, status: int = 200
+    server: Server, handler: Handler, *, status: int = 200, role: str | None = None
 ) -> Callable[[Request], Any]:
-    """An endpoint running ``handler(registry, request, body)`` in a worker thread."""
+    """An endpoint running ``handler(registry, request, body)`` in a worker thread, for callers
+    with ``role`` (default: reader for GET, deployer otherwise); the audit log records them."""
 
     async def run(request: Request) -> Response:
         try:
-            body = await _json_body(request)
+            needed = role or ("reader" if request.method == "GET" else "deployer")
             assert server.registry is not None
-            result = await asyncio.to_thread(handler, server.registry, request, body)
+            assert server.auth is not None
+            who = await asyncio.to_thread(server.auth.require, request, needed)
+            body = await _json_body(request)
+            registry = (
+                server.registry if who.secret is None else server.registry.acting_as(who.name)
+            )
+            result = await asyncio.to_thread(handler, registry, request, body)
         except WatchkeeperError as exc:
             return error_response(exc)
         return Response(_json.dumps(result), status_code=status, media_type="application/json")
@@ -50,7 +57,11 @@ def routes(server: Server) -> list[Route]:
     return [
         Route(prefix, endpoint(_list_models), methods=["GET"]),
         Route(prefix + "/{name}", endpoint(_show_model), methods=["GET"]),
-        Route(prefix + "/{name}/versions", endpoint(_register, status=201), methods=["POST"]),
+        Route(
+            prefix + "/{name}/versions",
+            json_endpoint(server, _register, status=201, role="admin"),
+            methods=["POST"],
+        ),
         Route(prefix + "/{name}/versions/{ref}", endpoint(_show_version), methods=["GET"]),
         Route(prefix + "/{name}/versions/{version}/stage", endpoint(_promote), methods=["POST"]),
         Route(prefix + "/{name}/aliases/{alias}", endpoint(_set_alias), methods=["PUT"]),

@@ -23,8 +23,10 @@ from watchkeeper.logbook import Logbook, LogbookConfig
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
+from watchkeeper.registry.tokens import TokenStore
 from watchkeeper.scheduler import Scheduler, SchedulerOptions
 from watchkeeper.serving import api, deploy_api, feedback, openapi
+from watchkeeper.serving.auth import Authenticator
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.fast import PredictionRoutes, no_single_model
@@ -65,10 +67,12 @@ class Server:
         self.predictor: Predictor | None = None
         self.live: LiveStats | None = None
         self.logbook: Logbook | None = None
+        self.auth: Authenticator | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.registry = await asyncio.to_thread(Registry, self.settings)
+        self.auth = Authenticator(TokenStore(self.registry.engine))
         self.live = LiveStats()
         self.table = ModelTable(
             self.registry,
