@@ -10,6 +10,7 @@ import typer
 from watchkeeper.cli import (
     batch,
     db,
+    demo,
     deploy,
     logbook,
     models,
@@ -18,6 +19,7 @@ from watchkeeper.cli import (
     scheduler,
     serve,
     tokens,
+    ui,
 )
 from watchkeeper.cli._common import new_app
 from watchkeeper.config import Settings
@@ -33,7 +35,9 @@ app.add_typer(batch.app, name="batch")
 app.add_typer(retrain.app, name="retrain")
 app.add_typer(tokens.app, name="tokens")
 app.command()(serve.serve)
+app.command()(demo.demo)
 app.command()(scheduler.scheduler)
+app.command()(ui.ui)
 
 
 @app.callback()

@@ -22,9 +22,9 @@ from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
-from watchkeeper.monitoring.html import render_report, report_summary
+from watchkeeper.monitoring.html import render_report
 from watchkeeper.monitoring.results import CheckResult, by_status
-from watchkeeper.monitoring.runner import MonitorRun, run_monitor, window_counts
+from watchkeeper.monitoring.runner import MonitorRun, model_report, run_monitor
 from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
 from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
 from watchkeeper.registry.live import LiveStatsStore
@@ -194,19 +194,10 @@ def report(
     = None,
 ) -> None:  # fmt: skip
     """Write a self-contained HTML report of NAME from its stored results (no network needed)."""
-    now = datetime.now(UTC)
     with open_registry(ctx) as registry:
-        store = MonitoringStore(registry.engine)
-        history = store.series(name, since=now - parse_duration(since))
-        latest = store.latest(name)
-        wanted = version or max((r.version for r in latest if r.version is not None), default=None)
         logbook = Logbook(settings(ctx).resolved_logbook_url)
-        profile, counts, rows = window_counts(
-            registry, logbook, name, wanted, now - parse_duration(window), now
-        )
-    summary = report_summary(name, wanted, latest, rows)
-    page = render_report(title=f"watchkeeper: {name}", summary=summary, results=latest,
-                         reference=profile, current_counts=counts, history=history)  # fmt: skip
+        page = model_report(registry, logbook, name, window=parse_duration(window),
+                            since=parse_duration(since), version=version)  # fmt: skip
     _write_html(out, page)
 
 

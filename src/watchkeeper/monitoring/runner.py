@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from watchkeeper.monitoring.drift import (
     domain_classifier_drift,
 )
 from watchkeeper.monitoring.estimation import estimate_performance
+from watchkeeper.monitoring.html import render_report, report_summary
 from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
 from watchkeeper.monitoring.quality import check_quality
@@ -254,6 +255,22 @@ def window_counts(
     if table.num_rows == 0:
         return profile, None, 0
     return profile, count_window(profile, _input_table(table, None)), table.num_rows
+
+
+def model_report(
+    registry: Registry, logbook: Logbook, name: str, *, window: timedelta, since: timedelta,
+    version: int | None = None, now: datetime | None = None,
+) -> str:  # fmt: skip
+    """The self-contained HTML report of one model from its stored results and logbook."""
+    now = now or datetime.now(UTC)
+    store = MonitoringStore(registry.engine)
+    history = store.series(name, since=now - since)
+    latest = store.latest(name)
+    wanted = version or max((r.version for r in latest if r.version is not None), default=None)
+    profile, counts, rows = window_counts(registry, logbook, name, wanted, now - window, now)
+    summary = report_summary(name, wanted, latest, rows)
+    return render_report(title=f"watchkeeper: {name}", summary=summary, results=latest,
+                         reference=profile, current_counts=counts, history=history)  # fmt: skip
 
 
 def _input_table(table: pa.Table, signature: Signature | None) -> pa.Table:

@@ -157,7 +157,11 @@ def _hand_over(registry: Registry, spec: RetrainSpec, version: ModelVersion) -> 
         return f"registered v{version.version} staging; no rollout declared"
     mode, extra = {"shadow-canary": ("shadow", {"then": "canary"}), "canary": ("canary", {}),
                    "bluegreen": ("bluegreen", {})}[spec.strategy]  # fmt: skip
-    plan = Plan.from_dict({**spec.rollout, **extra})
+    # a retrained model is expected to answer differently (that is why it was retrained): the
+    # gate judged its performance, so unless declared, the rollout's guards watch errors,
+    # latency and labelled performance, not the distance between the two models' answers
+    guards = {"max_prediction_distance": 1.0, **dict(spec.rollout.get("guards") or {})}
+    plan = Plan.from_dict({**spec.rollout, **extra, "guards": guards})
     try:
         Rollouts(registry, actor="retraining").start(
             spec.model, mode, version.version, plan=plan,

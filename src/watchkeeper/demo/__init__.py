@@ -1,0 +1,1 @@
+"""``watchkeeper demo``: the whole loop on the embedded default, in a few minutes."""
