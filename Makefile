@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
+	$(BIN)/watchkeeper demo
 
 test: $(STAMP) lint
 	$(BIN)/pytest
