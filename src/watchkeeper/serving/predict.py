@@ -143,7 +143,9 @@ class Predictor:
                     )
                 )
             if route is not None and route.mode == "shadow":
-                self._shadow(route, parsed, request_id, routing_key)
+                same = route.candidate.model.signature == deployed.model.signature
+                self._shadow(route, parsed, validated if same else None, request_id,
+                             routing_key)  # fmt: skip
         except WatchkeeperError as exc:
             status = exc.http_status
             if isinstance(exc, SchemaError):
@@ -163,10 +165,13 @@ class Predictor:
         return Reply(status, out, headers)
 
     def _shadow(
-        self, route: Route, parsed: ParsedBatch, request_id: str, routing_key: str | None
-    ) -> None:
+        self, route: Route, parsed: ParsedBatch, validated: ValidatedBatch | None,
+        request_id: str, routing_key: str | None,
+    ) -> None:  # fmt: skip
         """Copy the request to the shadow, off the response path; drop (and count) when too
-        many copies are already waiting, so a slow shadow never slows production."""
+        many copies are already waiting, so a slow shadow never slows production. A shadow
+        with production's signature reuses production's validated batch (validating again
+        would give the same batch, at a cost, and count its input problems twice)."""
         shadow = route.candidate
         if route.share < 1.0 and self._rng.random() >= route.share:
             return
@@ -174,19 +179,21 @@ class Predictor:
             self._child(self.metrics.shadow, shadow.name, shadow.number, "dropped").inc()
             return
         task = asyncio.get_running_loop().create_task(
-            self._run_shadow(shadow, parsed, request_id, routing_key)
+            self._run_shadow(shadow, parsed, validated, request_id, routing_key)
         )
         self._shadows.add(task)
         task.add_done_callback(self._shadows.discard)
 
     async def _run_shadow(
-        self, shadow: Deployed, parsed: ParsedBatch, request_id: str, routing_key: str | None
-    ) -> None:
+        self, shadow: Deployed, parsed: ParsedBatch, validated: ValidatedBatch | None,
+        request_id: str, routing_key: str | None,
+    ) -> None:  # fmt: skip
         start = time.perf_counter()
         arrived = datetime.now(UTC)
         status = 200
         try:
-            validated = self._validate(shadow, parsed)
+            if validated is None:  # the request's problems were counted by production
+                validated = self._validate(shadow, parsed, count=False)
             predictions, probabilities = await shadow.batcher.submit(
                 validated, want_proba=parsed.return_probabilities
             )
@@ -228,12 +235,14 @@ class Predictor:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def _validate(self, deployed: Deployed, parsed: ParsedBatch) -> ValidatedBatch:
+    def _validate(
+        self, deployed: Deployed, parsed: ParsedBatch, *, count: bool = True
+    ) -> ValidatedBatch:
         if deployed.validator is None:
             return unvalidated(parsed)
         validated = deployed.validator.validate(parsed)
-        for (field, problem), count in validated.findings.items():
-            self.metrics.input_problems.labels(deployed.name, field, problem).inc(count)
+        for (field, problem), n in validated.findings.items() if count else ():
+            self.metrics.input_problems.labels(deployed.name, field, problem).inc(n)
         return validated
 
     def _count_problems(self, name: str, exc: SchemaError) -> None:
