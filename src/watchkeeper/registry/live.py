@@ -11,8 +11,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, extract, func, select, update
 
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.schema import LiveStatsRow
@@ -89,3 +90,37 @@ class LiveStatsStore:
                 for i, c in enumerate(counts):
                     total[i] += int(c)
         return dict(totals)
+
+    def sums(
+        self, start: datetime, end: datetime, *, kind: str, width: int,
+        model: str | None = None, bucket_seconds: int | None = None,
+    ) -> dict[tuple[str, int, datetime | None], list[int]]:  # fmt: skip
+        """The first ``width`` counts of ``kind`` in [start, end), summed by the database over
+        replicas and minutes: ``{(model, version, bucket): counts}``.
+
+        With ``bucket_seconds`` the minutes are grouped into buckets of that many seconds
+        (aligned to the Unix epoch, keyed by their start); without, ``bucket`` is None and the
+        sum covers the whole range. A 30-day chart reads a few hundred sums, not 43 200 rows.
+        """
+        row = LiveStatsRow
+        columns: list[Any] = [row.model_name, row.version]
+        if bucket_seconds is not None:
+            epoch = extract("epoch", row.window_start)
+            columns.append((epoch - epoch % int(bucket_seconds)).label("bucket"))
+        sums = [func.sum(row.counts[i].as_integer()) for i in range(width)]
+        query = (
+            select(*columns, *sums)
+            .where(row.kind == kind, row.window_start >= start, row.window_start < end)
+            .group_by(*columns)
+        )
+        if model is not None:
+            query = query.where(row.model_name == model)
+        out: dict[tuple[str, int, datetime | None], list[int]] = {}
+        with session_scope(self.engine) as session:
+            for found in session.execute(query):
+                bucket = None
+                if bucket_seconds is not None:
+                    bucket = datetime.fromtimestamp(int(found[2]), UTC)
+                counts = found[len(columns) :]
+                out[(found[0], int(found[1]), bucket)] = [int(c or 0) for c in counts]
+        return out

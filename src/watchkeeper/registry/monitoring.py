@@ -68,9 +68,9 @@ class MonitoringStore:
     def series(
         self, model: str, *, check: str | None = None, feature: str | None = None,
         statistic: str | None = None, since: datetime | None = None,
-        until: datetime | None = None,
+        until: datetime | None = None, newest: int | None = None,
     ) -> list[CheckResult]:  # fmt: skip
-        """Stored results, oldest window first."""
+        """Stored results, oldest window first; with ``newest``, only the last that many."""
         query = select(MonitorResultRow).where(MonitorResultRow.model_name == model)
         for column, wanted in ((MonitorResultRow.check, check),
                                (MonitorResultRow.feature, feature),
@@ -81,6 +81,11 @@ class MonitoringStore:
             query = query.where(MonitorResultRow.window_start >= since)
         if until is not None:
             query = query.where(MonitorResultRow.window_start < until)
+        if newest is not None:
+            query = query.order_by(MonitorResultRow.window_start.desc(),
+                                   MonitorResultRow.id.desc()).limit(newest)  # fmt: skip
+            with session_scope(self.engine) as session:
+                return [_result(row) for row in session.scalars(query)][::-1]
         query = query.order_by(MonitorResultRow.window_start, MonitorResultRow.id)
         with session_scope(self.engine) as session:
             return [_result(row) for row in session.scalars(query)]

@@ -239,6 +239,9 @@ class Server:
         return self.table
 
     def routes(self) -> list[Route]:
+        # The dashboard sits above serving (it reads every store); the server only mounts it.
+        from watchkeeper.ui.dashboard import Dashboard
+
         return [
             Route("/v1/models", self.v1_list, methods=["GET"]),
             Route("/v1/models/{model}", self.v1_model, methods=["GET"]),
@@ -260,6 +263,7 @@ class Server:
             Route("/docs", self.docs, methods=["GET"]),
             *api.routes(self),
             *deploy_api.routes(self),
+            *Dashboard(self).routes(),
         ]
 
 

@@ -1,0 +1,69 @@
+"""``/ui/login`` and ``/ui/logout``: a token in a form becomes the session cookie."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.ui.session import (
+    LOGIN,
+    clear_session,
+    form,
+    form_allowed,
+    principal,
+    safe_next,
+    same_origin,
+    set_session,
+)
+
+if TYPE_CHECKING:
+    from watchkeeper.ui.dashboard import Dashboard
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def show(request: Request) -> Response:
+        if not await asyncio.to_thread(dashboard.auth.configured):
+            return RedirectResponse("/ui", status_code=303)  # no tokens: nothing to log in to
+        target = safe_next(request.query_params.get("next"))
+        return dashboard.html("login.html", {"next": target, "error": ""})
+
+    async def submit(request: Request) -> Response:
+        try:
+            fields = await form(request)
+        except WatchkeeperError as exc:
+            return dashboard.html("login.html", {"next": "/ui", "error": exc.message}, 400)
+        target = safe_next(fields.get("next"))
+        token = fields.get("token", "").strip()
+        if not same_origin(request):
+            refused = {"next": target, "error": "cross-site login refused"}
+            return dashboard.html("login.html", refused, 403)
+        found = await asyncio.to_thread(dashboard.auth.store.verify, token) if token else None
+        if found is None:
+            refused = {"next": target, "error": "unknown or revoked token"}
+            return dashboard.html("login.html", refused, 401)
+        response = RedirectResponse(target, status_code=303)
+        set_session(response, request, token)
+        return response
+
+    async def logout(request: Request) -> Response:
+        who = await principal(dashboard.auth, request)
+        try:
+            fields = await form(request)
+        except WatchkeeperError:
+            fields = {}
+        if who is not None and not form_allowed(who, request, fields):
+            return Response("refused: the form is stale or forged", status_code=403)
+        response = RedirectResponse(LOGIN, status_code=303)
+        clear_session(response, request)
+        return response
+
+    return [
+        Route(LOGIN, show, methods=["GET"]),
+        Route(LOGIN, submit, methods=["POST"]),
+        Route("/ui/logout", logout, methods=["POST"]),
+    ]
