@@ -15,6 +15,9 @@ from typing import Any
 from watchkeeper.batch.tasks import JobContext, Task, TaskResult, Worker
 from watchkeeper.errors import MissingDependency
 
+# A Ray started here stays on this machine: no usage report, the node on the loopback address.
+LOCAL_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
 
 class _Actor:
     def __init__(self, context: JobContext) -> None:
@@ -27,12 +30,15 @@ class _Actor:
 def run_ray(
     context: JobContext, tasks: list[Task], workers: int, *, address: str | None = None
 ) -> Iterator[TaskResult]:
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        for name, value in LOCAL_ENV.items():  # before Ray is imported: it reads them then
+            os.environ.setdefault(name, value)
     try:
         import ray
         from ray.util import ActorPool
     except ImportError as exc:
         raise MissingDependency("the ray engine needs Ray: pip install 'watchkeeper[ray]'") from exc
-    address = address or os.environ.get("RAY_ADDRESS")
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, num_cpus=None if address else workers,

@@ -69,17 +69,20 @@ def score_chunk(
     keep = checked.keep
     kept = table.filter(pa.array(keep)) if checked.rejected else table
     n = kept.num_rows
-    predictions = np.asarray(model.predict(checked.frame)) if n else np.empty(0)
     probabilities = None
+    if spec.probabilities and model.has_proba and n:
+        predictions, probabilities = model.predict_and_proba(checked.frame)
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+    else:
+        predictions = np.asarray(model.predict(checked.frame)) if n else np.empty(0)
     columns: dict[str, Any] = {c: kept.column(c) for c in spec.carried}
     columns["prediction"] = _plain(predictions)
-    if spec.probabilities and model.has_proba and n:
-        probabilities = np.asarray(model.predict_proba(checked.frame), dtype=np.float64)
+    if probabilities is not None:
         classes = model.classes
         labels = [str(c) for c in classes.tolist()] if classes is not None else None
         for i in range(probabilities.shape[1]):
             columns[f"proba_{labels[i] if labels else i}"] = probabilities[:, i]
-    columns["model"] = pa.array([name] * n, pa.string())
+    columns["model"] = pa.repeat(pa.scalar(name, pa.string()), n)
     columns["model_version"] = pa.array(np.full(n, version, dtype=np.int64))
     columns["scored_at"] = pa.array(np.full(n, np.datetime64(scored_at.replace(tzinfo=None), "us")),
                                     pa.timestamp("us", tz="UTC"))  # fmt: skip

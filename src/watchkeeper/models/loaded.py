@@ -65,6 +65,18 @@ class LoadedModel:
             raise InvalidInput(f"the {self.flavor} model at {self.path} has no predict_proba")
         return np.asarray(self._predictor.predict_proba(self._prepare(batch)))
 
+    def predict_and_proba(self, batch: Any) -> tuple[Array, Array]:
+        """Predictions and probabilities of one batch, prepared once; a single model pass when
+        the flavor's ``predict`` is by definition the argmax of its probabilities."""
+        if not self._predictor.has_proba:
+            raise InvalidInput(f"the {self.flavor} model at {self.path} has no predict_proba")
+        x = self._prepare(batch)
+        proba = np.asarray(self._predictor.predict_proba(x))
+        classes = self._predictor.classes
+        if getattr(self._predictor, "predicts_by_argmax", False) and classes is not None:
+            return classes.take(np.argmax(proba, axis=1), axis=0), proba
+        return np.asarray(self._predictor.predict(x)), proba
+
     def _as_array(self, batch: Any) -> Any:
         return to_array(batch, self._names)
 

@@ -55,6 +55,7 @@ class SklearnPredictor:
     feature_names: list[str] | None
     has_proba: bool
     classes: Array | None
+    predicts_by_argmax: bool = False
 
     @classmethod
     def wrap(cls, model: Any) -> SklearnPredictor:
@@ -66,6 +67,7 @@ class SklearnPredictor:
             feature_names=[str(n) for n in names] if names is not None else None,
             has_proba=hasattr(model, "predict_proba"),
             classes=np.asarray(classes) if classes is not None else None,
+            predicts_by_argmax=_predicts_by_argmax(model),
         )
 
     def predict(self, x: Any) -> Array:
@@ -73,6 +75,25 @@ class SklearnPredictor:
 
     def predict_proba(self, x: Any) -> Array:
         return np.asarray(self.model.predict_proba(x))
+
+
+def _predicts_by_argmax(model: Any) -> bool:
+    """Whether ``model.predict`` is, by its own code, ``classes_[argmax(predict_proba)]``: a
+    single-output forest classifier, or a pipeline ending in one. Then one probability pass
+    gives both (a forest's ``predict`` walks every tree again otherwise)."""
+    from sklearn.ensemble._forest import ForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        return _predicts_by_argmax(model.steps[-1][1])
+    classes = getattr(model, "classes_", None)
+    return (
+        isinstance(model, ForestClassifier)
+        and type(model).predict is ForestClassifier.predict
+        and getattr(model, "n_outputs_", 0) == 1
+        and classes is not None
+        and np.ndim(classes) == 1
+    )
 
 
 def is_auto_trusted(type_name: str) -> bool:
