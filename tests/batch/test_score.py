@@ -14,10 +14,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.batch.test_job import FEATURES, frame
+from tests.batch.test_job import FEATURES, frame, world  # noqa: F401 (world: a fixture)
+from watchkeeper.batch.job import BatchSpec, run_batch
 from watchkeeper.batch.score import OutputSpec, score_chunk
 from watchkeeper.batch.sinks import text_columns
+from watchkeeper.errors import SchemaError
 from watchkeeper.models import load_model, save_model
+from watchkeeper.registry import Registry
+from watchkeeper.registry.batch import BatchStore
 
 
 def _loaded(model, tmp_path, example):
@@ -58,3 +62,15 @@ def test_parts_use_a_dictionary_for_text_columns_only(tmp_path) -> None:
     assert text_columns(table.schema) == ["model"]
     pq.write_table(table, tmp_path / "t.parquet", use_dictionary=text_columns(table.schema))
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), table.to_pandas())
+
+
+def test_columns_missing_a_model_column_are_refused_before_a_run(world) -> None:  # noqa: F811
+    """Regression: --columns without all the model's columns failed inside the job, as a run."""
+    settings, _, tmp = world
+    frame(100).to_parquet(tmp / "in.parquet")
+    spec = BatchSpec(model="m", input=str(tmp / "in.parquet"), output=str(tmp / "o.parquet"),
+                     columns=("a", "b"))  # fmt: skip
+    with pytest.raises(SchemaError, match="lacks column"):
+        run_batch(settings, spec)
+    with Registry(settings) as registry:
+        assert BatchStore(registry.engine).runs("m") == []

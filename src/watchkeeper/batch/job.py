@@ -181,5 +181,5 @@ def _check_input(
         missing = [c for c in spec.columns if c not in names]
         if missing:
             raise InvalidInput(f"--columns names column(s) the input lacks: {', '.join(missing)}")
-    if signature:
-        check_columns(names, Signature.from_dict(signature))
+    if signature:  # --columns limits what is read: the model's columns must be among them
+        check_columns(list(spec.columns) or names, Signature.from_dict(signature))
