@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -139,6 +140,11 @@ def runs(
             f"{r.started_at:%F %T}") for r in found])  # fmt: skip
 
 
+def _absolute(location: str) -> str:
+    """A local path made absolute; URLs (``s3://``, ``sql://`` …) as given."""
+    return location if "://" in location else str(Path(location).absolute())
+
+
 @schedule_app.command("add")
 def schedule_add(
     ctx: typer.Context,
@@ -162,6 +168,8 @@ def schedule_add(
     options = _options(engine=engine, workers=workers, id_column=id_column, query=query,
                        passthrough=list(passthrough) if passthrough else None, table=table_name,
                        max_reject_rate=max_reject_rate)  # fmt: skip
+    # the scheduler may run elsewhere: a relative local path would be read from its folder
+    input, output = _absolute(input), _absolute(output)
     BatchSpec(model=name, input=input, output=output, **options)  # check the options now
     with open_registry(ctx) as registry:
         registry.get_model(name)
