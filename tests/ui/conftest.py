@@ -3,12 +3,17 @@ a reader and a deployer token."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from tests.serving.conftest import start_server
 from tests.ui.seed import Seeded, seed
@@ -32,6 +37,26 @@ class Site:
                 done = client.post("/ui/login", data={"token": self.tokens[role], "next": "/ui"})
                 assert done.status_code == 303, done.text
             yield client
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Any ASGI app on a real socket (with its lifespan); yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import gzip
 import re
-import socket
-import threading
-import time
 from importlib import resources
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.ui.conftest import Site
+from tests.ui.conftest import Site, serving
 from tests.ui.seed import CANARY, DRIFTED, HISTORY, seed
 from watchkeeper.config import Settings
 from watchkeeper.registry.monitoring import MonitoringStore
@@ -193,32 +189,20 @@ def test_plotly_comes_from_the_installed_package(site: Site) -> None:
 def test_the_dashboard_alone_with_no_tokens_is_the_local_operator(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, user="alice")
     registry = seed(settings).registry
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        for _ in range(200):
-            try:
-                home = httpx.get(url + "/")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        assert home.status_code == 307
-        assert home.headers["location"] == "/ui"
-        assert httpx.get(url + "/ui/login").headers["location"] == "/ui"
-        page = httpx.get(url + f"/ui/models/{HISTORY}")
-        assert "local · admin" in page.text
-        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
-        assert csrf is not None
-        done = httpx.post(url + f"/ui/actions/models/{HISTORY}/rollback",
-                          data={"csrf": csrf.group(1)}, headers={"origin": url})  # fmt: skip
-        assert done.status_code == 200
-        assert "production is now v1" in done.text
+        with serving(create_app(settings)) as url:
+            home = httpx.get(url + "/")
+            assert home.status_code == 307
+            assert home.headers["location"] == "/ui"
+            assert httpx.get(url + "/ui/login").headers["location"] == "/ui"
+            page = httpx.get(url + f"/ui/models/{HISTORY}")
+            assert "local · admin" in page.text
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            assert csrf is not None
+            done = httpx.post(url + f"/ui/actions/models/{HISTORY}/rollback",
+                              data={"csrf": csrf.group(1)}, headers={"origin": url})  # fmt: skip
+            assert done.status_code == 200
+            assert "production is now v1" in done.text
         assert registry.history(HISTORY, limit=1)[0].actor == "alice"
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         registry.close()
