@@ -156,6 +156,27 @@ def test_a_step_waits_until_every_guard_can_judge_it(world) -> None:
     assert "prediction_distance" in d.reason
 
 
+def test_a_sample_that_happens_to_lean_one_way_is_not_a_different_model(world) -> None:
+    """Regression: the canary's prediction distance was a raw threshold on two samples of
+    different requests, so 100 answers of a model as good as production (even production's
+    own answers) crossed 0.1 by chance a few times in a hundred looks (seen in the benchmark:
+    a good candidate rolled back during a full canary)."""
+    registry, rollouts, clock, logbook, X, _ = world
+    rollouts.start("m", "canary", 2, plan=FAST)
+    serve(registry, clock, 1, 900)
+    serve(registry, clock, 2, 100)
+    rest = X.iloc[900:]
+    leaning = pd.concat([rest[rest["a"] > 0].head(63), rest[rest["a"] <= 0].head(37)])
+    log(registry, logbook, clock, X.iloc[:900], 1, "primary", "p")
+    log(registry, logbook, clock, leaning, 2, "primary", "c")
+    clock.advance(2)
+    assert rollouts.tick() == []  # a look before the step's end: not shown different
+    (check,) = [c for c in rollouts.status("m").checks if c.name == "prediction_distance"]
+    assert check.value is not None
+    assert check.value > 0.1  # the raw distance alone would have failed it
+    assert "p(same classes)=" in check.detail
+
+
 def test_the_last_step_is_judged_against_production_before_it(world) -> None:
     registry, rollouts, clock, logbook, X, _ = world
     plan = Plan(steps=(0.5, 1.0), min_step_seconds=10, min_step_requests=50)

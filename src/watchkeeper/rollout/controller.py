@@ -247,7 +247,8 @@ class Rollouts:
         checks = traffic_checks(traffic, plan, final=final)
         if self.logbook is not None and d.baseline is not None:
             classify = self._is_classifier(d.model, d.baseline)
-            checks += prediction_checks(self.logbook, d, plan, now, classify=classify)
+            checks += prediction_checks(self.logbook, d, plan, now, classify=classify,
+                                        final=final)  # fmt: skip
         return checks
 
     def _is_classifier(self, model: str, version: int) -> bool:

@@ -27,6 +27,7 @@ from watchkeeper.rollout.stats import (
     compare_predictions,
     error_rate_guard,
     histogram_quantile,
+    homogeneity_p_value,
     latency_guard,
     loss_guard,
 )
@@ -153,15 +154,18 @@ def traffic_checks(traffic: StepTraffic, plan: Plan, *, final: bool = True) -> l
 
 
 def prediction_checks(
-    logbook: Logbook, deployment: Deployment, plan: Plan, now: datetime, *, classify: bool
-) -> list[Check]:
+    logbook: Logbook, deployment: Deployment, plan: Plan, now: datetime, *, classify: bool,
+    final: bool = True,
+) -> list[Check]:  # fmt: skip
     """How differently the candidate answers: agreement and distance (shadow: the same
     requests, paired; canary: the two answered streams), and loss on labelled rows.
 
     A canary compares the step's answers of both sides; when production answered too little
-    in the step (the last one, at 100%), its answers over the whole deployment stand in."""
+    in the step (the last one, at 100%), its answers over the whole deployment stand in.
+    Tests use a tenth of ``alpha`` before a step's end, as in :func:`traffic_checks`."""
     if deployment.candidate is None or deployment.baseline is None:
         return []
+    alpha = plan.guards.alpha if final else plan.guards.alpha / 10
     start = deployment.step_started_at
     shadow = deployment.mode == "shadow"
     columns = ["prediction", "prediction_label", "label"]
@@ -182,11 +186,11 @@ def prediction_checks(
             return [Check("prediction_distance", None, guards.max_prediction_distance,
                           "waiting", f"{paired.num_rows} paired rows")]  # fmt: skip
         p_pred, c_pred = _answers(paired, "", classify), _answers(paired, "_c", classify)
-        out = _distance_checks(p_pred, c_pred, plan, classify, paired=True)
+        out = _distance_checks(p_pred, c_pred, plan, classify, paired=True, alpha=alpha)
         out += _loss_checks(paired, paired, "", "_c", plan, classify, paired=True)
         return out
     out = _distance_checks(_answers(prod, "", classify), _answers(cand, "", classify), plan,
-                           classify, paired=False)  # fmt: skip
+                           classify, paired=False, alpha=alpha)  # fmt: skip
     out += _loss_checks(prod, cand, "", "", plan, classify, paired=False)
     return out
 
@@ -210,8 +214,11 @@ def _answers(table: pa.Table, suffix: str, classify: bool) -> np.ndarray[Any, An
 
 def _distance_checks(
     prod: np.ndarray[Any, Any], cand: np.ndarray[Any, Any], plan: Plan, classify: bool,
-    *, paired: bool,
+    *, paired: bool, alpha: float,
 ) -> list[Check]:  # fmt: skip
+    """The distance between the two prediction distributions. Two answered streams (canary)
+    are different requests: a class distance also needs a G-test to say the class shares
+    differ (at the look's ``alpha``), or 100 rows of two identical models fail by chance."""
     limit = plan.guards.max_prediction_distance
     out: list[Check] = []
     if paired:
@@ -222,12 +229,29 @@ def _distance_checks(
             bad = agreement < plan.guards.min_agreement
             out.append(Check("agreement", agreement, plan.guards.min_agreement,
                              "fail" if bad else "ok", f"{found.n} paired rows"))  # fmt: skip
+    elif classify:  # two streams of different requests: the distance has sampling noise
+        distance = jensenshannon(prod, cand, threshold=limit)
+        p_value = homogeneity_p_value(*_label_counts(prod, cand))
+        status: Status = "fail" if distance.drifted and p_value < alpha else "ok"
+        out.append(Check("prediction_distance", distance.statistic, distance.threshold, status,
+                         f"{distance.method} over {len(prod)} / {len(cand)} rows, "
+                         f"p(same classes)={p_value:.3g}"))  # fmt: skip
+        return out
     else:
-        distance = jensenshannon(prod, cand, threshold=limit) if classify else ks(prod, cand)
-    status: Status = "fail" if distance.drifted else "ok"
+        distance = ks(prod, cand)
+    status = "fail" if distance.drifted else "ok"
     out.append(Check("prediction_distance", distance.statistic, distance.threshold, status,
                      f"{distance.method} over {len(prod)} / {len(cand)} rows"))  # fmt: skip
     return out
+
+
+def _label_counts(
+    a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Counts of each label in ``a`` and in ``b``, over the labels of both."""
+    labels, index = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
+    return (np.bincount(index[: len(a)], minlength=len(labels)),
+            np.bincount(index[len(a) :], minlength=len(labels)))  # fmt: skip
 
 
 def _loss_checks(

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import bdtr, bdtrc, ndtr, ndtri, stdtr
+from scipy.special import bdtr, bdtrc, chdtrc, ndtr, ndtri, stdtr
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.drift import DriftResult, jensenshannon, ks
@@ -57,6 +57,7 @@ __all__ = [
     "compare_predictions",
     "error_rate_guard",
     "histogram_quantile",
+    "homogeneity_p_value",
     "latency_guard",
     "loss_guard",
     "sample_size",
@@ -485,6 +486,24 @@ def latency_guard(
     ratio = q_c / q_p if q_p > 0 else 1.0
     return _guard("binomial_tail", ratio, above / n_c - tail, max_ratio, p_noninf, p_harm,
                   alpha, n_p, n_c)  # fmt: skip
+
+
+def homogeneity_p_value(counts_a: npt.ArrayLike, counts_b: npt.ArrayLike) -> float:
+    """p-value of the likelihood-ratio (G) test that two samples of labels, given as counts
+    over the same categories, come from one distribution
+    (``scipy.stats.chi2_contingency([a, b], lambda_="log-likelihood")``).
+
+    >>> round(homogeneity_p_value([500, 500], [63, 37]), 4)
+    0.0126
+    """
+    table = np.asarray([counts_a, counts_b], dtype=np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 1.0
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    seen = table > 0
+    g = 2.0 * float(np.sum(table[seen] * np.log(table[seen] / expected[seen])))
+    return float(chdtrc(table.shape[1] - 1, max(g, 0.0)))
 
 
 def histogram_quantile(counts: Sequence[int], edges: Sequence[float], q: float) -> float:
