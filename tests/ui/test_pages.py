@@ -79,7 +79,7 @@ def test_a_reader_sees_every_page_without_action_buttons(site: Site, path: str) 
         data = reader.get(source.group(1), params={"range": "6h"})
         assert data.status_code == 200
         body = data.json()
-        assert set(body) == {"range", "bucket_seconds", "fragments", "figures"}
+        assert set(body) == {"range", "bucket_seconds", "refresh", "fragments", "figures"}
         assert not any(ACTION_FORM.search(html) for html in body["fragments"].values())
 
 

@@ -71,5 +71,14 @@ def empty(title: str, note: str) -> Figure:
     return {"data": [], "layout": layout}
 
 
+def over(figures: dict[str, Figure], start: str, end: str) -> dict[str, Figure]:
+    """Every chart over time spans the chosen range, whatever its data covers."""
+    for fig in figures.values():
+        axis = fig["layout"].get("xaxis", {})
+        if axis.get("type") == "date":
+            fig["layout"]["xaxis"] = axis | {"range": [start, end]}
+    return figures
+
+
 def esc(text: str) -> str:
     return html.escape(str(text), quote=True)

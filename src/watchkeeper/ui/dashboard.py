@@ -119,7 +119,8 @@ class Dashboard:
             context["back"] = _page_of(request)
             fragments = {i: self.renderer.render(t, **context) for i, t in view.fragments.items()}
             body = json_bytes({"range": tr.name, "bucket_seconds": tr.bucket_seconds,
-                               "fragments": fragments, "figures": view.figures})  # fmt: skip
+                               "refresh": view.refresh_seconds, "fragments": fragments,
+                               "figures": view.figures})  # fmt: skip
             return Response(body, media_type="application/json",
                             headers={"cache-control": "no-store"})  # fmt: skip
 

@@ -10,7 +10,7 @@ from watchkeeper.monitoring.profile import CategoricalProfile, FeatureProfile, N
 from watchkeeper.monitoring.report_data import distribution
 from watchkeeper.ui import charts
 from watchkeeper.ui.charts import PALETTE, Figure
-from watchkeeper.ui.series import by_statistic, points
+from watchkeeper.ui.series import by_statistic, points, stamp
 from watchkeeper.ui.sources import Sources
 from watchkeeper.ui.status import COLOURS
 from watchkeeper.ui.timerange import TimeRange
@@ -115,4 +115,4 @@ def feature_charts(
         charts.figure(title, traces, yaxis={"tickformat": ".1%", "rangemode": "tozero"})
         if traces else charts.empty(title, "no data-quality results")
     )  # fmt: skip
-    return out
+    return charts.over(out, stamp(tr.start), stamp(tr.end))

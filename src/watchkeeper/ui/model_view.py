@@ -16,7 +16,7 @@ from watchkeeper.rollout.plan import Plan
 from watchkeeper.ui import charts
 from watchkeeper.ui.charts import PALETTE, Figure
 from watchkeeper.ui.overview import LABEL_STATISTICS
-from watchkeeper.ui.series import by_statistic, failures, points, traffic
+from watchkeeper.ui.series import by_statistic, failures, points, stamp, traffic
 from watchkeeper.ui.sources import Sources
 from watchkeeper.ui.status import COLOURS, of_result
 from watchkeeper.ui.timerange import TimeRange
@@ -234,7 +234,7 @@ def model_charts(sources: Sources, name: str, tr: TimeRange) -> dict[str, Figure
     realised = monitoring.series(name, check="performance", since=tr.start, until=tr.end)
     estimated = monitoring.series(name, check="estimated", since=tr.start, until=tr.end)
     out["chart-performance"] = performance_chart(realised, estimated, tr)
-    return out
+    return charts.over(out, stamp(tr.start), stamp(tr.end))
 
 
 def performance_chart(
@@ -267,7 +267,9 @@ def performance_chart(
         hours = [None if v is None else round(v / 3600, 3) for v in p.values]
         traces.append(charts.line("median label lag (h)", p.times, hours, dash="dashdot",
                                   colour="#757575", axis="y2"))  # fmt: skip
-    return charts.figure("performance: realised and estimated", traces,
+    below = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18, "yanchor": "top"}
+    return charts.figure("performance: realised and estimated", traces, legend=below,
+                         height=300, margin={"l": 50, "r": 45, "t": 36, "b": 80},
                          yaxis2={"overlaying": "y", "side": "right", "title": {"text": "h"},
                                  "rangemode": "tozero", "showgrid": False})  # fmt: skip
 

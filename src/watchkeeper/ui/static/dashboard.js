@@ -7,6 +7,7 @@
   var stamp = document.getElementById("updated");
   var config = {displaylogo: false, responsive: true};
   var timer = null;
+  var latest = 0; // only the newest request's answer is drawn (an older one may come later)
 
   function draw(figures) {
     if (typeof Plotly === "undefined") { return; }
@@ -22,6 +23,10 @@
       if (el) { el.innerHTML = data.fragments[id]; }
     });
     draw(data.figures);
+    if (data.refresh && String(data.refresh) !== page.dataset.refresh) {
+      page.dataset.refresh = String(data.refresh); // a longer range changes more slowly
+      schedule();
+    }
     if (stamp) {
       stamp.textContent = "updated " + new Date().toLocaleTimeString();
       stamp.classList.remove("stale");
@@ -36,15 +41,19 @@
 
   function refresh() {
     if (!page || !page.dataset.source) { return; }
+    var mine = ++latest;
     fetch(url(), {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) {
         if (r.status === 401) { window.location.assign("/ui/login?next=" + encodeURIComponent(window.location.pathname)); return null; }
         if (!r.ok) { throw new Error("HTTP " + r.status); }
         return r.json();
       })
-      .then(function (data) { if (data) { apply(data); } })
+      .then(function (data) { if (data && mine === latest) { apply(data); } })
       .catch(function () {
-        if (stamp) { stamp.textContent = "could not refresh"; stamp.classList.add("stale"); }
+        if (stamp && mine === latest) {
+          stamp.textContent = "could not refresh";
+          stamp.classList.add("stale");
+        }
       });
   }
 
