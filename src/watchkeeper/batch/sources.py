@@ -64,7 +64,9 @@ def open_source(uri: str, *, query: str | None = None) -> Source:
 
 
 def _expand(uri: str) -> tuple[Any, list[str]]:
-    fs, _, paths = fsspec.get_fs_token_paths(uri)
+    fs, _, given = fsspec.get_fs_token_paths(uri)
+    # fsspec expands '*' itself but leaves '?' and '[…]' patterns as one literal path
+    paths = [p for g in given for p in (fs.glob(g) if any(c in g for c in "?[") else [g])]
     out: list[str] = []
     for path in paths:
         if fs.isdir(path):
