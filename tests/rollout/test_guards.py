@@ -9,7 +9,7 @@ from watchkeeper.errors import InvalidInput
 from watchkeeper.registry.live import LATENCY_EDGES_MS
 from watchkeeper.rollout.guards import StepTraffic, traffic_checks
 from watchkeeper.rollout.plan import Plan
-from watchkeeper.rollout.stats import histogram_quantile, homogeneity_p_value, latency_guard
+from watchkeeper.rollout.stats import distance_lower_bound, histogram_quantile, latency_guard
 
 EDGES = np.asarray(LATENCY_EDGES_MS, dtype=float)
 
@@ -98,14 +98,13 @@ def test_latency_guard_refuses_bad_input() -> None:
         latency_guard([1, 0, 0], [1, 0, 0], [1.0, 2.0], max_ratio=0)
 
 
-@pytest.mark.parametrize(
-    ("a", "b"), [([500, 500], [63, 37]), ([10, 20, 30], [5, 0, 40]), ([3, 0, 0], [0, 4, 0])]
-)
-def test_homogeneity_p_value_is_scipys_g_test(a: list[int], b: list[int]) -> None:
-    from scipy.stats import chi2_contingency
-
-    table = np.array([a, b])
-    table = table[:, table.sum(axis=0) > 0]
-    expected = chi2_contingency(table, lambda_="log-likelihood", correction=False).pvalue
-    assert homogeneity_p_value(a, b) == pytest.approx(expected)
-    assert homogeneity_p_value([5, 5], [0, 0]) == 1.0  # nothing to compare
+def test_distance_lower_bound_rarely_exceeds_the_limit_for_one_distribution() -> None:
+    rng = np.random.default_rng(3)
+    above = 0
+    for _ in range(300):
+        a, b = rng.binomial(1000, 0.5), rng.binomial(100, 0.5)
+        above += distance_lower_bound([1000 - a, a], [100 - b, b], alpha=0.05) > 0.1
+    assert above <= 3  # at most 1%, at alpha 0.05 per look
+    assert distance_lower_bound([500, 500], [0, 100], alpha=0.005) > 0.5
+    with pytest.raises(InvalidInput, match="count vectors"):
+        distance_lower_bound([1, 2], [0, 0])

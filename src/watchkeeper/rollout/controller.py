@@ -174,7 +174,11 @@ class Rollouts:
         done = elapsed >= plan.min_step_seconds and (
             traffic.candidate_requests >= plan.min_step_requests
         )
-        checks = self._checks(d, plan, traffic, now, final=done)
+        checks = self._checks(d, plan, traffic, now, final=False)
+        judged = not any(c.status == "waiting" and c.name not in OPTIONAL for c in checks)
+        ends = d.mode == "canary" or plan.then == "canary"  # else a person ends the shadow
+        if ends and done and judged and not any(c.status == "fail" for c in checks):
+            checks = self._checks(d, plan, traffic, now, final=True)  # one final look a step
         failed = [c for c in checks if c.status == "fail"]
         details = {"checks": [c.to_dict() for c in checks], "elapsed_s": round(elapsed, 3),
                    "candidate_requests": traffic.candidate_requests}  # fmt: skip
@@ -185,7 +189,7 @@ class Rollouts:
             log.warning("%s@%s rolled back: %s", d.model, d.candidate, why)
             return self.store.update(d.model, d.revision, actor=CONTROLLER, reason=why,
                                      details=details, state="rolled_back", share=0.0)  # fmt: skip
-        if not done or any(c.status == "waiting" and c.name not in OPTIONAL for c in checks):
+        if not (done and judged):
             return None  # a step ends only once every guard could judge it
         if d.mode == "shadow":
             if plan.then != "canary":

@@ -25,9 +25,9 @@ from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.rollout.stats import (
     compare_predictions,
+    distance_lower_bound,
     error_rate_guard,
     histogram_quantile,
-    homogeneity_p_value,
     latency_guard,
     loss_guard,
 )
@@ -217,8 +217,9 @@ def _distance_checks(
     *, paired: bool, alpha: float,
 ) -> list[Check]:  # fmt: skip
     """The distance between the two prediction distributions. Two answered streams (canary)
-    are different requests: a class distance also needs a G-test to say the class shares
-    differ (at the look's ``alpha``), or 100 rows of two identical models fail by chance."""
+    are different requests: a class distance fails when its lower confidence bound (at the
+    look's ``alpha``) is above the limit, else 100 rows of two identical models would fail by
+    chance a few times in a hundred looks."""
     limit = plan.guards.max_prediction_distance
     out: list[Check] = []
     if paired:
@@ -231,11 +232,11 @@ def _distance_checks(
                              "fail" if bad else "ok", f"{found.n} paired rows"))  # fmt: skip
     elif classify:  # two streams of different requests: the distance has sampling noise
         distance = jensenshannon(prod, cand, threshold=limit)
-        p_value = homogeneity_p_value(*_label_counts(prod, cand))
-        status: Status = "fail" if distance.drifted and p_value < alpha else "ok"
+        bound = distance_lower_bound(*_label_counts(prod, cand), alpha=alpha)
+        status: Status = "fail" if bound > limit else "ok"
         out.append(Check("prediction_distance", distance.statistic, distance.threshold, status,
                          f"{distance.method} over {len(prod)} / {len(cand)} rows, "
-                         f"p(same classes)={p_value:.3g}"))  # fmt: skip
+                         f"{1 - alpha:.1%} lower bound {bound:.3g}"))  # fmt: skip
         return out
     else:
         distance = ks(prod, cand)
