@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,10 @@ def postgres_problem() -> str | None:
     return _PG_PROBLEM[0]
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new schema, dropped on exit (skips the test, or
+    fails it under ``WATCHKEEPER_REQUIRE_POSTGRES=1``, when PostgreSQL is unreachable)."""
     problem = postgres_problem()
     if problem:
         if REQUIRE_POSTGRES:
@@ -64,6 +66,13 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    with fresh_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

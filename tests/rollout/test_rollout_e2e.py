@@ -18,13 +18,9 @@ import math
 import os
 import random
 import re
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +34,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from tests.processes import ROOT, Load, free_port, start, start_server, stop, wait_for, wait_ready
 from tests.rollout.candidates import Flaky, Slow
 from watchkeeper.cli.main import app
 from watchkeeper.config import Settings
@@ -48,39 +45,10 @@ from watchkeeper.serving.routing import bucket
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("ladder", "guarded", "switch", "split", "failover", "abtest")
-SERVE_FAST = ["--live-stats-interval", "0.2", "--log-flush-interval", "0.5",
-              "--poll-interval", "0.05"]  # fmt: skip
 SCHEDULER = ["--interval", "0.5", "--lease-ttl", "2", "--no-monitors", "--log-level", "info"]
 LEASE_TTL = 2.0
 STEP = ["--step-time", "1s", "--step-requests", "100"]  # the shortest reliable steps
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-@dataclass(frozen=True)
-class Answer:
-    at: float  # time.time() when the answer arrived
-    status: int  # 0: the connection failed
-    version: str | None
-    replica: int
-    key: str | None
-    request_id: str | None
 
 
 @dataclass
@@ -113,7 +81,7 @@ class Cluster:
                         timeout, f"the deployment of {model} to finish")  # fmt: skip
 
     def start_scheduler(self) -> subprocess.Popen[bytes]:
-        proc = _start(self.home, self.env, f"scheduler-{len(self.schedulers)}", "scheduler",
+        proc = start(self.home, self.env, f"scheduler-{len(self.schedulers)}", "scheduler",
                       *SCHEDULER)  # fmt: skip
         self.schedulers.append(proc)
         return proc
@@ -143,40 +111,6 @@ def _register(registry: Registry, X: pd.DataFrame, y: pd.Series) -> None:
     registry.register("guarded", constant, input_example=X, reference_data=X)  # v5
 
 
-def _start(home: Path, env: dict[str, str], name: str, *args: str) -> subprocess.Popen[bytes]:
-    """A ``watchkeeper`` process; its output goes to ``home/<name>.log``."""
-    with open(home / f"{name}.log", "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "watchkeeper", *args], env=env, cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-
-
-def _start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return _start(home, env, f"serve-{port}", "serve", "--port", str(port), "--without-scheduler",
-                  "--log-level", "warning", *SERVE_FAST)  # fmt: skip
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    def ready() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            answer = httpx.get(f"{url}/readyz", timeout=1)
-        except httpx.TransportError:
-            return False
-        return answer.status_code == 200 and len(answer.json()["models"]) == len(MODELS)
-
-    wait_for(ready, 60, f"{url} to serve every model")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("rollout-e2e")
@@ -187,72 +121,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env.pop("WATCHKEEPER_DATABASE_URL", None)
     with Registry(settings) as registry:
         _register(registry, X, y)
-        ports = [_free_port(), _free_port()]
-        servers = [_start_server(home, port, env) for port in ports]
+        ports = [free_port(), free_port()]
+        servers = [start_server(home, port, env) for port in ports]
         cluster = Cluster(home, env, [f"http://127.0.0.1:{p}" for p in ports],
                           X.sample(1000, random_state=1).to_dict("records"), registry,
                           servers)  # fmt: skip
         try:
             cluster.start_scheduler()
             for url, port, proc in zip(cluster.urls, ports, servers, strict=True):
-                _wait_ready(url, proc, home / f"serve-{port}.log")
+                wait_ready(url, proc, home / f"serve-{port}.log", len(MODELS))
             wait_for(cluster.lease_holder, 60, "the scheduler to take its lease")
             yield cluster
         finally:
             for proc in [*cluster.schedulers, *servers]:
-                _stop(proc)
-
-
-class Load:
-    """Single-row requests from one thread until stopped, alternating between the replicas;
-    with ``keys``, each request carries one of them as ``X-Routing-Key``."""
-
-    def __init__(self, cluster: Cluster, model: str, *, keys: Sequence[str] | None = None,
-                 seed: int = 0) -> None:  # fmt: skip
-        self.cluster = cluster
-        self.model = model
-        self.keys = keys
-        self.answers: list[Answer] = []
-        self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        wait_for(lambda: len(self.answers) >= 20, 30, "the load to start")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        clients = [httpx.Client(base_url=url, timeout=10) for url in self.cluster.urls]
-        path = f"/v1/models/{self.model}:predict"
-        try:
-            i = 0
-            while not self._stop.is_set():
-                replica = i % len(clients)
-                key = self._rng.choice(self.keys) if self.keys else None
-                headers = {"x-routing-key": key} if key else {}
-                body = {"instances": [self._rng.choice(self.cluster.rows)]}
-                try:
-                    r = clients[replica].post(path, json=body, headers=headers)
-                    answer = Answer(time.time(), r.status_code, r.headers.get("x-model-version"),
-                                    replica, key, r.headers.get("x-request-id"))  # fmt: skip
-                except httpx.TransportError:
-                    answer = Answer(time.time(), 0, None, replica, key, None)
-                self.answers.append(answer)
-                i += 1
-        finally:
-            for client in clients:
-                client.close()
-
-    def between(self, start: float, end: float = math.inf) -> list[Answer]:
-        return [a for a in list(self.answers) if start <= a.at < end]
-
-    def failed(self) -> list[Answer]:
-        return [a for a in list(self.answers) if a.status != 200]
+                stop(proc)
 
 
 # --- a. a good candidate goes all the way ------------------------------------------------------
@@ -261,7 +143,7 @@ class Load:
 def test_good_candidate_goes_shadow_canary_production_with_no_failed_request(
     cluster: Cluster,
 ) -> None:
-    with Load(cluster, "ladder") as load:
+    with Load(cluster.urls, cluster.rows, "ladder") as load:
         cluster.cli("deploy", "shadow", "ladder", "2", "--then", "canary", "--steps",
                     "10,50,100", *STEP)  # fmt: skip
         done = cluster.settled("ladder")
@@ -297,7 +179,7 @@ def test_good_candidate_goes_shadow_canary_production_with_no_failed_request(
 def test_a_bad_candidate_is_rolled_back_at_the_first_step(
     cluster: Cluster, version: int, guard: str
 ) -> None:
-    with Load(cluster, "guarded", seed=version) as load:
+    with Load(cluster.urls, cluster.rows, "guarded", seed=version) as load:
         cluster.cli("deploy", "canary", "guarded", str(version), "--steps", "10,50,100", *STEP)
         done = cluster.settled("guarded")
         time.sleep(1.5)
@@ -322,7 +204,7 @@ def test_a_bad_candidate_is_rolled_back_at_the_first_step(
 
 
 def test_blue_green_switch_and_switch_back_with_no_failed_request(cluster: Cluster) -> None:
-    with Load(cluster, "switch") as load:
+    with Load(cluster.urls, cluster.rows, "switch") as load:
         cluster.cli("deploy", "bluegreen", "switch", "2", "--keep", "10m")
         wait_for(lambda: all(_loaded(url, "switch", 2) for url in cluster.urls), 10,
                  "both replicas to load and warm version 2")  # fmt: skip
@@ -362,7 +244,10 @@ def _timed(action: Callable[[], object]) -> float:
 def test_canary_share_is_realised_and_routing_keys_stick(cluster: Cluster) -> None:
     keys = [f"user-{i}" for i in range(400)]
     cluster.cli("deploy", "canary", "split", "2", "--steps", "20,100", "--step-time", "10m")
-    with Load(cluster, "split", seed=1) as free, Load(cluster, "split", keys=keys) as keyed:
+    with (
+        Load(cluster.urls, cluster.rows, "split", seed=1) as free,
+        Load(cluster.urls, cluster.rows, "split", keys=keys) as keyed,
+    ):
         wait_for(lambda: {a.replica for a in free.answers if a.version == "2"} == {0, 1}, 10,
                  "both replicas to route to the canary")  # fmt: skip
         start = time.time()
@@ -452,7 +337,7 @@ def test_another_scheduler_takes_over_mid_rollout_and_finishes_it(cluster: Clust
     log = cluster.home / f"scheduler-{len(cluster.schedulers) - 1}.log"
     wait_for(lambda: "watchkeeper scheduler" in log.read_text(), 30, "a second scheduler")
     assert cluster.lease_holder() == first  # the standby waits
-    with Load(cluster, "failover") as load:
+    with Load(cluster.urls, cluster.rows, "failover") as load:
         cluster.cli("deploy", "canary", "failover", "2", "--steps", "10,50,100", *STEP)
         wait_for(lambda: cluster.deployment("failover").step == 1, 60, "the first step to pass")
         holder = cluster.lease_holder()
