@@ -62,8 +62,14 @@ def wait_ready(url: str) -> None:
 
 
 def wrk(
-    url: str, body: str, content_type: str, connections: int, duration: int, tmp: Path
-) -> dict[str, float]:  # noqa: E501
+    url: str,
+    body: str,
+    content_type: str,
+    connections: int,
+    duration: int,
+    tmp: Path,
+    threads: int | None = None,
+) -> dict[str, float]:
     script = tmp / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -74,7 +80,7 @@ def wrk(
         [
             "wrk",
             "-t",
-            str(min(2, connections)),
+            str(threads or min(2, connections)),
             "-c",
             str(connections),
             "-d",
