@@ -14,8 +14,9 @@ per replica, all at once; the figure is the sum of their requests per second, th
 ``--repeats`` runs. 32 connections saturate a replica; at 8, one replica on an otherwise idle
 machine is not saturated and spent twice the CPU a request (2 825 against 6 415 requests per
 CPU-second with two replicas). The floor is the same number of bare ASGI apps (uvicorn
-answering a constant) under the same ``wrk`` load. The servers' own CPU time (``/proc/PID/stat``) gives
-requests per CPU-second: what one core buys, whatever else (here ``wrk``) shares the machine.
+answering a constant) under the same ``wrk`` load. The servers' own CPU time
+(``/proc/PID/stat``) gives requests per CPU-second: what one core buys, whatever else (here
+``wrk``) shares the machine.
 (ii) **Rollback propagation**: under load on all three replicas (asyncio clients), version 2
 is promoted, then ``Registry.rollback`` re-points production at version 1; the figure is the
 time from the committed rollback to the last answer from version 2 on any replica
@@ -35,15 +36,14 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
-from sqlalchemy import create_engine, text
 
+from registry import postgres_schema
 from rollout import Load
 from serve import BARE_APP, ROOT, free_port, serve_command, stop, wait_ready, wrk
 from watchkeeper import Registry, Settings
@@ -57,21 +57,9 @@ PARTS = ("throughput", "rollback", "demo")
 
 @contextmanager
 def database(tmp: Path, sqlite: bool) -> Iterator[str]:
-    """A database URL: a schema of its own in PostgreSQL (dropped afterwards), or SQLite."""
-    if sqlite:
-        yield f"sqlite:///{tmp / 'watchkeeper.db'}"
-        return
-    schema = f"wk_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    """A database URL: a schema of its own in PostgreSQL (dropped afterwards), else SQLite."""
+    with postgres_schema(POSTGRES_URL) if not sqlite else nullcontext() as url:
+        yield url or f"sqlite:///{tmp / 'watchkeeper.db'}"
 
 
 def setup(settings: Settings) -> list[list[float]]:
@@ -237,7 +225,7 @@ def main() -> None:
             body = json.dumps({"instances": setup(settings)})
             env = {**os.environ, "WATCHKEEPER_HOME": str(settings.home),
                    "WATCHKEEPER_DATABASE_URL": url}  # fmt: skip
-            print(f"metadata database: {'SQLite' if args.sqlite else 'PostgreSQL'}; artifacts "
+            print(f"metadata database: {url.split(':', 1)[0]}; artifacts "
                   f"and logbook in one local directory")  # fmt: skip
             if "throughput" in args.parts:
                 throughput(env, body, args, tmp)

@@ -6,6 +6,7 @@ PostgreSQL). Every process writes its output to ``home/<name>.log``.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
@@ -15,11 +16,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from watchkeeper.cli.main import app
+from watchkeeper.registry import Registry
+from watchkeeper.registry.deployments import Deployment
+from watchkeeper.registry.leases import LeaseStore
 
 ROOT = Path(__file__).resolve().parents[1]
 # Publish live totals, flush the logbook and poll the registry far more often than by default.
@@ -139,3 +149,78 @@ class Load:
 
     def failed(self) -> list[Answer]:
         return [a for a in list(self.answers) if a.status != 200]
+
+
+def training_data(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """4 000 rows of four normal features; the label follows ``f0 + 0.5 f1`` with noise."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(4000, 4)), columns=[f"f{i}" for i in range(4)])
+    y = (X["f0"] + 0.5 * X["f1"] + rng.normal(scale=0.5, size=len(X)) > 0).astype(int)
+    return X, y
+
+
+@dataclass
+class Cluster:
+    """Server replicas and schedulers sharing ``env`` (one home, one database)."""
+
+    home: Path
+    env: dict[str, str]
+    urls: list[str]
+    rows: list[dict[str, float]]
+    registry: Registry
+    servers: list[subprocess.Popen[bytes]]
+    scheduler_args: list[str]
+    schedulers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    runner: CliRunner = field(default_factory=CliRunner)
+
+    def cli(self, *args: str) -> str:
+        result = self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def deployment(self, model: str) -> Deployment:
+        found = self.registry.deployments.get(model)
+        assert found is not None
+        return found
+
+    def production(self, model: str) -> int:
+        return self.registry.get(f"{model}@production").version
+
+    def settled(self, model: str, timeout: float = 60) -> Deployment:
+        """The deployment once it is no longer running (promoted, rolled back, ...)."""
+        return wait_for(lambda: (d := self.deployment(model)).state != "running" and d,
+                        timeout, f"the deployment of {model} to finish")  # fmt: skip
+
+    def start_scheduler(self) -> subprocess.Popen[bytes]:
+        proc = start(self.home, self.env, f"scheduler-{len(self.schedulers)}", "scheduler",
+                     *self.scheduler_args)  # fmt: skip
+        self.schedulers.append(proc)
+        return proc
+
+    def wait_ready(self, models: int) -> None:
+        """Until every server serves ``models`` models and a scheduler holds the lease."""
+        for url, proc in zip(self.urls, self.servers, strict=True):
+            wait_ready(url, proc, self.home / f"serve-{url.rsplit(':', 1)[1]}.log", models)
+        wait_for(self.lease_holder, 60, "a scheduler to take the lease")
+
+    def lease_holder(self) -> str | None:
+        lease = LeaseStore(self.registry.engine).get("scheduler")
+        return lease.holder if lease is not None else None
+
+    def events(self, model: str) -> list[dict[str, Any]]:
+        """The deployment history of ``model``, oldest first."""
+        return list(reversed(json.loads(self.cli("deploy", "history", model, "--json"))))
+
+    def stop_all(self) -> None:
+        for proc in [*self.schedulers, *self.servers]:
+            stop(proc)
+
+
+def holder_pid(holder: str) -> int:
+    """A scheduler's lease holder is ``<host>-<pid>-<random>``."""
+    return int(holder.rsplit("-", 2)[1])
+
+
+def event_at(event: dict[str, Any]) -> float:
+    """When a deployment event (``deploy history --json``) was recorded, as ``time.time()``."""
+    return datetime.fromisoformat(event["at"]).timestamp()

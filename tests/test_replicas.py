@@ -13,30 +13,30 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from tests.conftest import fresh_schema
-from tests.processes import ROOT, Load, free_port, start, start_server, stop, wait_for, wait_ready
-from watchkeeper.cli.main import app
+from tests.processes import (
+    ROOT,
+    Cluster,
+    Load,
+    event_at,
+    free_port,
+    holder_pid,
+    start_server,
+    training_data,
+    wait_for,
+)
 from watchkeeper.config import Settings
 from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
-from watchkeeper.registry.deployments import Deployment
-from watchkeeper.registry.leases import LeaseStore
 from watchkeeper.registry.schema import LiveStatsRow
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -46,40 +46,6 @@ REPLICAS = 3
 LEASE_TTL = 2.0
 SCHEDULER = ["--interval", "0.5", "--lease-ttl", str(LEASE_TTL), "--no-monitors",
              "--log-level", "info"]  # fmt: skip
-
-
-@dataclass
-class Cluster:
-    home: Path
-    env: dict[str, str]
-    urls: list[str]
-    rows: list[dict[str, float]]
-    registry: Registry
-    logbook_url: str
-    servers: list[subprocess.Popen[bytes]]
-    schedulers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    runner: CliRunner = field(default_factory=CliRunner)
-
-    def cli(self, *args: str) -> str:
-        result = self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    def deployment(self, model: str) -> Deployment:
-        found = self.registry.deployments.get(model)
-        assert found is not None
-        return found
-
-    def production(self, model: str) -> int:
-        return self.registry.get(f"{model}@production").version
-
-    def lease_holder(self) -> str | None:
-        lease = LeaseStore(self.registry.engine).get("scheduler")
-        return lease.holder if lease is not None else None
-
-    def events(self, model: str) -> list[dict[str, Any]]:
-        """The deployment history of ``model``, oldest first."""
-        return list(reversed(json.loads(self.cli("deploy", "history", model, "--json"))))
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +60,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         settings = Settings(home=home, database_url=database_url, user="tester",
                             artifact_url=env["WATCHKEEPER_ARTIFACT_URL"],
                             logbook_url=env["WATCHKEEPER_LOGBOOK_URL"])  # fmt: skip
-        rng = np.random.default_rng(0)
-        X = pd.DataFrame(rng.normal(size=(4000, 4)), columns=[f"f{i}" for i in range(4)])
-        y = (X["f0"] + 0.5 * X["f1"] + rng.normal(scale=0.5, size=len(X)) > 0).astype(int)
+        X, y = training_data()
         with Registry(settings) as registry:
             for name in MODELS:
                 registry.register(name, LogisticRegression().fit(X, y), input_example=X,
@@ -107,19 +71,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             servers = [start_server(home, port, env) for port in ports]
             cluster = Cluster(home, env, [f"http://127.0.0.1:{p}" for p in ports],
                               X.sample(1000, random_state=1).to_dict("records"), registry,
-                              settings.resolved_logbook_url, servers)  # fmt: skip
+                              servers, SCHEDULER)  # fmt: skip
             try:
-                for i in range(2):
-                    cluster.schedulers.append(
-                        start(home, env, f"scheduler-{i}", "scheduler", *SCHEDULER)
-                    )
-                for url, port, proc in zip(cluster.urls, ports, servers, strict=True):
-                    wait_ready(url, proc, home / f"serve-{port}.log", len(MODELS))
-                wait_for(cluster.lease_holder, 60, "a scheduler to take the lease")
+                for _ in range(2):
+                    cluster.start_scheduler()
+                cluster.wait_ready(len(MODELS))
                 yield cluster
             finally:
-                for proc in [*cluster.schedulers, *servers]:
-                    stop(proc)
+                cluster.stop_all()
 
 
 def test_a_canary_advances_on_all_three_replicas_through_a_scheduler_failover(
@@ -131,7 +90,7 @@ def test_a_canary_advances_on_all_three_replicas_through_a_scheduler_failover(
         wait_for(lambda: cluster.deployment("scaled").step == 1, 60, "the first step to pass")
         holder = cluster.lease_holder()
         assert holder is not None
-        (leader,) = [p for p in cluster.schedulers if _pid(holder) == p.pid]
+        (leader,) = [p for p in cluster.schedulers if holder_pid(holder) == p.pid]
         leader.send_signal(signal.SIGKILL)  # no goodbye: the lease must expire
         killed = time.time()
         leader.wait()
@@ -144,24 +103,24 @@ def test_a_canary_advances_on_all_three_replicas_through_a_scheduler_failover(
     assert done.state == "promoted", done.reason
     assert cluster.production("scaled") == 2
     assert took_over < LEASE_TTL + 1.0
-    assert _pid(taken) in {p.pid for p in cluster.schedulers if p.poll() is None}
+    assert holder_pid(taken) in {p.pid for p in cluster.schedulers if p.poll() is None}
     assert load.failed() == []
     events = cluster.events("scaled")
     # resumed where the record said it was: no step repeated, none skipped
     assert [(e["step"], e["share"], e["state"]) for e in events] == [
         (0, 0.1, "running"), (1, 0.5, "running"), (2, 1.0, "running"), (2, 1.0, "promoted")
     ]  # fmt: skip
-    assert _at(events[2]) > killed  # the last steps were taken by the new leader
+    assert event_at(events[2]) > killed  # the last steps were taken by the new leader
     # half a second after each step began, every replica answers with its share
     for event, following in zip(events, events[1:], strict=False):
         for replica in range(REPLICAS):
-            seen = Counter(a.version for a in load.between(_at(event) + 0.5, _at(following))
-                           if a.replica == replica)  # fmt: skip
+            window = load.between(event_at(event) + 0.5, event_at(following))
+            seen = Counter(a.version for a in window if a.replica == replica)
             if event["share"] < 1.0:
                 assert min(seen["1"], seen["2"]) > 0, (event, replica, seen)
             else:
                 assert set(seen) == {"2"}, (event, replica, seen)
-    after = load.between(_at(events[-1]) + 0.5)
+    after = load.between(event_at(events[-1]) + 0.5)
     assert {a.replica for a in after} == set(range(REPLICAS))
     assert {a.version for a in after} == {"2"}
 
@@ -207,7 +166,9 @@ def test_a_server_stopped_under_load_loses_no_logged_prediction(cluster: Cluster
     end = datetime.now(UTC) + timedelta(seconds=1)
 
     def logged() -> set[str]:
-        table = Logbook(cluster.logbook_url).read("steady", start_at, end, columns=["request_id"])
+        table = Logbook(cluster.env["WATCHKEEPER_LOGBOOK_URL"]).read(
+            "steady", start_at, end, columns=["request_id"]
+        )
         return set(table.column("request_id").to_pylist())
 
     wait_for(lambda: ids <= logged(), 10, "the survivors to flush their logbook buffers")
@@ -223,12 +184,3 @@ def test_a_server_stopped_under_load_loses_no_logged_prediction(cluster: Cluster
             select(LiveStatsRow.replica).where(LiveStatsRow.model_name == "steady").distinct()
         ).all()
     assert len(replicas) == REPLICAS
-
-
-def _pid(holder: str) -> int:
-    """A scheduler's lease holder is ``<host>-<pid>-<random>``."""
-    return int(holder.rsplit("-", 2)[1])
-
-
-def _at(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(event["at"]).timestamp()

@@ -18,12 +18,8 @@ import math
 import os
 import random
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,15 +28,21 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
-from typer.testing import CliRunner
 
-from tests.processes import ROOT, Load, free_port, start, start_server, stop, wait_for, wait_ready
+from tests.processes import (
+    ROOT,
+    Cluster,
+    Load,
+    event_at,
+    free_port,
+    holder_pid,
+    start_server,
+    training_data,
+    wait_for,
+)
 from tests.rollout.candidates import Flaky, Slow
-from watchkeeper.cli.main import app
 from watchkeeper.config import Settings
 from watchkeeper.registry import Registry
-from watchkeeper.registry.deployments import Deployment
-from watchkeeper.registry.leases import LeaseStore
 from watchkeeper.serving.routing import bucket
 
 pytestmark = pytest.mark.slow
@@ -49,53 +51,6 @@ MODELS = ("ladder", "guarded", "switch", "split", "failover", "abtest")
 SCHEDULER = ["--interval", "0.5", "--lease-ttl", "2", "--no-monitors", "--log-level", "info"]
 LEASE_TTL = 2.0
 STEP = ["--step-time", "1s", "--step-requests", "100"]  # the shortest reliable steps
-
-
-@dataclass
-class Cluster:
-    home: Path
-    env: dict[str, str]
-    urls: list[str]
-    rows: list[dict[str, float]]
-    registry: Registry
-    servers: list[subprocess.Popen[bytes]]
-    schedulers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    runner: CliRunner = field(default_factory=CliRunner)
-
-    def cli(self, *args: str) -> str:
-        result = self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    def deployment(self, model: str) -> Deployment:
-        found = self.registry.deployments.get(model)
-        assert found is not None
-        return found
-
-    def production(self, model: str) -> int:
-        return self.registry.get(f"{model}@production").version
-
-    def settled(self, model: str, timeout: float = 60) -> Deployment:
-        """The deployment once it is no longer running (promoted, rolled back, ...)."""
-        return wait_for(lambda: (d := self.deployment(model)).state != "running" and d,
-                        timeout, f"the deployment of {model} to finish")  # fmt: skip
-
-    def start_scheduler(self) -> subprocess.Popen[bytes]:
-        proc = start(self.home, self.env, f"scheduler-{len(self.schedulers)}", "scheduler",
-                      *SCHEDULER)  # fmt: skip
-        self.schedulers.append(proc)
-        return proc
-
-    def lease_holder(self) -> str | None:
-        lease = LeaseStore(self.registry.engine).get("scheduler")
-        return lease.holder if lease is not None else None
-
-
-def _data(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame(rng.normal(size=(4000, 4)), columns=[f"f{i}" for i in range(4)])
-    y = (X["f0"] + 0.5 * X["f1"] + rng.normal(scale=0.5, size=len(X)) > 0).astype(int)
-    return X, y
 
 
 def _register(registry: Registry, X: pd.DataFrame, y: pd.Series) -> None:
@@ -115,7 +70,7 @@ def _register(registry: Registry, X: pd.DataFrame, y: pd.Series) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("rollout-e2e")
     settings = Settings(home=home, user="tester")
-    X, y = _data()
+    X, y = training_data()
     env = {**os.environ, "WATCHKEEPER_HOME": str(home), "WATCHKEEPER_USER": "tester",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
     env.pop("WATCHKEEPER_DATABASE_URL", None)
@@ -125,16 +80,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         servers = [start_server(home, port, env) for port in ports]
         cluster = Cluster(home, env, [f"http://127.0.0.1:{p}" for p in ports],
                           X.sample(1000, random_state=1).to_dict("records"), registry,
-                          servers)  # fmt: skip
+                          servers, SCHEDULER)  # fmt: skip
         try:
             cluster.start_scheduler()
-            for url, port, proc in zip(cluster.urls, ports, servers, strict=True):
-                wait_ready(url, proc, home / f"serve-{port}.log", len(MODELS))
-            wait_for(cluster.lease_holder, 60, "the scheduler to take its lease")
+            cluster.wait_ready(len(MODELS))
             yield cluster
         finally:
-            for proc in [*cluster.schedulers, *servers]:
-                stop(proc)
+            cluster.stop_all()
 
 
 # --- a. a good candidate goes all the way ------------------------------------------------------
@@ -148,7 +100,7 @@ def test_good_candidate_goes_shadow_canary_production_with_no_failed_request(
                     "10,50,100", *STEP)  # fmt: skip
         done = cluster.settled("ladder")
         time.sleep(1.0)
-    events = _events(cluster, "ladder")
+    events = cluster.events("ladder")
     assert done.state == "promoted", events[-1]["reason"]
     assert cluster.production("ladder") == 2
     assert load.failed() == []
@@ -162,10 +114,10 @@ def test_good_candidate_goes_shadow_canary_production_with_no_failed_request(
         judged = {c["name"]: c["status"] for c in event["details"]["checks"]}
         assert judged.pop("performance", "waiting") == "waiting"  # no labels came back
         assert set(judged.values()) == {"ok"}, event
-    canary_start = _at(events[1])
-    during = load.between(canary_start, _at(events[-1]))
+    canary_start = event_at(events[1])
+    during = load.between(canary_start, event_at(events[-1]))
     assert {"1", "2"} <= {a.version for a in during}  # the candidate answered a share
-    assert {a.version for a in load.between(_at(events[-1]) + 1.0)} == {"2"}
+    assert {a.version for a in load.between(event_at(events[-1]) + 1.0)} == {"2"}
 
 
 # --- b. bad candidates are rolled back at the first step ----------------------------------------
@@ -188,11 +140,11 @@ def test_a_bad_candidate_is_rolled_back_at_the_first_step(
     assert done.updated_by == "controller"
     assert done.reason.startswith("guard failed: ")
     assert guard in done.reason
-    event = _events(cluster, "guarded")[-1]
+    event = cluster.events("guarded")[-1]
     assert {c["name"]: c["status"] for c in event["details"]["checks"]}[guard] == "fail"
     assert cluster.production("guarded") == 1
     # within a second of the rollback, the candidate answers nothing on either replica
-    after = load.between(_at(event) + 1.0)
+    after = load.between(event_at(event) + 1.0)
     assert len({a.replica for a in after}) == 2
     assert {a.version for a in after} == {"1"}
     assert [a for a in after if a.status != 200] == []
@@ -342,7 +294,7 @@ def test_another_scheduler_takes_over_mid_rollout_and_finishes_it(cluster: Clust
         wait_for(lambda: cluster.deployment("failover").step == 1, 60, "the first step to pass")
         holder = cluster.lease_holder()
         assert holder is not None
-        (leader,) = [p for p in cluster.schedulers if _pid(holder) == p.pid]
+        (leader,) = [p for p in cluster.schedulers if holder_pid(holder) == p.pid]
         leader.kill()
         killed = time.time()
         leader.wait()
@@ -353,28 +305,14 @@ def test_another_scheduler_takes_over_mid_rollout_and_finishes_it(cluster: Clust
         time.sleep(0.5)
     survivors = {p.pid for p in cluster.schedulers if p.poll() is None}
     assert second.pid in survivors
-    assert _pid(taken) in survivors
+    assert holder_pid(taken) in survivors
     assert took < LEASE_TTL + 1.0
     assert done.state == "promoted", done.reason
     assert cluster.production("failover") == 2
     assert load.failed() == []
-    events = _events(cluster, "failover")
+    events = cluster.events("failover")
     # resumed where the record said it was: no step repeated, none skipped
     assert [(e["step"], e["state"]) for e in events] == [
         (0, "running"), (1, "running"), (2, "running"), (2, "promoted")
     ]  # fmt: skip
-    assert _at(events[2]) > killed  # the last steps were taken by the new leader
-
-
-def _pid(holder: str) -> int:
-    """A scheduler's lease holder is ``<host>-<pid>-<random>``."""
-    return int(holder.rsplit("-", 2)[1])
-
-
-def _events(cluster: Cluster, model: str) -> list[dict[str, Any]]:
-    """The deployment history of ``model``, oldest first."""
-    return list(reversed(json.loads(cluster.cli("deploy", "history", model, "--json"))))
-
-
-def _at(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(event["at"]).timestamp()
+    assert event_at(events[2]) > killed  # the last steps were taken by the new leader
