@@ -219,7 +219,7 @@ def test_a_deployer_rolls_back_from_the_model_page(run: Run, deployer) -> None:
     page.click(button)
     page.wait_for_selector("#result")
     assert "production is now v1" in page.inner_text("#result")
-    assert "Roll iris back" in questions[0]
+    assert "Roll iris back from v2 to v1" in questions[0]
     page.screenshot(path=str(run.shots / "action-result.png"), full_page=True)
     assert run.registry.get(f"{HISTORY}@production").version == 1
     assert run.registry.history(HISTORY, limit=1)[0].actor == "deployer-bot"

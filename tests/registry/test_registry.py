@@ -119,10 +119,14 @@ def test_rollback_walks_back_through_production_history(
     for version in (1, 2, 3):
         registry.promote("iris", version, "production")
     revision = registry.get_model("iris").revision
+    assert registry.rollback_target("iris") == 2
+    assert registry.get_model("iris").revision == revision  # asking changes nothing
     assert registry.rollback("iris", reason="bad latency").version == 2
     assert registry.get("iris@production").version == 2
     assert registry.get_model("iris").revision > revision
+    assert registry.rollback_target("iris") == 1
     assert registry.rollback("iris").version == 1
+    assert registry.rollback_target("iris") is None
     with pytest.raises(NoEarlierProduction, match="no earlier production version"):
         registry.rollback("iris")
     assert registry.get("iris@production").version == 1  # a failed rollback changes nothing
@@ -138,6 +142,7 @@ def test_rollback_skips_deleted_versions(registry: Registry, iris: Iris, iris_mo
     for version in (1, 2, 3):
         registry.promote("iris", version, "production")
     registry.delete_version("iris", 2)
+    assert registry.rollback_target("iris") == 1
     assert registry.rollback("iris").version == 1
 
 

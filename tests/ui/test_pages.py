@@ -86,9 +86,13 @@ def test_a_reader_sees_every_page_without_action_buttons(site: Site, path: str) 
 def test_a_deployer_sees_the_buttons(site: Site) -> None:
     with site.client("deployer") as deployer:
         page = deployer.get(f"/ui/models/{CANARY}").text
-        for action in ("rollback", "promote"):
-            assert f"/ui/actions/models/{CANARY}/{action}" in page
+        assert f"/ui/actions/models/{CANARY}/promote" in page
         assert f"/ui/actions/deployments/{CANARY}/abort" in page
+        # its first production version has nothing to roll back to: no button for it
+        assert f"/ui/actions/models/{CANARY}/rollback" not in page
+        history = deployer.get(f"/ui/models/{HISTORY}").text
+        assert f"/ui/actions/models/{HISTORY}/rollback" in history
+        assert "Roll back production to v1" in history
         assert 'data-confirm="' in page
         assert f'name="csrf" value="{_csrf(site, "deployer")}"' in page
 

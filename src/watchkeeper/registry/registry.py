@@ -244,6 +244,10 @@ class Registry:
         """Re-point production at the version that was production before; returns it."""
         return self.store.rollback(name, actor=self.actor, reason=reason)
 
+    def rollback_target(self, name: str) -> int | None:
+        """The version ``rollback`` would put back in production (None: nothing to go back to)."""
+        return self.store.rollback_target(name)
+
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version and its files; refused while it is in production."""
         uri = self.store.delete_version(name, version, actor=self.actor)

@@ -226,6 +226,13 @@ class MetadataStore:
             session.flush()
             return convert.versions(session, name, [target])[0]
 
+    def rollback_target(self, name: str) -> int | None:
+        """The version ``rollback`` would put back in production; None when there is none."""
+        with session_scope(self.engine) as session:
+            model = _model_row(session, name)
+            target = _previous(session, model, _production_row(session, model), pop=False)
+            return target.version if target is not None else None
+
     def delete_version(self, name: str, version: int, *, actor: str) -> str:
         """Delete one version's metadata; returns its artifact URI for the caller to remove."""
         with session_scope(self.engine, write=True) as session:
@@ -312,26 +319,12 @@ class MetadataStore:
     def _pop_to_previous(
         self, session: Session, model: ModelRow, current: VersionRow | None
     ) -> VersionRow:
-        entries = session.scalars(
-            select(ProductionRow)
-            .where(ProductionRow.model_id == model.id, ProductionRow.rolled_back.is_(False))
-            .order_by(ProductionRow.id.desc())
-        ).all()
-        for entry in entries:
-            if current is not None and entry.version == current.version:
-                entry.rolled_back = True
-                continue
-            candidate = session.scalar(
-                select(VersionRow).where(
-                    VersionRow.model_id == model.id, VersionRow.version == entry.version
-                )
+        target = _previous(session, model, current, pop=True)
+        if target is None:
+            raise NoEarlierProduction(
+                f"model '{model.name}' has no earlier production version to roll back to"
             )
-            if candidate is not None:
-                return candidate
-            entry.rolled_back = True  # that version was deleted since
-        raise NoEarlierProduction(
-            f"model '{model.name}' has no earlier production version to roll back to"
-        )
+        return target
 
     def _changed(self, session: Session, model: ModelRow) -> None:
         model.revision += 1
@@ -379,6 +372,30 @@ def _version_row(session: Session, model: ModelRow, version: int) -> VersionRow:
     if row is None:
         raise VersionNotFound(f"model '{model.name}' has no version {version}")
     return row
+
+
+def _previous(
+    session: Session, model: ModelRow, current: VersionRow | None, *, pop: bool
+) -> VersionRow | None:
+    """The newest earlier production version that still exists; with ``pop``, the entries
+    passed over (the current one, deleted versions) are marked rolled back."""
+    entries = session.scalars(
+        select(ProductionRow)
+        .where(ProductionRow.model_id == model.id, ProductionRow.rolled_back.is_(False))
+        .order_by(ProductionRow.id.desc())
+    ).all()
+    for entry in entries:
+        if current is None or entry.version != current.version:
+            candidate = session.scalar(
+                select(VersionRow).where(
+                    VersionRow.model_id == model.id, VersionRow.version == entry.version
+                )
+            )
+            if candidate is not None:
+                return candidate
+        if pop:
+            entry.rolled_back = True
+    return None
 
 
 def _production_row(session: Session, model: ModelRow) -> VersionRow | None:

@@ -68,8 +68,7 @@ def model_page(sources: Sources, name: str, tr: TimeRange) -> View:
         "features": model_view.feature_rows(names, latest),
         "label_note": model_view.label_note(*(s[-1] if s else None for s in label)),
         "alerts": monitoring.alerts(name),
-        "has_history": len([e for e in registry.history(name)
-                            if e.action == "stage" and e.to_value == "production"]) > 1,
+        "rollback_to": registry.rollback_target(name),
     }  # fmt: skip
     fragments = {"versions": "_versions.html", "deployment": "_deployment.html",
                  "features": "_features.html", "label-note": "_label_note.html",
