@@ -184,6 +184,11 @@ def test_the_overview_shows_the_drifting_model_in_the_alert_colour(run: Run, dep
     assert "75% drifted" in page.inner_text(f"tr[data-model='{DRIFTED}'] td[data-key='drift']")
     calm = f"tr[data-model='{HISTORY}'] td[data-key='drift'] .dot"
     assert page.eval_on_selector(calm, "e => getComputedStyle(e).backgroundColor") != ALERT_RED
+    traffic = f"tr[data-model='{HISTORY}'] td[data-key='traffic']"
+    assert "last 15 min" in page.eval_on_selector(traffic, "e => e.title")
+    with page.expect_response(lambda r: "/ui/data/overview" in r.url and "range=6h" in r.url):
+        page.click("a[data-range='6h']")  # traffic and errors over six hours, no reload
+    page.wait_for_function(f"document.querySelector(\"{traffic}\").title.includes('last 6 h')")
     page.close()
 
 

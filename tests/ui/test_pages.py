@@ -110,6 +110,18 @@ def test_overview_marks_the_drifting_model_in_the_alert_colour(site: Site) -> No
     assert calm.group(1) == "ok"
 
 
+def test_the_overview_spans_the_chosen_range(site: Site) -> None:
+    with site.client("reader") as reader:
+        page = reader.get("/ui").text
+        assert '<a href="?range=15m" data-range="15m" class="on">' in page  # live by default
+        default = reader.get("/ui/data/overview").json()
+        wider = reader.get("/ui/data/overview", params={"range": "6h"}).json()
+    assert default["range"] == "15m"
+    assert "requests in the last 15 min" in default["fragments"]["overview-rows"]
+    assert wider["range"] == "6h"
+    assert "requests in the last 6 h" in wider["fragments"]["overview-rows"]
+
+
 def test_unknown_model_and_feature_are_404(site: Site) -> None:
     with site.client("reader") as reader:
         assert reader.get("/ui/models/nope").status_code == 404

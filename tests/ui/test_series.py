@@ -29,7 +29,7 @@ def test_every_range_is_whole_buckets_up_to_the_next_minute(name: str) -> None:
 
 
 def test_an_unknown_range_is_a_user_error() -> None:
-    with pytest.raises(InvalidInput, match="unknown range '1y': choose from 1h, 6h"):
+    with pytest.raises(InvalidInput, match="unknown range '1y': choose from 15m, 1h, 6h"):
         TimeRange.parse("1y", now=NOW)
     assert TimeRange.parse(None, now=NOW).name == "24h"
 

@@ -22,6 +22,7 @@ from watchkeeper.ui import overview
 from watchkeeper.ui.feature_view import distribution_chart, live_counts, width
 from watchkeeper.ui.model_view import deployment_panel, feature_rows, version_rows
 from watchkeeper.ui.sources import Sources, TTLCache
+from watchkeeper.ui.timerange import TimeRange
 
 T = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -63,7 +64,7 @@ def test_deployment_cell_names_mode_step_and_share() -> None:
     ([0, 0, 0, 0], "–", "none"),
 ])  # fmt: skip
 def test_error_rate_is_graded(requests: list[int], text: str, state: str) -> None:
-    _traffic, errors = overview.traffic_cells(requests, minutes=10)
+    _traffic, errors = overview.traffic_cells(requests, 600, "10 min")
     assert (errors.text, errors.state) == (text, state)
 
 
@@ -172,6 +173,8 @@ def test_overview_of_a_seeded_registry(tmp_path: Path) -> None:
     seeded = seed(Settings(home=tmp_path, user="ann"))
     try:
         rows = {r.model: r for r in overview.load(Sources(seeded.registry), now=seeded.now)}
+        six_hours = TimeRange.parse("6h", now=seeded.now)
+        wider = {r.model: r for r in overview.load(Sources(seeded.registry), six_hours)}
     finally:
         seeded.registry.close()
     assert set(rows) == {HISTORY, DRIFTED, CANARY}
@@ -180,5 +183,10 @@ def test_overview_of_a_seeded_registry(tmp_path: Path) -> None:
     assert rows[DRIFTED].alerts.state == "fail"
     assert rows[HISTORY].state == "ok"
     assert rows[HISTORY].production == 2
-    assert rows[HISTORY].traffic.text == "2 req/s"  # 120 a minute
+    assert rows[HISTORY].traffic.text == "2 req/s"  # 120 a minute over the last 15 minutes
+    assert rows[HISTORY].traffic.title.startswith("1800 requests in the last 15 min")
+    # the range selector: all 91 seeded minutes fall in the last 6 hours
+    assert wider[HISTORY].traffic.title.startswith("10920 requests in the last 6 h")
+    seconds = (six_hours.end - six_hours.start).total_seconds()
+    assert wider[HISTORY].traffic.text == f"{10920 / seconds:.3g} req/s"
     assert rows[CANARY].deployment.text == "canary v2 · step 1/5 · 1%"

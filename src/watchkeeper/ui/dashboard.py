@@ -23,7 +23,7 @@ from watchkeeper.ui.render import Renderer, json_bytes
 from watchkeeper.ui.session import principal, to_login
 from watchkeeper.ui.sources import Backend, Sources
 from watchkeeper.ui.static import Assets
-from watchkeeper.ui.timerange import DEFAULT_RANGE, TimeRange
+from watchkeeper.ui.timerange import DEFAULT_RANGE, OVERVIEW_RANGE, TimeRange
 from watchkeeper.ui.views import View
 
 Build = Callable[[Sources, Request, TimeRange], View]
@@ -89,7 +89,7 @@ class Dashboard:
             if who is None:
                 return to_login(request)
             try:
-                tr = TimeRange.parse(request.query_params.get("range"))
+                tr = _range(request)
                 view = await asyncio.to_thread(build, self.sources, request, tr)
             except WatchkeeperError as exc:
                 return self.message(request, who, ok=False, heading="Not available",
@@ -111,7 +111,7 @@ class Dashboard:
                                                "log in first", "details": []}},
                                     status_code=401)  # fmt: skip
             try:
-                tr = TimeRange.parse(request.query_params.get("range"))
+                tr = _range(request)
                 view = await asyncio.to_thread(build, self.sources, request, tr)
             except WatchkeeperError as exc:
                 return JSONResponse(exc.to_dict(), status_code=exc.http_status)
@@ -156,6 +156,14 @@ class Dashboard:
         out += actions.routes(self)
         out.append(Route("/ui/static/{file}", self.static, methods=["GET"]))
         return out
+
+
+def _range(request: Request) -> TimeRange:
+    """The range asked for; by default the last 15 minutes on the overview (live traffic) and
+    the last 24 hours on the other pages (charts)."""
+    overview = request.url.path in ("/ui", "/ui/", "/ui/data/overview")
+    return TimeRange.parse(request.query_params.get("range"),
+                           default=OVERVIEW_RANGE if overview else DEFAULT_RANGE)  # fmt: skip
 
 
 def _page_of(request: Request) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from watchkeeper.monitoring.results import CheckResult
 from watchkeeper.registry.deployments import Deployment
@@ -16,9 +16,8 @@ from watchkeeper.registry.entities import RegisteredModel
 from watchkeeper.registry.monitoring import Alert
 from watchkeeper.ui.sources import Sources
 from watchkeeper.ui.status import ERROR_RATE_FAIL, ERROR_RATE_WARN, grade, of_result, worst
+from watchkeeper.ui.timerange import OVERVIEW_RANGE, TimeRange
 
-LIVE_MINUTES = 15
-"""Live traffic and error rate on the overview are over the last this many minutes."""
 LABEL_STATISTICS = frozenset({"labelled_rows", "label_coverage", "label_lag_p50_s"})
 
 
@@ -63,18 +62,18 @@ def deployment_cell(d: Deployment | None) -> Cell:
     return Cell(text, "ok", d.reason)
 
 
-def traffic_cells(requests: Sequence[int], minutes: int = LIVE_MINUTES) -> tuple[Cell, Cell]:
-    """Requests per second and the 5xx share over the last ``minutes``.
+def traffic_cells(requests: Sequence[int], seconds: float, label: str) -> tuple[Cell, Cell]:
+    """Requests per second and the 5xx share over a range of ``seconds`` (``label`` says which).
 
-    >>> [c.text for c in traffic_cells([600, 570, 0, 30], 10)]
+    >>> [c.text for c in traffic_cells([600, 570, 0, 30], 600, "10 min")]
     ['1 req/s', '5.0% errors']
     """
     answered = requests[0] if requests else 0
     if not answered:
         return Cell("no traffic", "none"), Cell("–", "none")
     rate = requests[3] / answered
-    rps = answered / (minutes * 60)
-    title = f"{answered} requests in the last {minutes} min, {requests[3]} server errors"
+    rps = answered / seconds
+    title = f"{answered} requests in the last {label}, {requests[3]} server errors"
     state = grade(rate, ERROR_RATE_WARN, ERROR_RATE_FAIL)
     return Cell(f"{rps:.3g} req/s", "ok", title), Cell(f"{rate:.1%} errors", state, title)
 
@@ -123,20 +122,22 @@ def _newest_window(results: Sequence[CheckResult]) -> list[CheckResult]:
 def row(
     model: RegisteredModel, deployment: Deployment | None, requests: Sequence[int],
     alerts: Sequence[Alert], drift: CheckResult | None, realised: Sequence[CheckResult],
-    estimated: Sequence[CheckResult],
+    estimated: Sequence[CheckResult], tr: TimeRange,
 ) -> Row:  # fmt: skip
-    traffic, errors = traffic_cells(requests)
+    seconds = (tr.end - tr.start).total_seconds()
+    traffic, errors = traffic_cells(requests, seconds, tr.label)
     return Row(model.name, model.production_version, deployment_cell(deployment), traffic,
                errors, alerts_cell(alerts), drift_cell(drift),
                performance_cell(realised, estimated))  # fmt: skip
 
 
-def load(sources: Sources, *, now: datetime | None = None) -> list[Row]:
-    now = now or datetime.now(UTC)
+def load(sources: Sources, tr: TimeRange | None = None, *, now: datetime | None = None
+         ) -> list[Row]:  # fmt: skip
+    """Every model's row; traffic and errors over ``tr`` (default: the last 15 minutes), drift
+    and performance from the newest monitor window, whatever its age."""
+    tr = tr or TimeRange.parse(OVERVIEW_RANGE, now=now)
     registry, monitoring = sources.registry, sources.monitoring
-    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    sums = sources.live.sums(end - timedelta(minutes=LIVE_MINUTES), end, kind="requests",
-                             width=4)  # fmt: skip
+    sums = sources.live.sums(tr.start, tr.end, kind="requests", width=4)
     requests: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for (name, _version, _bucket), counts in sums.items():
         requests[name] = [a + b for a, b in zip(requests[name], counts, strict=True)]
@@ -153,5 +154,5 @@ def load(sources: Sources, *, now: datetime | None = None) -> list[Row]:
                                                           newest=6)  # fmt: skip
         rows.append(row(model, deployments.get(model.name), requests[model.name],
                         alerts[model.name], drift[-1] if drift else None, realised,
-                        estimated))  # fmt: skip
+                        estimated, tr))  # fmt: skip
     return rows

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from watchkeeper.errors import InvalidInput
 
 RANGES: dict[str, timedelta] = {
+    "15m": timedelta(minutes=15),
     "1h": timedelta(hours=1),
     "6h": timedelta(hours=6),
     "24h": timedelta(hours=24),
@@ -15,6 +16,8 @@ RANGES: dict[str, timedelta] = {
     "30d": timedelta(days=30),
 }
 DEFAULT_RANGE = "24h"
+"""The charts' range when the page asks for none; the overview's is ``OVERVIEW_RANGE``."""
+OVERVIEW_RANGE = "15m"
 MAX_POINTS = 300
 """Points a chart draws at most: anything finer is aggregated on the server."""
 
@@ -36,8 +39,10 @@ class TimeRange:
     bucket_seconds: int
 
     @classmethod
-    def parse(cls, text: str | None, *, now: datetime | None = None) -> TimeRange:
-        name = text or DEFAULT_RANGE
+    def parse(
+        cls, text: str | None, *, now: datetime | None = None, default: str = DEFAULT_RANGE
+    ) -> TimeRange:
+        name = text or default
         span = RANGES.get(name)
         if span is None:
             raise InvalidInput(f"unknown range '{name}': choose from {', '.join(RANGES)}")
@@ -46,6 +51,18 @@ class TimeRange:
         bucket = next(b for b in _BUCKETS if span.total_seconds() / b <= MAX_POINTS)
         start = _floor(end - span, bucket)
         return cls(name, start, end, bucket)
+
+    @property
+    def label(self) -> str:
+        """How the range reads in a sentence: ``15 min``, ``6 h``, ``7 days``."""
+        minutes = int((self.end - self.start).total_seconds() // 60)
+        span = RANGES.get(self.name)
+        minutes = int(span.total_seconds() // 60) if span is not None else minutes
+        if minutes < 60:
+            return f"{minutes} min"
+        if minutes < 48 * 60:
+            return f"{minutes // 60} h"
+        return f"{minutes // 1440} days"
 
     def bucket_of(self, at: datetime) -> datetime:
         return _floor(at, self.bucket_seconds)

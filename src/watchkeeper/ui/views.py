@@ -37,12 +37,12 @@ def _refresh(tr: TimeRange) -> int:
 
 
 def overview_page(sources: Sources, tr: TimeRange) -> View:
-    rows = overview.load(sources)
+    rows = overview.load(sources, tr)
     attention = [r.model for r in rows if r.state == "fail"]
     return View("Overview", "overview.html", "/ui/data/overview",
-                {"rows": rows, "attention": attention, "live_minutes": overview.LIVE_MINUTES},
+                {"rows": rows, "attention": attention, "span": tr.label},
                 {"overview-rows": "_overview_rows.html", "attention": "_attention.html"},
-                refresh_seconds=10)  # fmt: skip
+                refresh_seconds=10, has_range=True)  # fmt: skip
 
 
 def model_page(sources: Sources, name: str, tr: TimeRange) -> View:
