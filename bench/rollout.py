@@ -15,8 +15,9 @@ candidate on any replica, per round (target < 1 s).
 (10% → 50% → 100%, promoted), during the guard rollbacks of (i), and around a
 ``models rollback`` (target 0).
 (iii) **Shadow cost**: ``--concurrency`` keep-alive connections against one replica, without a
-deployment (the floor) and with a shadow of the same model taking a copy of every request,
-alternated ``--rounds`` times; the p99 ratio of the medians (target ≤ 1.10). Latencies come
+deployment (the floor) and with a shadow of the same model taking a copy of a
+``--shadow-sample`` share of the requests (every one, and one in ten, by default), alternated
+``--rounds`` times; the p99 ratio of the medians (target ≤ 1.10). Latencies come
 from a minimal asyncio HTTP/1.1 client timing every request: on this machine ``wrk``'s
 latency distribution is inconsistent with its own request rate (at one connection, the sum
 of its latencies exceeds the run's duration several times over).
@@ -158,16 +159,17 @@ def shadow_cost(url: str, home: Path, body: str, args: argparse.Namespace) -> No
     settings = Settings(home=home)
     print(f"(iii) shadow cost to production latency: {args.duration} s a round, "
           f"{args.rounds} rounds each, one replica, median of the rounds")  # fmt: skip
-    print(f"{'c':>4}{'p99 floor ms':>14}{'p99 shadow ms':>15}{'ratio':>8}{'p50 floor':>11}"
-          f"{'p50 shadow':>12}{'req/s floor':>13}{'req/s shadow':>14}{'non-2xx':>9}")  # fmt: skip
-    for c in args.concurrency:
+    print(f"{'c':>4}{'sample':>7}{'p99 floor ms':>14}{'p99 shadow ms':>15}{'ratio':>8}"
+          f"{'p50 floor':>11}{'p50 shadow':>12}{'req/s floor':>13}{'req/s shadow':>14}"
+          f"{'non-2xx':>9}")  # fmt: skip
+    for c, sample in ((c, s) for c in args.concurrency for s in args.shadow_sample):
         runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for _ in range(args.rounds):
             for with_shadow in (False, True):
                 with Registry(settings) as registry:
                     rollouts = Rollouts(registry)
                     if with_shadow:
-                        rollouts.start("lr", "shadow", 2, plan=Plan(shadow_sample=1.0))
+                        rollouts.start("lr", "shadow", 2, plan=Plan(shadow_sample=sample))
                     time.sleep(1.0)  # every replica follows (and warms the copy) first
                     runs[with_shadow].append(measure(url, body, c, args.duration))
                     if with_shadow:
@@ -175,7 +177,7 @@ def shadow_cost(url: str, home: Path, body: str, args: argparse.Namespace) -> No
         floor, shadow = ({k: statistics.median(r[k] for r in runs[w]) for k in runs[w][0]}
                          for w in (False, True))  # fmt: skip
         errors = sum(r["errors"] for w in runs for r in runs[w])
-        print(f"{c:>4}{floor['p99']:>14.2f}{shadow['p99']:>15.2f}"
+        print(f"{c:>4}{sample:>7.2f}{floor['p99']:>14.2f}{shadow['p99']:>15.2f}"
               f"{shadow['p99'] / floor['p99']:>8.2f}{floor['p50']:>11.2f}{shadow['p50']:>12.2f}"
               f"{floor['rps']:>13.0f}{shadow['rps']:>14.0f}{errors:>9.0f}")  # fmt: skip
 
@@ -284,6 +286,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--shadow-sample", type=float, nargs="+", default=[1.0, 0.1],
+                        help="shares of requests the shadow gets a copy of, in (iii)")  # fmt: skip
     parser.add_argument("--load-concurrency", type=int, default=4,
                         help="httpx clients per replica in (i) and (ii)")  # fmt: skip
     parser.add_argument("--parts", nargs="+", choices=["shadow", "rollouts"],
