@@ -15,7 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -214,6 +215,24 @@ class Cluster:
     def stop_all(self) -> None:
         for proc in [*self.schedulers, *self.servers]:
             stop(proc)
+
+
+@contextmanager
+def running(home: Path, env: dict[str, str], registry: Registry, rows: list[dict[str, float]],
+            *, replicas: int, schedulers: int, scheduler_args: list[str],
+            models: int) -> Iterator[Cluster]:  # fmt: skip
+    """``replicas`` servers and ``schedulers`` schedulers on ``env``, ready; stopped on exit."""
+    ports = [free_port() for _ in range(replicas)]
+    servers = [start_server(home, port, env) for port in ports]
+    cluster = Cluster(home, env, [f"http://127.0.0.1:{p}" for p in ports], rows, registry,
+                      servers, scheduler_args)  # fmt: skip
+    try:
+        for _ in range(schedulers):
+            cluster.start_scheduler()
+        cluster.wait_ready(models)
+        yield cluster
+    finally:
+        cluster.stop_all()
 
 
 def holder_pid(holder: str) -> int:

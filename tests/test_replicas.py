@@ -28,9 +28,8 @@ from tests.processes import (
     Cluster,
     Load,
     event_at,
-    free_port,
     holder_pid,
-    start_server,
+    running,
     training_data,
     wait_for,
 )
@@ -67,18 +66,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                                   reference_data=X, stage="production")  # fmt: skip
             registry.register("scaled", LogisticRegression(C=0.05).fit(X, y), input_example=X,
                               reference_data=X)  # fmt: skip
-            ports = [free_port() for _ in range(REPLICAS)]
-            servers = [start_server(home, port, env) for port in ports]
-            cluster = Cluster(home, env, [f"http://127.0.0.1:{p}" for p in ports],
-                              X.sample(1000, random_state=1).to_dict("records"), registry,
-                              servers, SCHEDULER)  # fmt: skip
-            try:
-                for _ in range(2):
-                    cluster.start_scheduler()
-                cluster.wait_ready(len(MODELS))
+            rows = X.sample(1000, random_state=1).to_dict("records")
+            with running(home, env, registry, rows, replicas=REPLICAS, schedulers=2,
+                         scheduler_args=SCHEDULER, models=len(MODELS)) as cluster:  # fmt: skip
                 yield cluster
-            finally:
-                cluster.stop_all()
 
 
 def test_a_canary_advances_on_all_three_replicas_through_a_scheduler_failover(

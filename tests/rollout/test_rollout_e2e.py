@@ -34,9 +34,8 @@ from tests.processes import (
     Cluster,
     Load,
     event_at,
-    free_port,
     holder_pid,
-    start_server,
+    running,
     training_data,
     wait_for,
 )
@@ -76,17 +75,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env.pop("WATCHKEEPER_DATABASE_URL", None)
     with Registry(settings) as registry:
         _register(registry, X, y)
-        ports = [free_port(), free_port()]
-        servers = [start_server(home, port, env) for port in ports]
-        cluster = Cluster(home, env, [f"http://127.0.0.1:{p}" for p in ports],
-                          X.sample(1000, random_state=1).to_dict("records"), registry,
-                          servers, SCHEDULER)  # fmt: skip
-        try:
-            cluster.start_scheduler()
-            cluster.wait_ready(len(MODELS))
+        rows = X.sample(1000, random_state=1).to_dict("records")
+        with running(home, env, registry, rows, replicas=2, schedulers=1,
+                     scheduler_args=SCHEDULER, models=len(MODELS)) as cluster:  # fmt: skip
             yield cluster
-        finally:
-            cluster.stop_all()
 
 
 # --- a. a good candidate goes all the way ------------------------------------------------------
