@@ -18,6 +18,7 @@ from tests.serving.conftest import start_server
 from watchkeeper.config import Settings
 from watchkeeper.logbook import Logbook, LogbookConfig
 from watchkeeper.registry import Registry
+from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.serving.app import ServeOptions
 
 
@@ -28,6 +29,14 @@ class Flaky:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         if (frame["petal_width"] < 0.5).any():
             raise RuntimeError("broken candidate")
+        return np.zeros(len(frame), dtype=int)
+
+
+class Sluggish:
+    """Takes 5 ms a row: a shadow that falls behind a steady stream of requests."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        time.sleep(0.005 * len(frame))
         return np.zeros(len(frame), dtype=int)
 
 
@@ -50,6 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, iris_data) -> Iterator[World
     registry.register("iris", LogisticRegression(C=0.1, max_iter=1000).fit(X, y),
                       input_example=X, reference_data=X)  # fmt: skip
     registry.register("iris", Flaky(), flavor="python", input_example=X)
+    registry.register("iris", Sluggish(), flavor="python", input_example=X)  # v4
     options = ServeOptions(poll_interval=0.05, live_stats_interval=0.1,
                            logbook=LogbookConfig(flush_interval=0.1))  # fmt: skip
     url, server, thread = start_server(settings, options)
@@ -132,6 +142,24 @@ def test_a_good_shadow_is_logged_beside_production(world: World) -> None:
                        role="shadow").to_pandas()  # fmt: skip
     assert set(ids) <= set(shadow["request_id"])
     assert set(shadow["version"]) == {2}
+    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
+
+
+def test_copies_a_busy_shadow_cannot_take_are_dropped_counted_and_reported(world: World) -> None:
+    w = world
+    d = w.registry.deployments.start("iris", "shadow", 4, share=1.0, config={}, actor="t",
+                                     reason="shadow a slow model")  # fmt: skip
+    _wait_for(w, lambda: _predict(w).status_code == 200
+              and 'outcome="ok",version="4"' in w.http.get("/metrics").text)  # fmt: skip
+    answers = [_predict(w) for _ in range(300)]  # faster than the shadow's 5 ms a row
+    assert {(r.status_code, r.headers["x-model-version"]) for r in answers} == {(200, "1")}
+    dropped = 'watchkeeper_shadow_requests_total{model="iris",outcome="dropped",version="4"}'
+    line = next(x for x in w.http.get("/metrics").text.splitlines() if x.startswith(dropped))
+    count = int(float(line.split()[-1]))
+    assert count > 0
+    rollouts = Rollouts(w.registry)  # what `deploy status` and the dashboard show
+    _wait_for(w, lambda: rollouts.status("iris").shadow_dropped == count)
+    assert rollouts.status("iris").to_dict()["shadow_dropped"] == count
     w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
 
 

@@ -21,6 +21,7 @@ from watchkeeper.rollout.guards import Check
 from watchkeeper.ui import overview
 from watchkeeper.ui.feature_view import distribution_chart, live_counts, width
 from watchkeeper.ui.model_view import deployment_panel, feature_rows, version_rows
+from watchkeeper.ui.render import Renderer
 from watchkeeper.ui.sources import Sources, TTLCache
 from watchkeeper.ui.timerange import TimeRange
 
@@ -135,6 +136,19 @@ def test_deployment_panel_shows_progress_and_guards() -> None:
     assert done is not None
     assert {s.state for s in done.steps} == {"done"}
     assert deployment_panel(Status(None)) is None
+
+
+def test_a_shadow_panel_says_how_many_copies_were_dropped() -> None:
+    shadow = _deployment(mode="shadow", share=1.0)
+    busy = deployment_panel(Status(shadow, (), 10.0, 50, 7))
+    calm = deployment_panel(Status(shadow, (), 10.0, 50, 0))
+    assert busy is not None
+    assert calm is not None
+    render = lambda panel: Renderer().render("_deployment.html", panel=panel,  # noqa: E731
+                                             can_act=False)  # fmt: skip
+    assert "50 candidate requests this step" in render(busy)
+    assert "7 copies dropped" in render(busy)
+    assert "dropped" not in render(calm)
 
 
 def test_feature_rows_put_drifted_features_first() -> None:

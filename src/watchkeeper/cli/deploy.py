@@ -205,7 +205,9 @@ def _print_status(found: Status) -> None:
                f"{_share_text(d)}, step {d.step}")  # fmt: skip
     typer.echo(f"last change: {d.reason} ({d.updated_by}, {d.updated_at:%F %T} UTC)")
     if found.next_step_in_seconds is not None:
-        typer.echo(f"candidate requests this step: {found.candidate_requests}; "
+        dropped = (f" (+{found.shadow_dropped} copies dropped: the replicas were busy)"
+                   if found.shadow_dropped else "")  # fmt: skip
+        typer.echo(f"candidate requests this step: {found.candidate_requests}{dropped}; "
                    f"minimum time left: {found.next_step_in_seconds:.0f} s")  # fmt: skip
     if found.checks:
         table("guards", ["guard", "value", "threshold", "status", "detail"],

@@ -52,6 +52,7 @@ class Status:
     checks: tuple[Check, ...] = ()
     next_step_in_seconds: float | None = None
     candidate_requests: int = 0
+    shadow_dropped: int = 0
     ab: ABAnalysis | None = None
     ab_sample_size: int | None = None
 
@@ -64,6 +65,7 @@ class Status:
             "checks": [c.to_dict() for c in self.checks],
             "next_step_in_seconds": self.next_step_in_seconds,
             "candidate_requests": self.candidate_requests,
+            "shadow_dropped": self.shadow_dropped,
             "ab": None if self.ab is None else self.ab.to_dict(),
             "ab_sample_size_per_arm": self.ab_sample_size,
         }  # fmt: skip
@@ -144,7 +146,8 @@ class Rollouts:
         traffic = self._traffic(d, now)
         checks = self._checks(d, plan, traffic, now, final=True)
         left = plan.min_step_seconds - (now - d.step_started_at).total_seconds()
-        return Status(d, tuple(checks), max(left, 0.0), traffic.candidate_requests)
+        return Status(d, tuple(checks), max(left, 0.0), traffic.candidate_requests,
+                      traffic.shadow_dropped)  # fmt: skip
 
     # --- what the controller does ------------------------------------------------------------
 

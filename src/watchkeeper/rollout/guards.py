@@ -33,7 +33,7 @@ from watchkeeper.rollout.stats import (
 )
 
 Status = Literal["ok", "fail", "waiting"]
-KINDS = ("requests", "latency_ms")
+KINDS = ("requests", "latency_ms", "shadow_dropped")
 MIN_LATENCY_REQUESTS = 50
 MIN_PREDICTIONS = 100
 OPTIONAL = frozenset({"performance"})  # labels may never come: a step does not wait for them
@@ -61,6 +61,7 @@ class StepTraffic:
     candidate: list[int]
     production_latency: list[int]
     candidate_latency: list[int]
+    shadow_dropped: int = 0  # copies a busy replica did not make for a shadow
 
     @property
     def candidate_requests(self) -> int:
@@ -106,6 +107,7 @@ def step_traffic(live: LiveStatsStore, deployment: Deployment, now: datetime) ->
     return StepTraffic(
         delta("production:requests", 4), delta("candidate:requests", 4),
         delta("production:latency_ms", bins), delta("candidate:latency_ms", bins),
+        delta("candidate:shadow_dropped", 1)[0],
     )  # fmt: skip
 
 

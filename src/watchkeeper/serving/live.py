@@ -98,6 +98,13 @@ class LiveStats:
             _add(totals, "cpu_us", np.array([int(seconds * 1e6)], dtype=np.int64))
             self._dirty.add(key)
 
+    def observe_shadow_dropped(self, model: str, version: int) -> None:
+        """A shadow copy not made because too many were waiting (kind ``shadow_dropped``)."""
+        key = (model, version, _minute(self.clock()))
+        with self._lock:
+            _add(self._totals[key], "shadow_dropped", np.ones(1, dtype=np.int64))
+            self._dirty.add(key)
+
     def observe_batch(
         self, model: str, version: int, names: list[str], data: Any,
         predictions: np.ndarray[Any, Any], profile: DatasetProfile | None,

@@ -177,6 +177,7 @@ class Predictor:
             return
         if len(self._shadows) >= self.max_shadow_inflight:
             self._child(self.metrics.shadow, shadow.name, shadow.number, "dropped").inc()
+            self.live.observe_shadow_dropped(shadow.name, shadow.version.version)
             return
         task = asyncio.get_running_loop().create_task(
             self._run_shadow(shadow, parsed, validated, request_id, routing_key)

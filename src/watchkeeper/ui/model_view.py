@@ -112,6 +112,7 @@ class Panel:
     updated_by: str
     next_step: str | None
     candidate_requests: int
+    shadow_dropped: int = 0
     ab: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
@@ -147,7 +148,7 @@ def deployment_panel(status: Status) -> Panel | None:
         share=d.share, steps=steps, guards=guards, reason=d.reason,
         updated=f"{d.updated_at:%Y-%m-%d %H:%M:%S}", updated_by=d.updated_by,
         next_step=None if wait is None else f"{wait:.0f} s", ab=ab,
-        candidate_requests=status.candidate_requests,
+        candidate_requests=status.candidate_requests, shadow_dropped=status.shadow_dropped,
     )  # fmt: skip
 
 
