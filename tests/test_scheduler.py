@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,3 +51,23 @@ def test_one_scheduler_acts_and_runs_monitors_on_their_interval(tmp_path: Path) 
     finally:
         first.close()
         second.close()
+
+
+def test_shutdown_lets_the_round_in_progress_finish(tmp_path: Path, monkeypatch) -> None:
+    """A server's lifespan ends with ``shutdown``: a round still inside a monitor check must
+    end before the interpreter does (a daemon thread left in native code aborts the process)."""
+    scheduler = Scheduler(Settings(home=tmp_path), SchedulerOptions(interval=0.01, lease_ttl=5))
+    entered, finished = threading.Event(), threading.Event()
+
+    def slow_round() -> bool:
+        entered.set()
+        time.sleep(0.5)
+        finished.set()
+        return True
+
+    monkeypatch.setattr(scheduler, "run_once", slow_round)
+    thread = scheduler.start_thread()
+    assert entered.wait(5)
+    scheduler.shutdown(timeout=5)
+    assert finished.is_set()
+    assert not thread.is_alive()

@@ -83,6 +83,7 @@ class Scheduler:
         self._retrain_threads: dict[str, threading.Thread] = {}
         self._watching_since = self.clock()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None  # the loop, when start_thread() ran it
         self.leading = False
 
     def run_once(self) -> bool:
@@ -219,7 +220,18 @@ class Scheduler:
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="wk-scheduler", daemon=True)
         thread.start()
+        self._thread = thread
         return thread
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop, let the round in progress finish (a monitor check may be inside pyarrow or
+        scikit-learn: leaving it running while the interpreter exits aborts the process), give
+        running jobs ``timeout`` seconds, then close."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.join_jobs(timeout)
+        self.close()
 
     def stop(self) -> None:
         """End the loop and hand the lease over at once."""

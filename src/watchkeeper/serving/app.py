@@ -100,8 +100,7 @@ class Server:
             yield
         finally:
             if scheduler is not None:
-                scheduler.stop()
-                await asyncio.to_thread(scheduler.close)
+                await asyncio.to_thread(scheduler.shutdown)
             await self.predictor.drain_shadows()
             await self.table.stop()  # in-flight predictions are answered (and logged) first
             if self.logbook is not None:
