@@ -17,13 +17,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from watchkeeper.errors import InvalidInput
+from watchkeeper.errors import Detail, InvalidInput
 
 ENV_PREFIX = "WATCHKEEPER_"
 _TOML_SECTION = "watchkeeper"
 _TABLES = ("monitors", "retraining")  # top-level TOML tables kept whole, one per model
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def refuse_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse a ``[where]`` table's keys that are not settings, naming each (a typo is never
+    silently ignored)."""
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise InvalidInput(
+            f"[{where}]: unknown setting(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(known))}",
+            details=[Detail(f"{where}.{k}", "unknown setting") for k in unknown],
+        )
 
 
 def parse_duration(text: str) -> timedelta:

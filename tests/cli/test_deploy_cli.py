@@ -71,7 +71,10 @@ def test_shadow_ab_and_abort(home: Path) -> None:
     [
         (["deploy", "canary", "m", "9"], "version 9"),
         (["deploy", "canary", "m", "1"], "already the production version"),
-        (["deploy", "canary", "m", "2", "--steps", "5,1,100"], "invalid deployment plan"),
+        (
+            ["deploy", "canary", "m", "2", "--steps", "5,1,100"],
+            "invalid deployment plan: steps: steps must increase",
+        ),
         (["deploy", "canary", "m", "2", "--steps", "five"], "percentages"),
         (["deploy", "canary", "m", "2", "--step-time", "soon"], "not a duration"),
         (["deploy", "promote", "m"], "no deployment in progress"),

@@ -75,6 +75,7 @@ def test_a_bad_declaration_names_its_key(table: dict, field: str, problem: str) 
         MonitorSpec.from_dict("m", table)
     assert [d.field for d in caught.value.details] == [field]
     assert problem in caught.value.details[0].problem
+    assert field.split(".")[-1] in caught.value.message  # the CLI prints only the message
 
 
 def test_a_bad_check_or_threshold_is_refused() -> None:

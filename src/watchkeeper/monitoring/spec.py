@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from watchkeeper.config import Settings, parse_duration
+from watchkeeper.config import Settings, parse_duration, refuse_unknown
 from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
 from watchkeeper.monitoring.drift import DriftPolicy
 from watchkeeper.monitoring.quality import QualityPolicy
@@ -82,9 +82,7 @@ class MonitorSpec:
         """
         where = f"monitors.{model}"
         known = {f.name for f in dataclasses.fields(cls)} - {"model"}
-        details = [Detail(f"{where}.{k}", "unknown setting") for k in data if k not in known]
-        if details:
-            raise InvalidInput(f"[{where}]: unknown setting(s); see the details", details=details)
+        refuse_unknown(where, data, known)
         values: dict[str, Any] = {}
         for key, value in data.items():
             try:

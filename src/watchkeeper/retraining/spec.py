@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from watchkeeper.config import Settings, parse_duration
+from watchkeeper.config import Settings, parse_duration, refuse_unknown
 from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
 
 TRIGGER_KINDS = ("schedule", "drift", "performance", "manual")
@@ -124,10 +124,7 @@ class RetrainSpec:
     def from_dict(cls, model: str, data: Mapping[str, Any]) -> RetrainSpec:
         where = f"retraining.{model}"
         known = {f.name for f in dataclasses.fields(cls)} - {"model"}
-        unknown = [k for k in data if k not in known]
-        if unknown:
-            details = [Detail(f"{where}.{k}", "unknown setting") for k in unknown]
-            raise InvalidInput(f"[{where}]: unknown setting(s) {unknown}", details=details)
+        refuse_unknown(where, data, known)
         values: dict[str, Any] = {}
         for key, value in data.items():
             try:

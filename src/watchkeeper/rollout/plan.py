@@ -74,7 +74,8 @@ class Plan:
         if self.then not in ("canary", "none"):
             problems.append(Detail("then", "must be 'canary' or 'none'"))
         if problems:
-            raise InvalidInput("invalid deployment plan: see the details", details=problems)
+            said = "; ".join(f"{d.field}: {d.problem}" for d in problems)
+            raise InvalidInput(f"invalid deployment plan: {said}", details=problems)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
