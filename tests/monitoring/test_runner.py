@@ -11,6 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from watchkeeper.config import Settings
+from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import FeedbackItem, Logbook, PredictionBatch
 from watchkeeper.monitoring.checks import Window
 from watchkeeper.monitoring.runner import (
@@ -202,3 +203,21 @@ def test_window_cost_from_predict_cpu_time() -> None:
     found = _by_statistic(operational_results(WINDOW, counts, spec))
     assert found["cpu_seconds"].value == pytest.approx(2.0)
     assert found["estimated_cost"].value == pytest.approx(2.0 / 3600 * 3.6)
+
+
+def test_a_drift_setting_for_a_feature_the_model_lacks_is_refused(tmp_path: Path) -> None:
+    X = pd.DataFrame({"mean_radius": [1.0, 2.0, 3.0, 4.0], "mean_texture": [2.0, 1.0, 4.0, 3.0]})
+    settings = Settings(home=tmp_path)
+    with Registry(settings) as registry:
+        registry.register("m", LogisticRegression().fit(X, [0, 1, 0, 1]), input_example=X,
+                          reference_data=X, stage="production")  # fmt: skip
+        thresholds = {"mean texture": 0.1, "mean_radius": 0.2}
+        spec = MonitorSpec.from_dict("m", {"drift": {"threshold": thresholds}})
+        store = MonitoringStore(registry.engine)
+        with pytest.raises(InvalidInput) as caught:
+            run_monitor(spec, registry=registry, logbook=Logbook(settings.resolved_logbook_url),
+                        store=store, end=END)  # fmt: skip
+        assert store.series("m") == []  # nothing ran, nothing was stored
+    assert "mean texture" in caught.value.message
+    assert "mean_texture" in caught.value.message  # the names it does have
+    assert [d.field for d in caught.value.details] == ["monitors.m.drift.mean texture"]

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from watchkeeper.errors import NotFound
+from watchkeeper.errors import Detail, InvalidInput, NotFound
 from watchkeeper.logbook import Logbook
 from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.checks import (
@@ -97,6 +97,8 @@ def run_monitor(
     table = logbook.read(spec.model, window.start, window.end, version=version.version)
     signature = Signature.from_dict(version.signature) if version.signature else None
     profile = registry.profile_of(version)
+    if profile is not None:
+        _refuse_unknown_features(spec, profile)
     inputs = _input_table(table, signature)
     results: list[CheckResult] = []
     if table.num_rows == 0:
@@ -128,6 +130,21 @@ def run_monitor(
     changes = store.apply_alerts(results)
     seconds = time.perf_counter() - started
     return MonitorRun(window, table.num_rows, labelled, tuple(results), changes, seconds)
+
+
+def _refuse_unknown_features(spec: MonitorSpec, profile: DatasetProfile) -> None:
+    """A per-feature drift setting must name a feature (or ``prediction``): a misspelt name
+    would otherwise leave that feature on its defaults without a word."""
+    known = {*profile.features, "prediction"}
+    named = [*spec.drift.method, *spec.drift.threshold]
+    unknown = sorted({n for n in named if n not in known})
+    if unknown:
+        where = f"monitors.{spec.model}.drift"
+        raise InvalidInput(
+            f"[{where}] names features {spec.model} does not have: {', '.join(unknown)}; its "
+            f"features: {', '.join(sorted(profile.features))}",
+            details=[Detail(f"{where}.{n}", "no such feature") for n in unknown],
+        )
 
 
 def _window_checks(
