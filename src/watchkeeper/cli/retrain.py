@@ -21,7 +21,7 @@ from watchkeeper.retraining.spec import declared_retraining
 
 
 class _RetrainGroup(Group):
-    """``retrain NAME`` runs the hidden ``now`` command; ``retrain runs NAME`` lists runs."""
+    """``retrain NAME`` is short for ``retrain now NAME``; ``retrain runs NAME`` lists runs."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
@@ -29,14 +29,15 @@ class _RetrainGroup(Group):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(cls=_RetrainGroup, help="Retrain a model through the evaluation gate.",
+app = typer.Typer(cls=_RetrainGroup, help="Retrain a model through the evaluation gate: "
+                  "'retrain NAME [--dry-run]' is short for 'retrain now NAME [--dry-run]'.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   add_completion=False)  # fmt: skip
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@app.command("now", hidden=True)
+@app.command("now")
 def now(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name (declared in [retraining.NAME]).")],
