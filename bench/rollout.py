@@ -288,6 +288,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--shadow-sample", type=float, nargs="+", default=[1.0, 0.1],
                         help="shares of requests the shadow gets a copy of, in (iii)")  # fmt: skip
+    parser.add_argument("--shadow-linger-ms", type=float, default=None,
+                        help="serve --shadow-linger-ms (default: the server's)")  # fmt: skip
     parser.add_argument("--load-concurrency", type=int, default=4,
                         help="httpx clients per replica in (i) and (ii)")  # fmt: skip
     parser.add_argument("--parts", nargs="+", choices=["shadow", "rollouts"],
@@ -302,8 +304,10 @@ def main() -> None:
         env = {**os.environ, "WATCHKEEPER_HOME": str(home)}
         ports = [free_port() for _ in range(args.replicas)]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
+        linger = () if args.shadow_linger_ms is None else ("--shadow-linger-ms",
+                                                           str(args.shadow_linger_ms))  # fmt: skip
         for port in ports:
-            servers.append(subprocess.Popen(serve_command(port, *SERVE), env=env, cwd=ROOT,
+            servers.append(subprocess.Popen(serve_command(port, *SERVE, *linger), env=env, cwd=ROOT,
                                             stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL))  # fmt: skip
         for url in urls:

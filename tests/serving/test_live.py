@@ -106,3 +106,29 @@ def test_minutes_are_separate_windows(store: LiveStatsStore) -> None:
     both = store.merged("m", T0 - timedelta(minutes=1), T0 + timedelta(minutes=2))
     assert first[(1, "requests")][0] == 1
     assert both[(1, "requests")][0] == 2
+
+
+def test_one_row_requests_of_two_versions_are_binned_each_on_its_own_profile(
+    store: LiveStatsStore,
+) -> None:
+    """Queued requests are binned together per version and minute (one numpy pass per
+    feature, however many requests), and the counts are those of binning each one alone."""
+    rng = np.random.default_rng(5)
+    profiles = {1: profile_frame(pd.DataFrame({"x": rng.normal(size=500)})),
+                2: profile_frame(pd.DataFrame({"x": rng.normal(3, 2, size=500)}))}  # fmt: skip
+    now = [T0]
+    stats = LiveStats(replica="r", clock=lambda: now[0])
+    sent: dict[tuple[int, int], list[float]] = {(v, m): [] for v in (1, 2) for m in (0, 1)}
+    for i, value in enumerate(rng.normal(1, 2, size=400)):
+        version, minute = 1 + i % 2, i // 200
+        now[0] = T0 + timedelta(minutes=minute)
+        row = np.array([[value]])
+        stats.observe_batch("m", version, ["x"], row, np.zeros(1), profiles[version])
+        sent[(version, minute)].append(value)
+    Publisher(stats, store.write).publish()
+    for (version, minute), values in sent.items():
+        start = T0 + timedelta(minutes=minute, seconds=-30)
+        merged = store.merged("m", start, start + timedelta(minutes=1))
+        assert merged[(version, "rows")] == [len(values)]
+        edges = profiles[version].features["x"].edges
+        assert merged[(version, "feature:x")] == bin_counts(values, edges).tolist()

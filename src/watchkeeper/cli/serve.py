@@ -14,6 +14,7 @@ from watchkeeper.serving.app import ServeOptions
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.server import serve as run_server
+from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.validation import ValidationPolicy
 
 
@@ -43,6 +44,15 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(help="Extra wait to fill a batch under load (0: adaptive only).")
     ] = 0.0,
+    shadow_linger_ms: Annotated[
+        float, typer.Option(help="Wait to batch a shadow's copies, ms (one model call for many).")
+    ] = 10.0,
+    shadow_batch_rows: Annotated[
+        int, typer.Option(help="Rows of shadow copies scored in one call at most.")
+    ] = 64,
+    shadow_queue: Annotated[
+        int, typer.Option(help="Copies waiting for a shadow at most; more are dropped, counted.")
+    ] = 256,
     max_rows: Annotated[int, typer.Option(help="Rows allowed in one request.")] = 10_000,
     max_body_mb: Annotated[float, typer.Option(help="Request body limit in MiB.")] = 10.0,
     out_of_range: Annotated[
@@ -91,6 +101,9 @@ def serve(
             raise InvalidInput(f"--{name} must be 'count' or 'reject', not '{value}'")
     if workers < 1:
         raise InvalidInput("--workers must be at least 1")
+    if shadow_linger_ms < 0 or min(shadow_queue, shadow_batch_rows) < 1:
+        raise InvalidInput("--shadow-linger-ms must be >= 0, --shadow-queue and "
+                           "--shadow-batch-rows at least 1")  # fmt: skip
     options = ServeOptions(
         models=tuple(only or ()),
         mlflow_model=model,
@@ -102,6 +115,9 @@ def serve(
             max_rows=max_rows,
         ),
         batching=BatchingPolicy(max_batch_rows=max_batch_rows, max_wait=max_wait_ms / 1000),
+        shadow=ShadowPolicy(
+            linger=shadow_linger_ms / 1000, max_rows=shadow_batch_rows, max_queued=shadow_queue
+        ),
         price_per_cpu_hour=price_per_cpu_hour,
         live_stats_interval=live_stats_interval,
         scheduler_interval=scheduler_interval if with_scheduler else None,

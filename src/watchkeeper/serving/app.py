@@ -34,6 +34,7 @@ from watchkeeper.serving.live import LiveStats, Publisher
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
+from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable
 from watchkeeper.serving.validation import ValidationPolicy
 
@@ -48,6 +49,7 @@ class ServeOptions:
     limits: Limits = field(default_factory=Limits)
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
+    shadow: ShadowPolicy = field(default_factory=ShadowPolicy)
     price_per_cpu_hour: float = 0.05
     live_stats_interval: float = 5.0
     logbook: LogbookConfig | None = field(default_factory=LogbookConfig)  # None: no logging
@@ -90,9 +92,8 @@ class Server:
         )
         self.metrics.watch_monitors(MonitoringStore(self.registry.engine))
         self.logbook = self._open_logbook()
-        self.predictor = Predictor(
-            self.table, self.metrics, self.options.limits, self.live, self.logbook
-        )
+        self.predictor = Predictor(self.table, self.metrics, self.options.limits, self.live,
+                                   self.logbook, shadow=self.options.shadow)  # fmt: skip
         await self.table.start()
         publisher.start()
         scheduler = self._start_scheduler()

@@ -110,7 +110,7 @@ class MicroBatcher:
         return group
 
     async def _run(self, loop: asyncio.AbstractEventLoop, group: list[_Pending]) -> None:
-        data = _concat([p.batch.data for p in group])
+        data = concat([p.batch.data for p in group])
         want_proba = any(p.want_proba for p in group)
         rows = sum(p.batch.n_rows for p in group)
         if self._on_batch is not None:
@@ -139,7 +139,7 @@ class MicroBatcher:
         self._executor.shutdown(wait=False)
 
 
-def _concat(parts: list[Any]) -> Any:
+def concat(parts: list[Any]) -> Any:
     if len(parts) == 1:
         return parts[0]
     if isinstance(parts[0], np.ndarray):

@@ -23,6 +23,7 @@ import os
 import secrets
 import socket
 import threading
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from watchkeeper.monitoring.profile import (
     CategoricalProfile,
@@ -42,7 +44,6 @@ from watchkeeper.monitoring.profile import (
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveCounts
 
 log = logging.getLogger("watchkeeper.serving")
-_LATENCY = np.asarray(LATENCY_EDGES_MS, dtype=np.float64)
 
 Key = tuple[str, int, datetime]  # model, version, minute
 
@@ -74,28 +75,30 @@ class LiveStats:
         self._dirty: set[Key] = set()
         self._lock = threading.Lock()
 
-    def observe_request(self, model: str, version: int, latency_s: float, status: int) -> None:
+    def observe_request(self, model: str, version: int, latency_s: float, status: int,
+                        *, count: int = 1) -> None:  # fmt: skip
+        """``count`` requests answered with ``status`` in ``latency_s`` each."""
         key = (model, version, _minute(self.clock()))
         with self._lock:
-            self._count_request(key, latency_s, status)
+            self._count_request(key, latency_s, status, count)
 
-    def _count_request(self, key: Key, latency_s: float, status: int) -> None:
+    def _count_request(self, key: Key, latency_s: float, status: int, count: int) -> None:
         totals = self._totals[key]
         requests = totals.get("requests")
         if requests is None:
             requests = totals["requests"] = np.zeros(4, dtype=np.int64)
             totals["latency_ms"] = np.zeros(len(LATENCY_EDGES_MS) + 1, dtype=np.int64)
-        requests[0] += 1
-        requests[1 if status < 400 else 2 if status < 500 else 3] += 1
-        totals["latency_ms"][int(np.searchsorted(_LATENCY, latency_s * 1000.0))] += 1
+        requests[0] += count
+        requests[1 if status < 400 else 2 if status < 500 else 3] += count
+        totals["latency_ms"][bisect_left(LATENCY_EDGES_MS, latency_s * 1000.0)] += count
         self._dirty.add(key)
 
     def observe_cpu(self, model: str, version: int, seconds: float) -> None:
         """CPU time of one predict call (a micro-batch), for the cost of a window."""
         key = (model, version, _minute(self.clock()))
         with self._lock:
-            totals = self._totals[key]
-            _add(totals, "cpu_us", np.array([int(seconds * 1e6)], dtype=np.int64))
+            cpu = self._totals[key].setdefault("cpu_us", np.zeros(1, dtype=np.int64))
+            cpu[0] += int(seconds * 1e6)
             self._dirty.add(key)
 
     def observe_shadow_dropped(self, model: str, version: int) -> None:
@@ -117,7 +120,7 @@ class LiveStats:
         """Bin what is queued and return the totals of every window that changed."""
         with self._lock:
             pending, self._pending = self._pending, []
-        binned = [(item.key, self._bin(item)) for item in pending]  # the slow part, unlocked
+        binned = [(item.key, self._bin(item)) for item in _merged(pending)]  # slow: unlocked
         with self._lock:
             for key, histograms in binned:
                 for kind, counts in histograms.items():
@@ -155,6 +158,26 @@ class LiveStats:
         current = _minute(self.clock())
         for key in [k for k in self._totals if (current - k[2]).total_seconds() > 120]:
             del self._totals[key]
+
+
+def _merged(pending: list[_Pending]) -> list[_Pending]:
+    """One item per window, columns and profile: binning costs a few numpy calls per feature
+    whatever the rows, so requests of one row each are binned together, not one by one."""
+    groups: dict[tuple[Any, ...], list[_Pending]] = defaultdict(list)
+    for item in pending:
+        groups[(item.key, tuple(item.names), id(item.profile), type(item.data))].append(item)
+    out = []
+    for items in groups.values():
+        if len(items) == 1:
+            out.append(items[0])
+            continue
+        first = items[0]
+        datas = [item.data for item in items]
+        data = (np.concatenate(datas) if isinstance(first.data, np.ndarray)
+                else pd.concat(datas, ignore_index=True))  # fmt: skip
+        predictions = np.concatenate([item.predictions for item in items])
+        out.append(_Pending(first.key, first.names, data, predictions, first.profile))
+    return out
 
 
 def _add(totals: dict[str, np.ndarray[Any, Any]], kind: str, counts: np.ndarray[Any, Any]) -> None:

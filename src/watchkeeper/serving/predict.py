@@ -7,7 +7,6 @@ side lives in ``fast.py``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
@@ -29,6 +28,7 @@ from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.protocols import _json
 from watchkeeper.serving.routing import to_candidate
+from watchkeeper.serving.shadow import Copy, ShadowCopier, ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable, Route
 
 log = logging.getLogger("watchkeeper.serving")
@@ -73,7 +73,7 @@ class Predictor:
         live: LiveStats,
         logbook: Logbook | None,
         *,
-        max_shadow_inflight: int = 64,
+        shadow: ShadowPolicy = ShadowPolicy(),
     ) -> None:
         self.table = table
         self.metrics = metrics
@@ -83,8 +83,10 @@ class Predictor:
         self._children: dict[tuple[str, ...], Any] = {}
         self._ids = RequestIds()
         self._rng = random.Random()
-        self._shadows: set[asyncio.Task[None]] = set()
-        self.max_shadow_inflight = max_shadow_inflight
+        self.shadows = ShadowCopier(
+            shadow, validate=lambda d, p: self._validate(d, p, count=False),
+            count=self._count_shadow, live=live, logbook=logbook,
+        )  # fmt: skip
 
     async def handle(
         self,
@@ -145,7 +147,7 @@ class Predictor:
             if route is not None and route.mode == "shadow":
                 same = route.candidate.model.signature == deployed.model.signature
                 self._shadow(route, parsed, validated if same else None, request_id,
-                             routing_key)  # fmt: skip
+                             routing_key, arrived)  # fmt: skip
         except WatchkeeperError as exc:
             status = exc.http_status
             if isinstance(exc, SchemaError):
@@ -166,63 +168,28 @@ class Predictor:
 
     def _shadow(
         self, route: Route, parsed: ParsedBatch, validated: ValidatedBatch | None,
-        request_id: str, routing_key: str | None,
+        request_id: str, routing_key: str | None, arrived: datetime | None,
     ) -> None:  # fmt: skip
-        """Copy the request to the shadow, off the response path; drop (and count) when too
-        many copies are already waiting, so a slow shadow never slows production. A shadow
-        with production's signature reuses production's validated batch (validating again
-        would give the same batch, at a cost, and count its input problems twice)."""
+        """Copy the request to the shadow, off the response path (``shadow.py``); a copy the
+        shadow's full queue cannot take is dropped and counted, so a slow shadow never slows
+        production. A shadow with production's signature reuses production's validated batch
+        (validating again would give the same batch, at a cost, and count its input problems
+        twice)."""
         shadow = route.candidate
         if route.share < 1.0 and self._rng.random() >= route.share:
             return
-        if len(self._shadows) >= self.max_shadow_inflight:
-            self._child(self.metrics.shadow, shadow.name, shadow.number, "dropped").inc()
+        copy = Copy(shadow, parsed, validated, request_id, routing_key,
+                    arrived or datetime.now(UTC))  # fmt: skip
+        if not self.shadows.offer(copy):
+            self._count_shadow(shadow, "dropped", 1)
             self.live.observe_shadow_dropped(shadow.name, shadow.version.version)
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._run_shadow(shadow, parsed, validated, request_id, routing_key)
-        )
-        self._shadows.add(task)
-        task.add_done_callback(self._shadows.discard)
 
-    async def _run_shadow(
-        self, shadow: Deployed, parsed: ParsedBatch, validated: ValidatedBatch | None,
-        request_id: str, routing_key: str | None,
-    ) -> None:  # fmt: skip
-        start = time.perf_counter()
-        arrived = datetime.now(UTC)
-        status = 200
-        try:
-            if validated is None:  # the request's problems were counted by production
-                validated = self._validate(shadow, parsed, count=False)
-            predictions, probabilities = await shadow.batcher.submit(
-                validated, want_proba=parsed.return_probabilities
-            )
-            if self.logbook is not None:
-                self.logbook.log_predictions(
-                    PredictionBatch(
-                        request_id=request_id, model=shadow.name,
-                        version=shadow.version.version, role="shadow", timestamp=arrived,
-                        features=validated.data, feature_names=shadow.model.input_names or [],
-                        predictions=predictions, probabilities=probabilities,
-                        classes=shadow.class_names, latency_s=time.perf_counter() - start,
-                        routing_key=routing_key,
-                    )
-                )  # fmt: skip
-        except WatchkeeperError as exc:
-            status = exc.http_status
-        except Exception:  # the shadow's own failure: counted, never seen by the client
-            log.warning("shadow %s failed", shadow.version.ref, exc_info=True)
-            status = 500
-        outcome = "ok" if status < 400 else "error"
-        self._child(self.metrics.shadow, shadow.name, shadow.number, outcome).inc()
-        took = time.perf_counter() - start
-        self.live.observe_request(shadow.name, shadow.version.version, took, status)
+    def _count_shadow(self, shadow: Deployed, outcome: str, copies: int) -> None:
+        self._child(self.metrics.shadow, shadow.name, shadow.number, outcome).inc(copies)
 
     async def drain_shadows(self) -> None:
-        """Wait for the shadow copies in flight (at shutdown)."""
-        if self._shadows:
-            await asyncio.gather(*list(self._shadows), return_exceptions=True)
+        """Wait for the queued shadow copies (at shutdown)."""
+        await self.shadows.drain()
 
     def _observe(self, name: str, version: str, protocol: str, status: int, took: float) -> None:
         self._child(self.metrics.duration, name, protocol).observe(took)
