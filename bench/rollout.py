@@ -17,7 +17,8 @@ candidate on any replica, per round (target < 1 s).
 (iii) **Shadow cost**: ``--concurrency`` keep-alive connections against one replica, without a
 deployment (the floor) and with a shadow of the same model taking a copy of a
 ``--shadow-sample`` share of the requests (every one, and one in ten, by default), alternated
-``--rounds`` times; the p99 ratio of the medians (target ≤ 1.10). Latencies come
+``--rounds`` times; the p99 ratio of the medians (target ≤ 1.10), and the server's CPU time
+per request, which a shared machine disturbs far less than p99. Latencies come
 from a minimal asyncio HTTP/1.1 client timing every request: on this machine ``wrk``'s
 latency distribution is inconsistent with its own request rate (at one connection, the sum
 of its latencies exceeds the run's duration several times over).
@@ -46,7 +47,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from serve import ROOT, free_port, serve_command, stop, wait_ready
+from serve import ROOT, cpu_seconds, free_port, serve_command, stop, wait_ready
 from watchkeeper import Registry, Settings
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.rollout.plan import Plan
@@ -154,14 +155,15 @@ def wait_until(predicate: object, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def shadow_cost(url: str, home: Path, body: str, args: argparse.Namespace) -> None:
-    """(iii): p99 with and without a shadow, alternated, same concurrency."""
+def shadow_cost(url: str, pid: int, home: Path, body: str, args: argparse.Namespace) -> None:
+    """(iii): p99 with and without a shadow, alternated, same concurrency; and the server's
+    CPU time per request (user + system, from /proc), the steadier figure on a noisy machine."""
     settings = Settings(home=home)
     print(f"(iii) shadow cost to production latency: {args.duration} s a round, "
           f"{args.rounds} rounds each, one replica, median of the rounds")  # fmt: skip
     print(f"{'c':>4}{'sample':>7}{'p99 floor ms':>14}{'p99 shadow ms':>15}{'ratio':>8}"
           f"{'p50 floor':>11}{'p50 shadow':>12}{'req/s floor':>13}{'req/s shadow':>14}"
-          f"{'non-2xx':>9}")  # fmt: skip
+          f"{'cpu us/req floor':>18}{'cpu us/req shadow':>19}{'non-2xx':>9}")  # fmt: skip
     for c, sample in ((c, s) for c in args.concurrency for s in args.shadow_sample):
         runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for _ in range(args.rounds):
@@ -171,7 +173,10 @@ def shadow_cost(url: str, home: Path, body: str, args: argparse.Namespace) -> No
                     if with_shadow:
                         rollouts.start("lr", "shadow", 2, plan=Plan(shadow_sample=sample))
                     time.sleep(1.0)  # every replica follows (and warms the copy) first
-                    runs[with_shadow].append(measure(url, body, c, args.duration))
+                    cpu = cpu_seconds(pid)
+                    run = measure(url, body, c, args.duration)
+                    run["cpu_us"] = (cpu_seconds(pid) - cpu) * 1e6 / (run["rps"] * args.duration)
+                    runs[with_shadow].append(run)
                     if with_shadow:
                         rollouts.abort("lr", reason="bench round done")
         floor, shadow = ({k: statistics.median(r[k] for r in runs[w]) for k in runs[w][0]}
@@ -179,7 +184,8 @@ def shadow_cost(url: str, home: Path, body: str, args: argparse.Namespace) -> No
         errors = sum(r["errors"] for w in runs for r in runs[w])
         print(f"{c:>4}{sample:>7.2f}{floor['p99']:>14.2f}{shadow['p99']:>15.2f}"
               f"{shadow['p99'] / floor['p99']:>8.2f}{floor['p50']:>11.2f}{shadow['p50']:>12.2f}"
-              f"{floor['rps']:>13.0f}{shadow['rps']:>14.0f}{errors:>9.0f}")  # fmt: skip
+              f"{floor['rps']:>13.0f}{shadow['rps']:>14.0f}{floor['cpu_us']:>18.0f}"
+              f"{shadow['cpu_us']:>19.0f}{errors:>9.0f}")  # fmt: skip
 
 
 def measure(url: str, body: str, connections: int, duration: float) -> dict[str, float]:
@@ -313,7 +319,7 @@ def main() -> None:
         for url in urls:
             wait_ready(f"{url}/readyz")
         if "shadow" in args.parts:
-            shadow_cost(urls[0], home, body, args)
+            shadow_cost(urls[0], servers[0].pid, home, body, args)
         if "rollouts" not in args.parts:
             return
         scheduler = subprocess.Popen(

@@ -45,13 +45,12 @@ from sklearn.linear_model import LogisticRegression
 
 from registry import postgres_schema
 from rollout import Load
-from serve import BARE_APP, ROOT, free_port, serve_command, stop, wait_ready, wrk
+from serve import BARE_APP, ROOT, cpu_seconds, free_port, serve_command, stop, wait_ready, wrk
 from watchkeeper import Registry, Settings
 
 POSTGRES_URL = os.environ.get(
     "WATCHKEEPER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-TICK = os.sysconf("SC_CLK_TCK")
 PARTS = ("throughput", "rollback", "demo")
 
 
@@ -70,12 +69,6 @@ def setup(settings: Settings) -> list[list[float]]:
         registry.register("lr", LogisticRegression(C=0.01, max_iter=1000).fit(X, y),
                           input_example=X[:200])  # fmt: skip
     return X[:1].tolist()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def start_all(commands: list[list[str]], env: dict[str, str], urls: list[str],

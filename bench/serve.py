@@ -117,6 +117,12 @@ def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[byt
     return proc
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve_command(port: int, *extra: str) -> list[str]:
     """``watchkeeper serve`` on ``port`` with ``extra`` options, quiet."""
     return [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port),
