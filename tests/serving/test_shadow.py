@@ -1,20 +1,31 @@
-"""A shadow copy of a request is the same request: its input problems are counted once."""
+"""Shadow copies: scored together off the response path, bounded, and the same request as
+production's (its input problems are counted once)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from tests.serving.conftest import start_server
 from watchkeeper.config import Settings
+from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.serving.app import ServeOptions
+from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
+from watchkeeper.serving.batcher import MicroBatcher
+from watchkeeper.serving.live import LiveStats
+from watchkeeper.serving.shadow import Copy, ShadowCopier, ShadowPolicy
+from watchkeeper.serving.table import Deployed
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +75,99 @@ def test_a_shadowed_request_counts_its_input_problems_once(served, candidate: in
         assert _metric(http, out_of_range) - before == 1
     finally:
         rollouts.abort("iris")
+
+
+# --- ShadowCopier on its own: real model, batcher, live statistics and logbook -------------
+
+
+@pytest.fixture
+def shadow_of_iris(tmp_path, iris_data):
+    X, y = iris_data
+    with Registry(Settings(home=tmp_path / "home")) as registry:
+        registry.register("iris", LogisticRegression(max_iter=1000).fit(X, y), input_example=X)
+        version = registry.get("iris@1")
+        model = registry.load_version(version)
+    calls: list[int] = []
+
+    def predict(data, want_proba):  # the model's own call, counted
+        calls.append(len(data))
+        return model.predict(data), model.predict_proba(data) if want_proba else None
+
+    deployed = Deployed(version=version, model=model, validator=None,
+                        batcher=MicroBatcher(predict, name="iris"))  # fmt: skip
+    return deployed, X, calls
+
+
+def _copier(policy: ShadowPolicy, logbook=None):
+    counted: Counter[str] = Counter()
+    live = LiveStats(replica="r")
+    copier = ShadowCopier(policy, validate=lambda d, p: pytest.fail("validated again"),
+                          count=lambda d, outcome, n: counted.update({outcome: n}),
+                          live=live, logbook=logbook)  # fmt: skip
+    return copier, counted, live
+
+
+def _copy(deployed: Deployed, row: np.ndarray, i: int) -> Copy:
+    parsed = ParsedBatch(rows=[row.tolist()])
+    validated = ValidatedBatch(data=row.reshape(1, -1), n_rows=1)
+    return Copy(deployed, parsed, validated, f"req-{i}", None, datetime.now(UTC))
+
+
+def _live(live: LiveStats, kind: str) -> list[int]:
+    return next(list(c.counts) for c in live.drain() if c.kind == kind)
+
+
+def test_copies_are_scored_together_and_logged_each_under_its_request(
+    shadow_of_iris, tmp_path
+) -> None:
+    deployed, X, calls = shadow_of_iris
+    book = Logbook(str(tmp_path / "logbook"))
+    copier, counted, live = _copier(ShadowPolicy(linger=0.05, max_rows=64), book)
+    rows = X.to_numpy()[::3]  # 50 rows of every class
+
+    async def run() -> None:
+        assert all(copier.offer(_copy(deployed, row, i)) for i, row in enumerate(rows))
+        await copier.drain()
+
+    asyncio.run(run())
+    book.close()
+    assert calls == [50]  # one call of the model for the 50 copies
+    assert counted == {"ok": 50}
+    assert _live(live, "requests") == [50, 50, 0, 0]
+    now = datetime.now(UTC)
+    logged = book.read("iris", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                       role="shadow").to_pandas().set_index("request_id")  # fmt: skip
+    ids = [f"req-{i}" for i in range(len(rows))]
+    expected = deployed.model.predict(rows)
+    assert logged.loc[ids, "prediction"].astype(float).tolist() == expected.astype(float).tolist()
+    assert len(set(expected)) == 3
+
+
+def test_a_full_queue_drops_and_counts_copies(shadow_of_iris) -> None:
+    deployed, X, calls = shadow_of_iris
+    copier, counted, live = _copier(ShadowPolicy(linger=0.01, max_queued=5))
+    rows = X.to_numpy()[:8]
+
+    async def run() -> list[bool]:
+        taken = [copier.offer(_copy(deployed, row, i)) for i, row in enumerate(rows)]
+        await copier.drain()
+        return taken
+
+    assert asyncio.run(run()) == [True] * 5 + [False] * 3
+    assert counted == {"ok": 5, "dropped": 3}
+    assert _live(live, "shadow_dropped") == [3]
+
+
+def test_copies_of_a_shadow_unloaded_meanwhile_are_dropped_not_failed(shadow_of_iris) -> None:
+    deployed, X, calls = shadow_of_iris
+    copier, counted, live = _copier(ShadowPolicy(linger=0.05))
+
+    async def run() -> None:
+        for i, row in enumerate(X.to_numpy()[:4]):
+            copier.offer(_copy(deployed, row, i))
+        await deployed.batcher.close()  # the deployment ended while the copies waited
+        await copier.drain()
+
+    asyncio.run(run())
+    assert calls == []
+    assert counted == {"dropped": 4}

@@ -66,6 +66,11 @@ class MicroBatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @property
+    def closed(self) -> bool:
+        """The version was unloaded: nothing more may be submitted."""
+        return self._closed
+
     async def submit(self, batch: ValidatedBatch, *, want_proba: bool = False) -> Outputs:
         if self._closed:
             raise RuntimeError("batcher closed")  # never reached by requests: see close()

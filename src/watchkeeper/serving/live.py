@@ -101,11 +101,11 @@ class LiveStats:
             cpu[0] += int(seconds * 1e6)
             self._dirty.add(key)
 
-    def observe_shadow_dropped(self, model: str, version: int) -> None:
-        """A shadow copy not made because too many were waiting (kind ``shadow_dropped``)."""
+    def observe_shadow_dropped(self, model: str, version: int, *, count: int = 1) -> None:
+        """Shadow copies not scored: too many were waiting (kind ``shadow_dropped``)."""
         key = (model, version, _minute(self.clock()))
         with self._lock:
-            _add(self._totals[key], "shadow_dropped", np.ones(1, dtype=np.int64))
+            _add(self._totals[key], "shadow_dropped", np.array([count], dtype=np.int64))
             self._dirty.add(key)
 
     def observe_batch(

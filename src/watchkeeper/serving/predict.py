@@ -180,9 +180,7 @@ class Predictor:
             return
         copy = Copy(shadow, parsed, validated, request_id, routing_key,
                     arrived or datetime.now(UTC))  # fmt: skip
-        if not self.shadows.offer(copy):
-            self._count_shadow(shadow, "dropped", 1)
-            self.live.observe_shadow_dropped(shadow.name, shadow.version.version)
+        self.shadows.offer(copy)
 
     def _count_shadow(self, shadow: Deployed, outcome: str, copies: int) -> None:
         self._child(self.metrics.shadow, shadow.name, shadow.number, outcome).inc(copies)

@@ -34,7 +34,7 @@ log = logging.getLogger("watchkeeper.serving")
 
 YIELD_EVERY = 8  # copies logged between two turns of the event loop
 Validate = Callable[[Deployed, ParsedBatch], ValidatedBatch]
-Count = Callable[[Deployed, str, int], None]  # shadow, outcome (ok | error), copies
+Count = Callable[[Deployed, str, int], None]  # shadow, outcome (ok | error | dropped), copies
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,7 @@ class ShadowCopier:
 
     def __init__(self, policy: ShadowPolicy, *, validate: Validate, count: Count,
                  live: LiveStats, logbook: Logbook | None) -> None:  # fmt: skip
+        """``count(shadow, outcome, n)`` counts copies by outcome: ok, error or dropped."""
         self.policy = policy
         self._validate = validate
         self._count = count
@@ -74,10 +75,11 @@ class ShadowCopier:
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     def offer(self, copy: Copy) -> bool:
-        """Queue a copy; False when the shadow's queue is full (the copy is not made)."""
+        """Queue a copy; False (and counted as dropped) when the shadow's queue is full."""
         key = (copy.shadow.name, copy.shadow.version.version)
         queue = self._queues.setdefault(key, deque())
         if len(queue) >= self.policy.max_queued:
+            self._dropped(copy.shadow, 1)
             return False
         queue.append(copy)
         if key not in self._drains:
@@ -101,6 +103,9 @@ class ShadowCopier:
 
     async def _score(self, copies: list[Copy]) -> None:
         shadow = copies[0].shadow
+        if shadow.batcher.closed:  # the shadow ended (and was unloaded) while these waited
+            self._dropped(shadow, len(copies))
+            return
         start = time.perf_counter()
         valid: list[tuple[Copy, ValidatedBatch]] = []
         refused = 0
@@ -142,6 +147,10 @@ class ShadowCopier:
                 )  # fmt: skip
             first = last
         self._finish(shadow, len(valid), took, 200)
+
+    def _dropped(self, shadow: Deployed, copies: int) -> None:
+        self._count(shadow, "dropped", copies)
+        self._live.observe_shadow_dropped(shadow.name, shadow.version.version, count=copies)
 
     def _finish(self, shadow: Deployed, copies: int, took: float, status: int) -> None:
         self._count(shadow, "ok" if status < 400 else "error", copies)
