@@ -145,7 +145,7 @@ class Predictor:
                     )
                 )
             if route is not None and route.mode == "shadow":
-                same = route.candidate.model.signature == deployed.model.signature
+                same = route.same_signature
                 self._shadow(route, parsed, validated if same else None, request_id,
                              routing_key, arrived)  # fmt: skip
         except WatchkeeperError as exc:

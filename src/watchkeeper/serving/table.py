@@ -69,6 +69,7 @@ class Route:
     candidate: Deployed
     share: float  # answered share (canary, ab, bluegreen) or copied share (shadow)
     routing_field: str | None = None
+    same_signature: bool = False  # the candidate takes production's validated batch as it is
 
     @property
     def answers(self) -> bool:
@@ -212,7 +213,8 @@ class ModelTable:
             if candidate is not None and candidate is not primary:
                 keep.add(deployment.candidate)
                 field_name = deployment.config.get("routing_field")
-                route = Route(deployment.mode, candidate, deployment.share, field_name)
+                same = candidate.model.signature == primary.model.signature
+                route = Route(deployment.mode, candidate, deployment.share, field_name, same)
         until = deployment.standby_until if deployment is not None else None
         if deployment is not None and deployment.standby is not None and until and until > now:
             if await self._ensure_number(name, deployment.standby, "standby") is not None:
