@@ -97,9 +97,15 @@ class ShadowCopier:
             while queue:
                 if _rows(queue) < self.policy.max_rows:
                     await asyncio.sleep(self.policy.linger)
-                await self._score(_take(queue, self.policy.max_rows))
+                copies = _take(queue, self.policy.max_rows)
+                try:
+                    await self._score(copies)
+                except Exception:  # never leave the rest of the queue behind
+                    log.exception("shadow copies for %s were lost", copies[0].shadow.version.ref)
         finally:
             del self._drains[key]
+            if not queue:  # a version shadowed once does not keep its queue for ever
+                del self._queues[key]
 
     async def _score(self, copies: list[Copy]) -> None:
         shadow = copies[0].shadow
