@@ -171,3 +171,109 @@ def test_copies_of_a_shadow_unloaded_meanwhile_are_dropped_not_failed(shadow_of_
     asyncio.run(run())
     assert calls == []
     assert counted == {"dropped": 4}
+
+
+def test_multi_row_copies_get_their_own_rows_and_probabilities(shadow_of_iris, tmp_path) -> None:
+    """Copies of 1, 2 and 3 rows, some asking for probabilities, in one call: each is logged
+    with its own rows' answers, and probabilities only where its request asked for them."""
+    deployed, X, calls = shadow_of_iris
+    book = Logbook(str(tmp_path / "logbook"))
+    copier, counted, _ = _copier(ShadowPolicy(linger=0.05), book)
+    data = X.to_numpy()[::10]  # 15 rows of every class
+    sizes, asks = [1, 2, 3, 1, 3, 2, 3], [False, True, False, True, True, False, True]
+    copies, start = [], 0
+    for i, (n, ask) in enumerate(zip(sizes, asks, strict=True)):
+        rows = data[start : start + n]
+        parsed = ParsedBatch(rows=rows.tolist(), return_probabilities=ask)
+        copies.append(Copy(deployed, parsed, ValidatedBatch(data=rows, n_rows=n), f"req-{i}",
+                           None, datetime.now(UTC)))  # fmt: skip
+        start += n
+
+    async def run() -> None:
+        for c in copies:
+            copier.offer(c)
+        await copier.drain()
+
+    asyncio.run(run())
+    book.close()
+    assert calls == [15]
+    assert counted == {"ok": 7}
+    now = datetime.now(UTC)
+    logged = book.read("iris", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                       role="shadow").to_pandas()  # fmt: skip
+    proba = deployed.model.predict_proba(data)
+    start = 0
+    for i, (n, ask) in enumerate(zip(sizes, asks, strict=True)):
+        mine = logged[logged["request_id"] == f"req-{i}"].sort_values("row")
+        expected = deployed.model.predict(data[start : start + n]).astype(float).tolist()
+        assert mine["prediction"].astype(float).tolist() == expected
+        if ask:  # stored as float32
+            logged_proba = np.stack(mine["probabilities"].to_list())
+            np.testing.assert_allclose(logged_proba, proba[start : start + n], rtol=1e-6)
+        else:
+            assert mine["probabilities"].isna().all()
+        start += n
+
+
+def test_copies_of_different_layouts_are_scored_apart(tmp_path, iris_data) -> None:
+    """A model without a signature gets what clients sent: arrays and frames, or frames of
+    other columns, are never concatenated into one call."""
+    X, y = iris_data
+    with Registry(Settings(home=tmp_path / "home")) as registry:
+        registry.register("iris", LogisticRegression(max_iter=1000).fit(X.to_numpy(), y))
+        version = registry.get("iris@1")
+        model = registry.load_version(version)
+    sizes: list[int] = []
+
+    def predict(data, want_proba):
+        sizes.append(len(data))
+        return model.predict(np.asarray(data, dtype=float)), None
+
+    deployed = Deployed(version=version, model=model, validator=None,
+                        batcher=MicroBatcher(predict, name="iris"))  # fmt: skip
+    copier, counted, _ = _copier(ShadowPolicy(linger=0.05))
+    frame = X.iloc[:2].reset_index(drop=True)
+    batches = [X.to_numpy()[:1], frame, X.to_numpy()[5:7], frame[list(reversed(frame.columns))]]
+
+    async def run() -> None:
+        for i, data in enumerate(batches):
+            parsed = ParsedBatch(rows=np.asarray(data).tolist())
+            copier.offer(Copy(deployed, parsed, ValidatedBatch(data=data, n_rows=len(data)),
+                              f"req-{i}", None, datetime.now(UTC)))  # fmt: skip
+        await copier.drain()
+
+    asyncio.run(run())
+    assert sorted(sizes) == [2, 2, 3]  # the two arrays together, each frame layout alone
+    assert counted == {"ok": 4}
+
+
+def test_a_shadow_answering_the_wrong_number_of_rows_is_counted_as_failing(
+    shadow_of_iris,
+) -> None:
+    deployed, X, _ = shadow_of_iris
+    broken = Deployed(version=deployed.version, model=deployed.model, validator=None,
+                      batcher=MicroBatcher(lambda data, p: (np.zeros(1), None)))  # fmt: skip
+    copier, counted, live = _copier(ShadowPolicy(linger=0.01))
+
+    async def run() -> None:
+        for i, row in enumerate(X.to_numpy()[:3]):
+            copier.offer(_copy(broken, row, i))
+        await copier.drain()
+
+    asyncio.run(run())
+    assert counted == {"error": 3}
+    assert _live(live, "requests") == [3, 0, 0, 3]
+
+
+def test_a_full_call_does_not_wait_for_the_linger(shadow_of_iris) -> None:
+    deployed, X, calls = shadow_of_iris
+    copier, counted, _ = _copier(ShadowPolicy(linger=60.0, max_rows=4))
+
+    async def run() -> None:
+        for i, row in enumerate(X.to_numpy()[:4]):
+            copier.offer(_copy(deployed, row, i))
+        await asyncio.wait_for(copier.drain(), timeout=10)  # not the 60 s linger
+
+    asyncio.run(run())
+    assert calls == [4]
+    assert counted == {"ok": 4}

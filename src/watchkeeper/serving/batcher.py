@@ -139,7 +139,8 @@ class MicroBatcher:
 
     async def close(self) -> None:
         """Wait for queued work to finish, then release the worker thread."""
-        await self._idle.wait()
+        while self._busy or self._queue:  # woken, it may have been handed more work already
+            await self._idle.wait()
         self._closed = True
         self._executor.shutdown(wait=False)
 

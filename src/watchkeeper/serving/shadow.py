@@ -9,8 +9,11 @@ therefore costs a fraction of a model call per request, not a second call. At mo
 caller counts them.
 
 The latency recorded for a copy is the time of the model call it was part of, validation
-included, without its wait in the queue. That is what the candidate would take to answer the
-request, and it is what the rollout's latency guard compares with production.
+included, without its wait in the queue; the rollout's latency guard compares it with
+production's. For a model whose cost grows with the rows of a call (not one whose cost is per
+call, like most scikit-learn models), that time overstates what one request would take under
+heavy traffic: lower ``max_rows`` (1 scores every copy on its own) so that the guard compares
+like with like.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import Logbook, PredictionBatch
@@ -73,6 +80,7 @@ class ShadowCopier:
         self._logbook = logbook
         self._queues: dict[tuple[str, int], deque[Copy]] = {}
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._wakers: dict[tuple[str, int], asyncio.Future[None]] = {}
 
     def offer(self, copy: Copy) -> bool:
         """Queue a copy; False (and counted as dropped) when the shadow's queue is full."""
@@ -82,6 +90,9 @@ class ShadowCopier:
             self._dropped(copy.shadow, 1)
             return False
         queue.append(copy)
+        waker = self._wakers.get(key)
+        if waker is not None and not waker.done() and len(queue) >= self.policy.max_rows:
+            waker.set_result(None)  # a full call is waiting: no need to linger longer
         if key not in self._drains:
             task = asyncio.get_running_loop().create_task(self._drain(key, queue))
             self._drains[key] = task
@@ -96,7 +107,7 @@ class ShadowCopier:
         try:
             while queue:
                 if _rows(queue) < self.policy.max_rows:
-                    await asyncio.sleep(self.policy.linger)
+                    await self._linger(key)
                 copies = _take(queue, self.policy.max_rows)
                 try:
                     await self._score(copies)
@@ -107,52 +118,90 @@ class ShadowCopier:
             if not queue:  # a version shadowed once does not keep its queue for ever
                 del self._queues[key]
 
+    async def _linger(self, key: tuple[str, int]) -> None:
+        """Wait ``linger`` seconds, or less if ``offer`` fills a call meanwhile."""
+        loop = asyncio.get_running_loop()
+        waker = self._wakers[key] = loop.create_future()
+        timer = loop.call_later(self.policy.linger, _wake, waker)
+        try:
+            await waker
+        finally:
+            timer.cancel()
+            del self._wakers[key]
+
     async def _score(self, copies: list[Copy]) -> None:
         shadow = copies[0].shadow
         if shadow.batcher.closed:  # the shadow ended (and was unloaded) while these waited
             self._dropped(shadow, len(copies))
             return
         start = time.perf_counter()
-        valid: list[tuple[Copy, ValidatedBatch]] = []
-        refused = 0
+        groups: dict[tuple[Any, ...], list[tuple[Copy, ValidatedBatch]]] = {}
+        refused = failed = 0
         for c in copies:
             try:
-                valid.append((c, c.validated or self._validate(shadow, c.parsed)))
+                v = c.validated or self._validate(shadow, c.parsed)
             except WatchkeeperError:  # the request's problems were counted by production
                 refused += 1
+                continue
+            except Exception:
+                log.exception("shadow %s could not validate a copy", shadow.version.ref)
+                failed += 1
+                continue
+            groups.setdefault(_layout(v.data), []).append((c, v))
+        validation = time.perf_counter() - start
         if refused:
-            self._finish(shadow, refused, time.perf_counter() - start, 422)
-        if not valid:
-            return
-        want_proba = any(c.parsed.return_probabilities for c, _ in valid)
-        batch = ValidatedBatch(data=concat([v.data for _, v in valid]),
-                               n_rows=sum(v.n_rows for _, v in valid))  # fmt: skip
+            self._finish(shadow, refused, validation, 422)
+        if failed:
+            self._finish(shadow, failed, validation, 500)
+        for group in groups.values():  # only data of one layout goes into one call
+            await self._call(shadow, group, validation)
+
+    async def _call(self, shadow: Deployed, group: list[tuple[Copy, ValidatedBatch]],
+                    validation: float) -> None:  # fmt: skip
+        start = time.perf_counter()
+        rows = sum(v.n_rows for _, v in group)
         try:
+            batch = ValidatedBatch(data=concat([v.data for _, v in group]), n_rows=rows)
+            want_proba = any(c.parsed.return_probabilities for c, _ in group)
             predictions, probabilities = await shadow.batcher.submit(batch, want_proba=want_proba)
+            if len(predictions) != rows or (probabilities is not None
+                                            and len(probabilities) != rows):  # fmt: skip
+                raise ValueError(f"the shadow answered {len(predictions)} rows for {rows}")
         except Exception:  # the shadow's own failure: counted, never seen by a client
             log.warning("shadow %s failed", shadow.version.ref, exc_info=True)
-            self._finish(shadow, len(valid), time.perf_counter() - start, 500)
+            self._finish(shadow, len(group), validation + time.perf_counter() - start, 500)
             return
-        took = time.perf_counter() - start
-        first = 0
-        for i, (c, v) in enumerate(valid):
+        took = validation + time.perf_counter() - start
+        first = unrecorded = 0
+        for i, (c, v) in enumerate(group):
             if i and i % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let requests that arrived meanwhile go first
             last = first + v.n_rows
-            if self._logbook is not None:
-                proba = probabilities[first:last] if probabilities is not None else None
-                self._logbook.log_predictions(
-                    PredictionBatch(
-                        request_id=c.request_id, model=shadow.name,
-                        version=shadow.version.version, role="shadow", timestamp=c.arrived,
-                        features=v.data, feature_names=shadow.model.input_names or [],
-                        predictions=predictions[first:last],
-                        probabilities=proba if c.parsed.return_probabilities else None,
-                        classes=shadow.class_names, latency_s=took, routing_key=c.routing_key,
-                    )
-                )  # fmt: skip
+            try:
+                self._record(shadow, c, v, predictions[first:last],
+                             probabilities[first:last] if probabilities is not None else None,
+                             took)  # fmt: skip
+            except Exception:
+                log.exception("shadow answer to %s could not be recorded", c.request_id)
+                unrecorded += 1
             first = last
-        self._finish(shadow, len(valid), took, 200)
+        self._finish(shadow, len(group) - unrecorded, took, 200)
+        if unrecorded:
+            self._finish(shadow, unrecorded, took, 500)
+
+    def _record(self, shadow: Deployed, c: Copy, v: ValidatedBatch, predictions: Any,
+                probabilities: Any, took: float) -> None:  # fmt: skip
+        if self._logbook is None:
+            return
+        self._logbook.log_predictions(
+            PredictionBatch(
+                request_id=c.request_id, model=shadow.name, version=shadow.version.version,
+                role="shadow", timestamp=c.arrived, features=v.data,
+                feature_names=shadow.model.input_names or [], predictions=predictions,
+                probabilities=probabilities if c.parsed.return_probabilities else None,
+                classes=shadow.class_names, latency_s=took, routing_key=c.routing_key,
+            )
+        )  # fmt: skip
 
     def _dropped(self, shadow: Deployed, copies: int) -> None:
         self._count(shadow, "dropped", copies)
@@ -162,6 +211,19 @@ class ShadowCopier:
         self._count(shadow, "ok" if status < 400 else "error", copies)
         self._live.observe_request(shadow.name, shadow.version.version, took, status,
                                    count=copies)  # fmt: skip
+
+
+def _wake(waker: asyncio.Future[None]) -> None:
+    if not waker.done():
+        waker.set_result(None)
+
+
+def _layout(data: Any) -> tuple[Any, ...]:
+    """Batches that can be concatenated share a layout: arrays of one width, or frames with the
+    same columns in the same order (a model without a signature gets what clients sent)."""
+    if isinstance(data, pd.DataFrame):
+        return ("frame", tuple(data.columns))
+    return ("array", np.shape(data)[1:])
 
 
 def _rows(queue: deque[Copy]) -> int:
