@@ -101,9 +101,11 @@ def serve(
             raise InvalidInput(f"--{name} must be 'count' or 'reject', not '{value}'")
     if workers < 1:
         raise InvalidInput("--workers must be at least 1")
-    if shadow_linger_ms < 0 or min(shadow_queue, shadow_batch_rows) < 1:
-        raise InvalidInput("--shadow-linger-ms must be >= 0, --shadow-queue and "
-                           "--shadow-batch-rows at least 1")  # fmt: skip
+    if shadow_linger_ms < 0:
+        raise InvalidInput(f"--shadow-linger-ms must be >= 0, not {shadow_linger_ms:g}")
+    for flag, size in (("shadow-queue", shadow_queue), ("shadow-batch-rows", shadow_batch_rows)):
+        if size < 1:
+            raise InvalidInput(f"--{flag} must be at least 1, not {size}")
     options = ServeOptions(
         models=tuple(only or ()),
         mlflow_model=model,
