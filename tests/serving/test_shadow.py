@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tests.serving.conftest import start_server
 from watchkeeper.config import Settings
+from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
 from watchkeeper.rollout.controller import Rollouts
@@ -277,3 +278,9 @@ def test_a_full_call_does_not_wait_for_the_linger(shadow_of_iris) -> None:
     asyncio.run(run())
     assert calls == [4]
     assert counted == {"ok": 4}
+
+
+@pytest.mark.parametrize("bad", [{"linger": -0.1}, {"max_rows": 0}, {"max_queued": 0}])
+def test_an_impossible_policy_is_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(InvalidInput, match="must be"):
+        ShadowPolicy(**bad)  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import InvalidInput, WatchkeeperError
 from watchkeeper.logbook import Logbook, PredictionBatch
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.batcher import concat
@@ -55,6 +55,12 @@ class ShadowPolicy:
     linger: float = 0.01  # seconds the first copy of a batch waits for others
     max_rows: int = 64  # rows scored in one call (a copy is never split)
     max_queued: int = 256  # copies waiting, per shadow; more are dropped
+
+    def __post_init__(self) -> None:
+        if self.linger < 0:
+            raise InvalidInput(f"linger must be >= 0, got {self.linger}")
+        if self.max_rows < 1 or self.max_queued < 1:
+            raise InvalidInput("max_rows and max_queued must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
