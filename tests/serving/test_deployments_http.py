@@ -18,6 +18,7 @@ from tests.serving.conftest import start_server
 from watchkeeper.config import Settings
 from watchkeeper.logbook import Logbook, LogbookConfig
 from watchkeeper.registry import Registry
+from watchkeeper.registry.deployments import Deployment
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.serving.app import ServeOptions
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -117,29 +118,20 @@ def test_an_ab_split_is_sticky_per_key_and_near_its_share(world: World) -> None:
 
 def test_a_failing_shadow_never_reaches_the_client(world: World) -> None:
     w = world
-    d = w.registry.deployments.start("iris", "shadow", 3, share=1.0, config={}, actor="t",
-                                     reason="shadow a broken model")  # fmt: skip
-    metrics = lambda: w.http.get("/metrics").text  # noqa: E731
-    _wait_for(w, lambda: _predict(w).status_code == 200
-              and 'outcome="error"' in metrics())  # fmt: skip
+    d = _shadowing(w, 3, "error")
     answers = [_predict(w) for _ in range(100)]
     assert {r.status_code for r in answers} == {200}
     assert {r.headers["x-model-version"] for r in answers} == {"1"}
-    errors = 'watchkeeper_shadow_requests_total{model="iris",outcome="error",version="3"}'
-    counted = lambda: next(float(x.split()[-1]) for x in metrics().splitlines()  # noqa: E731
-                           if x.startswith(errors))  # fmt: skip
-    _wait_for(w, lambda: counted() >= 100)  # copies are scored in batches, a moment later
-    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
+    errors = _copies(3, "error")
+    _wait_for(w, lambda: _metric(w, errors) >= 100)  # copies are scored in batches, a moment later
+    _stop(w, d)
 
 
 def test_a_good_shadow_is_logged_beside_production(world: World) -> None:
     w = world
-    d = w.registry.deployments.start("iris", "shadow", 2, share=1.0, config={}, actor="t",
-                                     reason="shadow v2")  # fmt: skip
-    _wait_for(w, lambda: _predict(w).status_code == 200
-              and 'outcome="ok",version="2"' in w.http.get("/metrics").text)  # fmt: skip
+    d = _shadowing(w, 2, "ok")
     calls = lambda: _metric(w, "watchkeeper_batch_size_rows_count")  # noqa: E731
-    copied = lambda: _metric(w, 'watchkeeper_shadow_requests_total{model="iris",outcome="ok"')  # noqa: E731
+    copied = lambda: _metric(w, _copies(2, "ok"))  # noqa: E731
     time.sleep(0.5)  # the copies of the requests above are scored
     before_calls, before_copies = calls(), copied()
     rows = w.X.iloc[::4]  # every class
@@ -160,25 +152,20 @@ def test_a_good_shadow_is_logged_beside_production(world: World) -> None:
     expected = w.registry.load("iris@2").predict(rows)
     assert len(set(expected)) == 3
     assert answered == expected.astype(float).tolist()
-    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
+    _stop(w, d)
 
 
 def test_copies_a_busy_shadow_cannot_take_are_dropped_counted_and_reported(world: World) -> None:
     w = world
-    d = w.registry.deployments.start("iris", "shadow", 4, share=1.0, config={}, actor="t",
-                                     reason="shadow a slow model")  # fmt: skip
-    _wait_for(w, lambda: _predict(w).status_code == 200
-              and 'outcome="ok",version="4"' in w.http.get("/metrics").text)  # fmt: skip
+    d = _shadowing(w, 4, "ok")
     answers = [_predict(w) for _ in range(300)]  # faster than the shadow's 5 ms a row
     assert {(r.status_code, r.headers["x-model-version"]) for r in answers} == {(200, "1")}
-    dropped = 'watchkeeper_shadow_requests_total{model="iris",outcome="dropped",version="4"}'
-    line = next(x for x in w.http.get("/metrics").text.splitlines() if x.startswith(dropped))
-    count = int(float(line.split()[-1]))
+    count = int(_metric(w, _copies(4, "dropped")))  # counted as the requests were answered
     assert count > 0
     rollouts = Rollouts(w.registry)  # what `deploy status` and the dashboard show
     _wait_for(w, lambda: rollouts.status("iris").shadow_dropped == count)
     assert rollouts.status("iris").to_dict()["shadow_dropped"] == count
-    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")
+    _stop(w, d)
 
 
 def test_bad_deployment_requests_get_field_level_errors(world: World) -> None:
@@ -208,4 +195,25 @@ def _metric(w: World, prefix: str) -> float:
     and its first labels)."""
     text = w.http.get("/metrics").text
     return sum(float(x.split()[-1]) for x in text.splitlines()
-               if x.startswith(prefix) and x[len(prefix)] in "{ ,")  # fmt: skip
+               if x.startswith(prefix) and x[len(prefix)] in "{ ,}")  # fmt: skip
+
+
+def _copies(version: int, outcome: str) -> str:
+    """The series of shadow copies of ``version`` that ended with ``outcome``."""
+    return (
+        f'watchkeeper_shadow_requests_total{{model="iris",outcome="{outcome}",version="{version}"'
+    )
+
+
+def _shadowing(w: World, version: int, outcome: str) -> Deployment:
+    """Start a shadow of ``version`` and wait until the server has made a copy for it that
+    ended with ``outcome``."""
+    d = w.registry.deployments.start("iris", "shadow", version, share=1.0, config={}, actor="t",
+                                     reason=f"shadow v{version}")  # fmt: skip
+    _wait_for(w, lambda: _predict(w).status_code == 200
+              and _metric(w, _copies(version, outcome)) > 0)  # fmt: skip
+    return d
+
+
+def _stop(w: World, d: Deployment) -> None:
+    w.registry.deployments.update("iris", d.revision, actor="t", reason="stop", state="aborted")

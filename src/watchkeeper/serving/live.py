@@ -97,16 +97,18 @@ class LiveStats:
         """CPU time of one predict call (a micro-batch), for the cost of a window."""
         key = (model, version, _minute(self.clock()))
         with self._lock:
-            cpu = self._totals[key].setdefault("cpu_us", np.zeros(1, dtype=np.int64))
-            cpu[0] += int(seconds * 1e6)
-            self._dirty.add(key)
+            self._bump(key, "cpu_us", int(seconds * 1e6))
 
     def observe_shadow_dropped(self, model: str, version: int, *, count: int = 1) -> None:
         """Shadow copies not scored: too many were waiting (kind ``shadow_dropped``)."""
         key = (model, version, _minute(self.clock()))
         with self._lock:
-            _add(self._totals[key], "shadow_dropped", np.array([count], dtype=np.int64))
-            self._dirty.add(key)
+            self._bump(key, "shadow_dropped", count)
+
+    def _bump(self, key: Key, kind: str, amount: int) -> None:
+        """Add to a one-number kind, in place (call with the lock held)."""
+        self._totals[key].setdefault(kind, np.zeros(1, dtype=np.int64))[0] += amount
+        self._dirty.add(key)
 
     def observe_batch(
         self, model: str, version: int, names: list[str], data: Any,

@@ -97,6 +97,7 @@ class ShadowCopier:
             return False
         queue.append(copy)
         waker = self._wakers.get(key)
+        # copies, not rows: a lower bound of the rows that costs nothing on the request path
         if waker is not None and not waker.done() and len(queue) >= self.policy.max_rows:
             waker.set_result(None)  # a full call is waiting: no need to linger longer
         if key not in self._drains:
