@@ -22,7 +22,7 @@ def _exported() -> set[str]:
     metrics.requests.labels("m", "1", "kserve", "200").inc()
     metrics.duration.labels("m", "kserve").observe(0.01)
     metrics.shadow.labels("m", "2", "ok").inc()
-    metrics.load_failures.labels("m").inc()
+    metrics.load_failures.labels("m", "candidate").inc()
     metrics.logbook_dropped.inc()
 
     class _NoResults(MonitoringStore):

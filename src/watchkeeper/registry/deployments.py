@@ -4,6 +4,12 @@ A deployment is one row per model. Servers follow it (every change bumps the mod
 ``revision``, which they watch); the rollout controller and people change it the same way: a
 compare-and-set on the deployment's own ``revision``, so two writers never both win. Every
 change appends a ``deployment_events`` row and an audit event with its reason.
+
+A server replica that cannot load (or warm) a deployment's candidate says so with
+:meth:`DeploymentStore.report_load_failure`: one ``deployment_events`` row in state
+``load_failed`` at the deployment's current revision, and no change to the record itself (a
+replica never changes traffic). The rollout controller reads the reports of the revision it
+looks at and rolls the deployment back; a report about an older revision is never read again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ Mode = Literal["shadow", "canary", "bluegreen", "ab"]
 MODES: tuple[str, ...] = ("shadow", "canary", "bluegreen", "ab")
 ACTIVE = ("running", "ready")  # states in which servers load the candidate
 STATES = (*ACTIVE, "promoted", "rolled_back", "aborted", "done")
+LOAD_FAILED = "load_failed"  # a replica's report in the history, not a state of the record
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +211,42 @@ class DeploymentStore:
             self._record(session, row_model, row, actor, _action(changes, promote), reason,
                          dict(details or {}))  # fmt: skip
             return _entity(row, model)
+
+    def report_load_failure(
+        self, model: str, revision: int, *, candidate: int, replica: str, reason: str,
+    ) -> bool:  # fmt: skip
+        """Record that ``replica`` could not load ``candidate`` of the deployment at ``revision``.
+
+        Nothing is written (False) when the deployment has moved on from ``revision``, is no
+        longer active or deploys another version: the report would be about a deployment that
+        no longer exists. The record and the model's revision are left alone."""
+        with session_scope(self.engine, write=True) as session:
+            row_model = _model_row(session, model)
+            row = session.get(DeploymentRow, row_model.id)
+            current = (row is not None and row.revision == revision and row.state in ACTIVE
+                       and row.candidate == candidate)  # fmt: skip
+            if row is None or not current:
+                return False
+            details = {"load_failure": {"replica": replica, "candidate": candidate}}
+            session.add(DeploymentEventRow(
+                model_name=model, revision=revision, at=self.clock(), actor=f"replica {replica}",
+                mode=row.mode, state=LOAD_FAILED, candidate=candidate, share=row.share,
+                step=row.step, reason=reason, details=details,
+            ))  # fmt: skip
+            return True
+
+    def load_failures(self, model: str, revision: int) -> list[DeploymentEvent]:
+        """Replicas' reports that they could not load the candidate at ``revision``, oldest
+        first."""
+        with session_scope(self.engine) as session:
+            query = (
+                select(DeploymentEventRow)
+                .where(DeploymentEventRow.model_name == model)
+                .where(DeploymentEventRow.revision == revision)
+                .where(DeploymentEventRow.state == LOAD_FAILED)
+                .order_by(DeploymentEventRow.id)
+            )
+            return [_event(row) for row in session.scalars(query)]
 
     def production(self, model: str) -> ModelVersion | None:
         with session_scope(self.engine) as session:

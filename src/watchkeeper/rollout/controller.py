@@ -10,6 +10,11 @@ A canary step ends when it has lasted ``min_step_seconds`` *and* the candidate a
 never come); a guard that fails at any look rolls the candidate back to 0% at once,
 with the guard values in the record. Passing the last step promotes the candidate; the old
 production version stays loaded (``keep_previous_seconds``) so ``models rollback`` is instant.
+
+A candidate that a server replica could not load or warm (shadow, canary, blue-green or A/B
+alike) is rolled back at the controller's next look, with the replica's reason: replicas only
+report it (``DeploymentStore.report_load_failure``), at the revision they loaded for, so a
+report about an earlier deployment, or an earlier revision of this one, changes nothing.
 """
 
 from __future__ import annotations
@@ -168,7 +173,10 @@ class Rollouts:
         return changed
 
     def advance(self, d: Deployment) -> Deployment | None:
-        """Roll back on a failed guard; move on when the step is done; else nothing."""
+        """Roll back on a failed load or guard; move on when the step is done; else nothing."""
+        unloadable = self.store.load_failures(d.model, d.revision)
+        if unloadable:
+            return self._unloadable(d, unloadable)
         if d.mode not in ("shadow", "canary"):
             return None  # blue-green and A/B change only by a person's decision
         plan, now = _plan(d), self.clock()
@@ -204,6 +212,18 @@ class Rollouts:
         return self._finish(d, plan, "every canary step passed", details, actor=CONTROLLER)
 
     # --- internals -----------------------------------------------------------------------
+
+    def _unloadable(self, d: Deployment, reports: list[DeploymentEvent]) -> Deployment:
+        """Roll back a candidate that replicas could not load; the first report is the reason."""
+        replicas = {r.actor for r in reports}
+        why = reports[0].reason
+        if len(replicas) > 1:
+            why += f" (and on {len(replicas) - 1} other replica(s))"
+        details = {"load_failures": [{"replica": r.actor, "at": r.at.isoformat(),
+                                      "reason": r.reason} for r in reports]}  # fmt: skip
+        log.warning("%s@%s rolled back: %s", d.model, d.candidate, why)
+        return self.store.update(d.model, d.revision, actor=CONTROLLER, reason=why,
+                                 details=details, state="rolled_back", share=0.0)  # fmt: skip
 
     def _active(self, model: str) -> Deployment:
         d = self.get(model)

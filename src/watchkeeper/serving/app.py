@@ -173,7 +173,7 @@ class Server:
         raise no_single_model(len(served))
 
     async def ping(self, request: Request) -> Response:
-        ready = bool(self._table().served())
+        ready = self._table().ready  # the rule of /readyz: production versions are served
         return Response("\n", status_code=200 if ready else 503, media_type="application/json")
 
     async def version(self, request: Request) -> Response:
@@ -188,7 +188,7 @@ class Server:
         return JSONResponse({"live": True})
 
     async def v2_ready(self, request: Request) -> Response:
-        ready = self._table().started
+        ready = self._table().ready  # the rule of /readyz: production versions are served
         return JSONResponse({"ready": ready, "live": True}, status_code=200 if ready else 503)
 
     async def v2_model(self, request: Request) -> Response:
@@ -217,9 +217,8 @@ class Server:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        state = self._table().readiness()
-        ready = state["ready"] and not state["problems"]
-        return JSONResponse(state, status_code=200 if ready else 503)
+        state = self._table().readiness()  # a candidate's problems never make it unready
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -170,8 +170,8 @@ class ServingMetrics:
         )
         self.load_failures = Counter(
             "watchkeeper_model_load_failures",
-            "Versions that failed to load or warm up.",
-            ["model"],
+            "Versions that failed to load or warm up, by role (production, candidate, standby).",
+            ["model", "role"],
             registry=r,
         )
         self.reloads = Counter(

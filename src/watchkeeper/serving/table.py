@@ -6,6 +6,14 @@ a new version is loaded (every file's sha256 checked), warmed with one predictio
 swapped in by replacing one dict entry — requests already holding the old entry finish on it,
 and its worker thread is released once it is idle. A version that fails to load or warm leaves
 the old one serving; the failure is logged, counted and shown by ``/readyz``.
+
+Readiness means the production versions are served: the replica is ready once the table has
+started and every model here whose production version it tried to load is answering (by that
+version, or by the one before while the new one cannot load). A candidate, standby or pinned
+version that cannot load never makes it unready; a failed production load is tried again
+(1 s, 2 s, 4 s ... up to 30 s apart). A deployment's candidate that cannot load is reported to
+the registry (a ``load_failed`` event at the deployment's revision) and the rollout controller
+rolls the deployment back: the table itself never changes what the deployment says.
 """
 
 from __future__ import annotations
@@ -32,13 +40,16 @@ from watchkeeper.models import LoadedModel
 from watchkeeper.models.signature import ColumnSpec
 from watchkeeper.monitoring.profile import DatasetProfile
 from watchkeeper.registry import ModelRef, ModelVersion, Registry
+from watchkeeper.registry.deployments import Deployment
 from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher, Outputs
+from watchkeeper.serving.live import replica_id
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.validation import ValidationPolicy, Validator
 
 log = logging.getLogger("watchkeeper.serving")
 CpuObserver = Callable[[str, int, float], None]  # model, version, CPU seconds
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before a failed production load is tried again
 
 
 @dataclass
@@ -77,6 +88,24 @@ class Route:
         return self.mode != "shadow" and self.share > 0
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why one version of a model (in one role) is not loaded here."""
+
+    model: str
+    role: str  # production | candidate | standby
+    version: int
+    error: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.role} version {self.version} failed to load: {self.error}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "role": self.role, "version": self.version,
+                "reason": self.text}  # fmt: skip
+
+
 @dataclass
 class TableState:
     live: dict[str, Deployed] = field(default_factory=dict)
@@ -86,7 +115,10 @@ class TableState:
     pinned: dict[tuple[str, int], Deployed] = field(default_factory=dict)
     ref_cache: dict[str, int] = field(default_factory=dict)
     revisions: dict[str, int] = field(default_factory=dict)
-    problems: dict[str, str] = field(default_factory=dict)
+    problems: dict[tuple[str, str], Problem] = field(default_factory=dict)  # (model, role)
+    production: dict[str, int] = field(default_factory=dict)  # tried to load: must be served
+    retry: dict[str, tuple[float, float]] = field(default_factory=dict)  # (due, delay) seconds
+    reported: dict[str, tuple[int, int]] = field(default_factory=dict)  # (revision, candidate)
 
 
 class ModelTable:
@@ -100,6 +132,7 @@ class ModelTable:
         models: list[str] | None = None,
         poll_interval: float = 0.25,
         on_cpu: CpuObserver | None = None,
+        replica: str | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -108,6 +141,7 @@ class ModelTable:
         self.only = set(models) if models else None
         self.poll_interval = poll_interval
         self.on_cpu = on_cpu
+        self.replica = replica or replica_id()
         self.state = TableState()
         self._watcher: asyncio.Task[None] | None = None
         self.started = False
@@ -119,8 +153,9 @@ class ModelTable:
         if deployed is not None:
             return deployed
         if name in self.state.revisions:
-            problem = self.state.problems.get(name, "it has no production version")
-            raise ModelNotReady(f"model '{name}' is not being served: {problem}")
+            problem = self.state.problems.get((name, "production"))
+            why = problem.text if problem is not None else "it has no production version"
+            raise ModelNotReady(f"model '{name}' is not being served: {why}")
         raise ModelNotFound(f"no model named '{name}' is served here")
 
     async def resolve(self, text: str) -> Deployed:
@@ -173,19 +208,23 @@ class ModelTable:
                 await self.refresh()
             except WatchkeeperError as exc:  # database blip: keep serving what is loaded
                 log.warning("registry poll failed: %s", exc.message)
+            except Exception:  # a bug must not stop this replica following the registry
+                log.exception("registry poll failed; trying again")
 
     async def refresh(self) -> None:
         revisions = await asyncio.to_thread(self.registry.revisions)
         if self.only is not None:
             revisions = {k: v for k, v in revisions.items() if k in self.only}
-        now = datetime.now(UTC)
+        now, clock = datetime.now(UTC), time.monotonic()
         expired = {n for n, until in self.state.standby_until.items() if until <= now}
+        expired |= {n for n, (due, _) in self.state.retry.items() if due <= clock}
         for name, revision in revisions.items():
             if self.state.revisions.get(name) != revision or name in expired:
                 await self._sync(name)
                 self.state.revisions[name] = revision
         for name in set(self.state.revisions) - set(revisions):
             self.state.revisions.pop(name)
+            self._forget(name)
 
     async def _sync(self, name: str) -> None:
         """Bring one model in line with the registry: production, the deployment's candidate
@@ -199,22 +238,30 @@ class ModelTable:
         except NotFound:
             self.state.live.pop(name, None)
             self.state.routes.pop(name, None)
+            self._forget(name)
             self._retire_unwanted(name, set())
             return
         deployment = await asyncio.to_thread(self.registry.deployments.get, name)
         primary = await self._ensure(version, "production")
+        self.state.production[name] = version.version
         if primary is None:
+            self._retry_later(name)
             return  # the problem is recorded; what is loaded keeps serving
-        route = None
+        self.state.retry.pop(name, None)
+        route, unloadable = None, None
         keep = {version.version}
         now = datetime.now(UTC)
         if deployment is not None and deployment.active and deployment.candidate is not None:
             candidate = await self._ensure_number(name, deployment.candidate, "candidate")
-            if candidate is not None and candidate is not primary:
+            if candidate is None:
+                unloadable = deployment
+            elif candidate is not primary:
                 keep.add(deployment.candidate)
                 field_name = deployment.config.get("routing_field")
                 same = candidate.model.signature == primary.model.signature
                 route = Route(deployment.mode, candidate, deployment.share, field_name, same)
+        else:
+            self.state.problems.pop((name, "candidate"), None)
         until = deployment.standby_until if deployment is not None else None
         if deployment is not None and deployment.standby is not None and until and until > now:
             if await self._ensure_number(name, deployment.standby, "standby") is not None:
@@ -222,6 +269,7 @@ class ModelTable:
                 self.state.standby_until[name] = until
         else:
             self.state.standby_until.pop(name, None)
+            self.state.problems.pop((name, "standby"), None)
         previous = self.state.live.get(name)
         self.state.live[name] = primary  # the swap: dict assignments, no await in between
         if route is None:
@@ -233,15 +281,49 @@ class ModelTable:
             self.metrics.reloads.labels(name).inc()
             log.info("%s now serves version %s", name, version.version)
         self._retire_unwanted(name, keep)
+        if unloadable is not None:
+            await self._report(unloadable)
+
+    async def _report(self, deployment: Deployment) -> None:
+        """Tell the registry (once per deployment revision) that the candidate cannot be
+        loaded here; the rollout controller rolls the deployment back. A failed report raises,
+        so the next poll syncs the model (and reports) again."""
+        name, number = deployment.model, deployment.candidate
+        problem = self.state.problems.get((name, "candidate"))
+        if number is None or problem is None:
+            return
+        if self.state.reported.get(name) == (deployment.revision, number):
+            return
+        reason = (f"{deployment.mode} candidate v{number} failed to load on {self.replica}: "
+                  f"{problem.error}")  # fmt: skip
+        await asyncio.to_thread(self.registry.deployments.report_load_failure, name,
+                                deployment.revision, candidate=number, replica=self.replica,
+                                reason=reason)  # fmt: skip
+        self.state.reported[name] = (deployment.revision, number)
+
+    def _retry_later(self, name: str) -> None:
+        """A production version that failed to load is tried again, less and less often."""
+        _, delay = self.state.retry.get(name, (0.0, RETRY_FIRST / 2))
+        delay = min(delay * 2, RETRY_MAX)
+        self.state.retry[name] = (time.monotonic() + delay, delay)
+
+    def _forget(self, name: str) -> None:
+        """Nothing of ``name`` is wanted here any more: no problems, nothing to serve."""
+        self.state.production.pop(name, None)
+        self.state.retry.pop(name, None)
+        self.state.reported.pop(name, None)
+        for key in [k for k in self.state.problems if k[0] == name]:
+            self.state.problems.pop(key)
 
     async def _ensure_number(self, name: str, number: int, role: str) -> Deployed | None:
         loaded = self.state.pool.get((name, number))
         if loaded is not None:
+            self.state.problems.pop((name, role), None)
             return loaded
         try:
             version = await asyncio.to_thread(self.registry.get, f"{name}@{number}")
         except NotFound:
-            self.state.problems[name] = f"{role} version {number} does not exist"
+            self.state.problems[(name, role)] = Problem(name, role, number, "it does not exist")
             return None
         return await self._ensure(version, role)
 
@@ -249,20 +331,18 @@ class ModelTable:
         """The loaded version, loading (verify + warm) it first if needed; None on failure."""
         key = (version.name, version.version)
         loaded = self.state.pool.get(key)
-        if loaded is not None:
-            self.state.problems.pop(version.name, None)
-            return loaded
-        try:
-            fresh = await self._load(version, role=role)
-        except WatchkeeperError as exc:
-            self.metrics.load_failures.labels(version.name).inc()
-            problem = f"{role} version {version.version} failed to load: {exc.message}"
-            self.state.problems[version.name] = problem
-            log.error("%s: %s", version.name, problem)
-            return None
-        self.state.problems.pop(version.name, None)
-        self.state.pool[key] = fresh
-        return fresh
+        if loaded is None:
+            try:
+                loaded = await self._load(version, role=role)
+            except WatchkeeperError as exc:
+                self.metrics.load_failures.labels(version.name, role).inc()
+                problem = Problem(version.name, role, version.version, exc.message)
+                self.state.problems[(version.name, role)] = problem
+                log.error("%s: %s", version.name, problem.text)
+                return None
+            self.state.pool[key] = loaded
+        self.state.problems.pop((version.name, role), None)
+        return loaded
 
     def _retire_unwanted(self, name: str, keep: set[int]) -> None:
         for key in [k for k in self.state.pool if k[0] == name and k[1] not in keep]:
@@ -315,11 +395,29 @@ class ModelTable:
         return observe
 
     def readiness(self) -> dict[str, Any]:
-        return {
-            "ready": self.started,
+        """``ready`` when started and every model whose production version was tried here is
+        answering; ``problems`` lists every version that could not be loaded, in any role;
+        ``reason`` says why the replica is not ready."""
+        reasons = [] if self.started else ["the model table has not started"]
+        if self._watcher is not None and self._watcher.done():
+            reasons.append("the registry watcher stopped")
+        for name, number in sorted(self.state.production.items()):
+            if name not in self.state.live:
+                problem = self.state.problems.get((name, "production"))
+                why = problem.text if problem is not None else f"version {number} is not loaded"
+                reasons.append(f"model '{name}' is not served: {why}")
+        out: dict[str, Any] = {
+            "ready": not reasons,
             "models": {d.name: d.number for d in self.state.live.values()},
-            "problems": dict(self.state.problems),
+            "problems": [p.to_dict() for _, p in sorted(self.state.problems.items())],
         }
+        if reasons:
+            out["reason"] = "; ".join(reasons)
+        return out
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.readiness()["ready"])
 
 
 def _predict_fn(
