@@ -18,6 +18,7 @@ The tree::
     │   ├── UnsupportedMediaType      415
     │   ├── PayloadTooLarge           413 (body or row count over the limit)
     │   └── UnreadableModel           (the file is not a model we can read)
+    │       └── UntrustedTypes        (a skops file holds types nobody trusted)
     ├── Unauthorized                  401, exit 1 (no or unknown API token)
     ├── Forbidden                     403, exit 1 (the token's role does not allow it)
     ├── MissingDependency             501, exit 1 (a flavor's library is not installed)
@@ -35,14 +36,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_MESSAGE_CHARS = 1000  # an error message, which may quote what the client sent
+MAX_DETAIL_CHARS = 200  # a detail's field or problem, often a client's own name for something
+MAX_DETAILS = 100
+
+
+def clip(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, saying how long it was: a client's value echoed
+    in an error never makes the error large.
+
+    >>> clip("x" * 500, 10)
+    'xxxxxxxxxx… (500 chars)'
+    """
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+
 
 @dataclass(frozen=True)
 class Detail:
-    """One field-level problem: the field (and row, for a one-row problem) and what is wrong."""
+    """One field-level problem: the field (and row, for a one-row problem) and what is wrong.
+    Both strings are clipped (``clip``): they often name what the client sent."""
 
     field: str
     problem: str
     row: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("field", "problem"):
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > MAX_DETAIL_CHARS:
+                object.__setattr__(self, name, clip(value))
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"field": self.field, "problem": self.problem}
@@ -52,14 +74,23 @@ class Detail:
 
 
 class WatchkeeperError(Exception):
-    """Base class of every error raised on purpose by watchkeeper."""
+    """Base class of every error raised on purpose by watchkeeper.
+
+    The message is clipped to ``MAX_MESSAGE_CHARS`` and the details to ``MAX_DETAILS`` (the last
+    one saying how many more there were): this is the one place every error body, log line and
+    CLI message passes, so no client value is ever echoed whole.
+    """
 
     code = "watchkeeper_error"
 
     def __init__(self, message: str, *, details: list[Detail] | None = None) -> None:
+        message = clip(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.details = list(details or [])
+        if len(self.details) > MAX_DETAILS:
+            more = len(self.details) - MAX_DETAILS + 1
+            self.details[MAX_DETAILS - 1 :] = [Detail("*", f"{more} more problems not listed")]
 
     @property
     def http_status(self) -> int:
@@ -137,6 +168,10 @@ class PayloadTooLarge(InvalidInput):
 
 class UnreadableModel(InvalidInput):
     code = "unreadable_model"
+
+
+class UntrustedTypes(UnreadableModel):
+    code = "untrusted_types"
 
 
 class Unauthorized(WatchkeeperError):

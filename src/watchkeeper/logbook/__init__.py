@@ -7,12 +7,19 @@ public and documented in ``watchkeeper.logbook.records`` and ``watchkeeper.logbo
 
 from watchkeeper.logbook.book import Logbook
 from watchkeeper.logbook.config import LogbookConfig, LogbookStats
-from watchkeeper.logbook.entries import FeedbackItem, PredictionBatch
+from watchkeeper.logbook.entries import (
+    OUTCOME_NAME,
+    OUTCOME_NAME_RULE,
+    FeedbackItem,
+    PredictionBatch,
+)
 
 __all__ = [
     "FeedbackItem",
     "Logbook",
     "LogbookConfig",
     "LogbookStats",
+    "OUTCOME_NAME",
+    "OUTCOME_NAME_RULE",
     "PredictionBatch",
 ]

@@ -75,7 +75,9 @@ class Logbook:
         return self._writer.log(batch)
 
     def log_feedback(self, items: Iterable[FeedbackItem]) -> int:
-        """Buffer labels/outcomes; returns how many were accepted (the rest did not fit)."""
+        """Buffer labels/outcomes; returns how many were accepted (the rest did not fit).
+        ``InvalidInput``, and nothing buffered, when they bring outcome names beyond
+        ``config.max_outcome_names``."""
         return self._writer.log_feedback(items)
 
     @property

@@ -23,11 +23,14 @@ class LogbookConfig:
       ``sha256(hash_salt + value)`` in hex.
     - ``retry_initial`` doubling up to ``retry_max``: seconds between attempts after a failed
       flush.
+    - ``max_outcome_names``: distinct feedback outcome names (each a Parquet column) this
+      logbook accepts; feedback bringing more is refused whole (feedback names no model, so the
+      bound is per logbook writer: per server process).
 
     >>> LogbookConfig(flush_rows=10, sample_rate={"churn": 0.5})
     LogbookConfig(flush_rows=10, flush_interval=2.0, max_buffer_rows=1000000, \
 sample_rate={'churn': 0.5}, drop_fields=(), hash_fields=(), hash_salt='', retry_initial=0.5, \
-retry_max=30.0)
+retry_max=30.0, max_outcome_names=64)
     """
 
     flush_rows: int = 50_000
@@ -39,6 +42,7 @@ retry_max=30.0)
     hash_salt: str = field(default="", repr=False)
     retry_initial: float = 0.5
     retry_max: float = 30.0
+    max_outcome_names: int = 64
 
     def __post_init__(self) -> None:
         problems = []
@@ -48,6 +52,8 @@ retry_max=30.0)
             problems.append(f"flush_interval must be > 0, got {self.flush_interval}")
         if self.max_buffer_rows < 1:
             problems.append(f"max_buffer_rows must be >= 1, got {self.max_buffer_rows}")
+        if self.max_outcome_names < 0:
+            problems.append(f"max_outcome_names must be >= 0, got {self.max_outcome_names}")
         if not 0 < self.retry_initial <= self.retry_max:
             problems.append("retry_initial must be > 0 and <= retry_max")
         for model, rate in self.sample_rate.items():
@@ -71,6 +77,7 @@ retry_max=30.0)
             f"hash_salt={'***' if self.hash_salt else repr('')}",
             f"retry_initial={self.retry_initial}",
             f"retry_max={self.retry_max}",
+            f"max_outcome_names={self.max_outcome_names}",
         ]
         return f"LogbookConfig({', '.join(parts)})"
 

@@ -7,6 +7,7 @@ logging.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,11 @@ import pandas as pd
 
 from watchkeeper.errors import InvalidInput
 
+# An outcome name becomes the Parquet column ``outcome_<name>``: a short identifier.
+OUTCOME_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+OUTCOME_NAME_RULE = (
+    "expected a name of letters, digits and _ (at most 64, not starting with a digit)"
+)
 ROLES = frozenset({"primary", "canary", "shadow", "arm-a", "arm-b", "batch"})
 
 
@@ -94,7 +100,9 @@ class FeedbackItem:
         if isinstance(row, bool) or not isinstance(row, int | np.integer) or row < 0:
             raise InvalidInput(f"feedback row must be an integer >= 0, got {row!r}")
         for name, value in (self.outcome or {}).items():
-            if not isinstance(name, str) or not isinstance(value, int | float | np.number):
+            if not isinstance(name, str) or not OUTCOME_NAME.match(name):
+                raise InvalidInput(f"feedback outcome {name!r}: {OUTCOME_NAME_RULE}")
+            if not isinstance(value, int | float | np.number):
                 raise InvalidInput(f"feedback outcome {name!r} must be a number, got {value!r}")
         if self.timestamp is None:
             object.__setattr__(self, "timestamp", datetime.now(UTC))

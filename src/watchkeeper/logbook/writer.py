@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from watchkeeper.errors import StoreUnavailable
+from watchkeeper.errors import Detail, InvalidInput, StoreUnavailable
 from watchkeeper.logbook.config import LogbookConfig, LogbookStats
 from watchkeeper.logbook.convert import Segment, SegmentBuilder
 from watchkeeper.logbook.entries import FeedbackItem, PredictionBatch
@@ -52,6 +52,7 @@ class Writer:
         self._flush_lock = threading.Lock()
         self._batches: list[PredictionBatch] = []
         self._feedback: list[tuple[FeedbackItem, int]] = []
+        self._outcome_names: set[str] = set()  # accepted so far, bounded by max_outcome_names
         self._retry: list[Segment] = []  # converted, not yet written
         self._oldest: float | None = None  # monotonic time of the oldest unflushed entry
         self._counts = dict.fromkeys(
@@ -89,9 +90,16 @@ class Writer:
 
     def log_feedback(self, items: Iterable[FeedbackItem]) -> int:
         items = list(items)
+        names = {name for item in items for name in item.outcome or ()}
         with self._cond:
+            new = names - self._outcome_names
+            if new and len(self._outcome_names) + len(new) > self._config.max_outcome_names:
+                raise self._too_many_names(new)
             room = 0 if self._closed else self._config.max_buffer_rows - self._counts["fb_buffered"]
             taken = max(0, min(room, len(items)))
+            if taken < len(items):  # only the names of what is buffered count
+                new = {name for item in items[:taken] for name in item.outcome or ()}
+            self._outcome_names |= new
             received = max(micros(datetime.now(UTC)), self._last_received + 1)
             self._last_received = received
             self._feedback.extend((item, received) for item in items[:taken])
@@ -102,6 +110,18 @@ class Writer:
         if taken < len(items):
             self._dropped(len(items) - taken, "feedback items")
         return taken
+
+    def _too_many_names(self, new: set[str]) -> InvalidInput:
+        """The refusal of feedback bringing outcome names beyond the bound (the lock is held)."""
+        limit, known = self._config.max_outcome_names, len(self._outcome_names)
+        shown = sorted(new)[:10]
+        return InvalidInput(
+            f"feedback brings {len(new)} new outcome names ({', '.join(shown)}"
+            f"{', ...' if len(new) > len(shown) else ''}) to the {known} known; at most "
+            f"{limit} distinct outcome names are accepted (serve --max-outcome-names); nothing "
+            "was stored",
+            details=[Detail(f"outcome.{name}", "too_many_outcome_names") for name in shown],
+        )
 
     def _touch(self, before: int, after: int) -> None:
         """Note new entries (the lock is held): start the age clock, wake the flusher if full."""

@@ -3,22 +3,41 @@
 The body is one feedback object, a list of them, or ``{"feedback": [...]}``; each object is
 ``{"request_id", "row": 0, "label": ..., "outcome": {name: number}, "timestamp": ISO-8601}``.
 Every problem is reported with its item index and field; nothing is stored unless all are valid.
+
+Bounds: the body (``Limits.max_body_bytes``, refused by its Content-Length before it is read),
+the items per request (``MAX_ITEMS``, also counted before parsing), outcome names (the pattern
+``OUTCOME_NAME``: they become Parquet columns) and the number of distinct outcome names (the
+logbook's ``max_outcome_names``). Bodies over ``Limits.offload_bytes`` are parsed in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.requests import Request
+
 from watchkeeper.errors import Detail, InvalidInput, SchemaError
-from watchkeeper.logbook import FeedbackItem
-from watchkeeper.serving.protocols import _json
+from watchkeeper.logbook import OUTCOME_NAME, OUTCOME_NAME_RULE, FeedbackItem
+from watchkeeper.serving.predict import Limits, read_request
+from watchkeeper.serving.protocols import _bounds, _json
 
 MAX_ITEMS = 100_000
+_FIELDS_PER_ITEM = 8  # values of one item, beyond its outcomes, for the count before parsing
+
+
+async def read(request: Request, limits: Limits) -> list[FeedbackItem]:
+    """The items of a feedback request, read within ``limits``."""
+    body = await read_request(request, limits.max_body_bytes)
+    if len(body) > limits.offload_bytes:
+        return await asyncio.to_thread(parse, body)
+    return parse(body)
 
 
 def parse(body: bytes) -> list[FeedbackItem]:
+    _bounds.check_json(body, MAX_ITEMS, _FIELDS_PER_ITEM)
     payload = _json.loads(body)
     if isinstance(payload, dict) and "feedback" in payload:
         payload = payload["feedback"]
@@ -71,6 +90,10 @@ def _outcome(value: Any, index: int, problems: list[Detail]) -> dict[str, float]
     )
     if not ok:
         problems.append(Detail("outcome", "expected {name: number}", row=index))
+        return None
+    bad = [name for name in value if not OUTCOME_NAME.match(name)]
+    if bad:
+        problems.extend(Detail(f"outcome.{name}", OUTCOME_NAME_RULE, row=index) for name in bad[:5])
         return None
     return {str(k): float(v) for k, v in value.items()}
 

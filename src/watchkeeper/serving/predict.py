@@ -7,6 +7,7 @@ side lives in ``fast.py``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
@@ -19,9 +20,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from starlette.requests import Request
 from starlette.responses import Response
 
-from watchkeeper.errors import SchemaError, WatchkeeperError
+from watchkeeper.errors import (
+    MAX_MESSAGE_CHARS,
+    InvalidInput,
+    PayloadTooLarge,
+    SchemaError,
+    WatchkeeperError,
+    clip,
+)
 from watchkeeper.logbook import Logbook, PredictionBatch
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.live import LiveStats
@@ -33,10 +42,11 @@ from watchkeeper.serving.table import Deployed, ModelTable, Route
 
 log = logging.getLogger("watchkeeper.serving")
 
-Parse = Callable[[bytes, str, Deployed], ParsedBatch]  # body, content type, version
+Parse = Callable[[bytes, str, Deployed, int], ParsedBatch]  # body, content type, version, rows
 Render = Callable[["Answer"], bytes]
 ReadBody = Callable[[int], Awaitable[bytes]]  # reads the body, refusing more than N bytes
 JSON = b"application/json"
+OTHER = "<other>"  # the field label of an input problem about a field the signature lacks
 
 
 @dataclass(frozen=True)
@@ -55,11 +65,43 @@ class Reply:
     headers: list[tuple[bytes, bytes]]
 
 
+UNKNOWN = "<unknown>"  # the metric label of a model name this server does not serve
+
+
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Request limits: body bytes (default 10 MiB)."""
+    """Request limits.
+
+    ``max_body_bytes``: prediction and feedback bodies (default 10 MiB). ``max_api_body_bytes``:
+    management API bodies (default 1 MiB; they hold a few fields). ``offload_bytes``: bodies
+    larger than this are parsed and validated in a worker thread, so the event loop keeps
+    answering; smaller ones stay on the loop, where they cost less than a thread hop.
+    """
 
     max_body_bytes: int = 10 * 1024 * 1024
+    max_api_body_bytes: int = 1024 * 1024
+    offload_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_api_body_bytes", "offload_bytes"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+async def read_request(request: Request, limit: int) -> bytes:
+    """A Starlette request's body, refused (413) as soon as it is over ``limit`` bytes: by its
+    Content-Length before reading anything, else while it streams in."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body of {int(length)} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Predictor:
@@ -103,20 +145,30 @@ class Predictor:
         start = time.perf_counter()
         arrived = datetime.now(UTC) if self.logbook is not None else None
         request_id = request_id or self._ids.next()
-        name, version, status = model.partition("@")[0], "", 200
+        name, version, status = UNKNOWN, "", 200  # the name once resolved: a served model
         deployed: Deployed | None = None
         headers = [(b"content-type", JSON), (b"x-request-id", request_id.encode())]
         try:
             body = await read_body(self.limits.max_body_bytes)
             deployed = await self.table.resolve(model)
-            parsed = parse(body, content_type, deployed)
+            name = deployed.name
+            max_rows = self.table.validation.max_rows
+            offload = len(body) > self.limits.offload_bytes
+            if offload:
+                parsed = await asyncio.to_thread(parse, body, content_type, deployed, max_rows)
+            else:
+                parsed = parse(body, content_type, deployed, max_rows)
+            del body
             route = self.table.route(model) if "@" not in model else None
             if route is not None:
                 routing_key = routing_key or _field_key(parsed, route.routing_field)
                 if route.answers and to_candidate(name, route.share, routing_key, self._rng):
                     deployed = route.candidate
             version = deployed.number
-            validated = self._validate(deployed, parsed)
+            if offload:
+                validated = await asyncio.to_thread(self._validate, deployed, parsed)
+            else:
+                validated = self._validate(deployed, parsed)
             predictions, probabilities = await deployed.batcher.submit(
                 validated, want_proba=parsed.return_probabilities
             )
@@ -150,13 +202,13 @@ class Predictor:
                              routing_key, arrived)  # fmt: skip
         except WatchkeeperError as exc:
             status = exc.http_status
-            if isinstance(exc, SchemaError):
-                self._count_problems(name, exc)
+            if isinstance(exc, SchemaError) and deployed is not None:
+                self._count_problems(deployed, exc)
             out = _json.error_body(exc)
         except Exception as exc:  # the model itself failed: our fault, never the client's
             log.exception("prediction failed for %s", model)
             status = 500
-            message = f"{type(exc).__name__}: {exc}"
+            message = clip(f"{type(exc).__name__}: {exc}", MAX_MESSAGE_CHARS)
             out = _json.dumps(
                 {"error": {"code": "prediction_failed", "message": message, "details": []}}
             )
@@ -205,15 +257,19 @@ class Predictor:
         self, deployed: Deployed, parsed: ParsedBatch, *, count: bool = True
     ) -> ValidatedBatch:
         if deployed.validator is None:
-            return unvalidated(parsed)
+            return unvalidated(parsed, self.table.validation.max_rows)
         validated = deployed.validator.validate(parsed)
         for (field, problem), n in validated.findings.items() if count else ():
             self.metrics.input_problems.labels(deployed.name, field, problem).inc(n)
         return validated
 
-    def _count_problems(self, name: str, exc: SchemaError) -> None:
+    def _count_problems(self, deployed: Deployed, exc: SchemaError) -> None:
+        """Counts per model, field and problem; a field the signature lacks (a client's junk
+        key) is counted as ``<other>``, so clients cannot create series."""
+        known = deployed.model.input_names or ()
         for detail in exc.details:
-            self.metrics.input_problems.labels(name, detail.field, detail.problem).inc()
+            field = detail.field if detail.field in known or detail.field == "*" else OTHER
+            self._child(self.metrics.input_problems, deployed.name, field, detail.problem).inc()
 
 
 def _field_key(parsed: ParsedBatch, field: str | None) -> str | None:
@@ -238,8 +294,12 @@ class RequestIds:
         return f"{self._prefix}-{next(self._counter):x}"
 
 
-def unvalidated(parsed: ParsedBatch) -> ValidatedBatch:
-    """A model registered without a signature gets the data as sent."""
+def unvalidated(parsed: ParsedBatch, max_rows: int) -> ValidatedBatch:
+    """A model registered without a signature gets the data as sent (at most ``max_rows``)."""
+    if parsed.n_rows > max_rows:
+        raise PayloadTooLarge(
+            f"the request holds {parsed.n_rows} rows; at most {max_rows} are accepted at once"
+        )
     data: Any
     if parsed.columns is not None:
         data = pd.DataFrame(parsed.columns)

@@ -21,6 +21,7 @@ from typing import Any
 
 from watchkeeper.errors import Detail, MalformedRequest
 from watchkeeper.serving.batch import ParsedBatch
+from watchkeeper.serving.protocols._bounds import check_json
 from watchkeeper.serving.protocols._json import dumps, loads
 
 _SHAPE_HELP = (
@@ -29,8 +30,10 @@ _SHAPE_HELP = (
 )
 
 
-def parse(body: bytes, names: list[str] | None) -> ParsedBatch:
-    """The rows of a KServe v1 request; ``names`` are the model's input names, when known."""
+def parse(body: bytes, names: list[str] | None, *, max_rows: int = 10_000) -> ParsedBatch:
+    """The rows of a KServe v1 request; ``names`` are the model's input names, when known.
+    A body holding more values than ``max_rows`` rows could is refused before it is parsed."""
+    check_json(body, max_rows, len(names) if names else None)
     obj = loads(body)
     if not isinstance(obj, dict):
         raise MalformedRequest(_SHAPE_HELP)

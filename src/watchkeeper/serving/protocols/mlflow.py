@@ -23,6 +23,7 @@ from typing import Any
 
 from watchkeeper.errors import Detail, MalformedRequest, UnsupportedMediaType
 from watchkeeper.serving.batch import ParsedBatch
+from watchkeeper.serving.protocols._bounds import check_csv, check_json
 from watchkeeper.serving.protocols._json import dumps, loads
 from watchkeeper.serving.protocols.kserve_v1 import columns_of, from_instances
 
@@ -35,13 +36,22 @@ _FIELDS_HELP = (
 _UTF8 = ("utf-8", "utf8")
 
 
-def parse(body: bytes, content_type: str, names: list[str] | None) -> ParsedBatch:
-    """The rows of an ``/invocations`` request (JSON or CSV, by its content type)."""
+def parse(
+    body: bytes, content_type: str, names: list[str] | None, *, max_rows: int = 10_000
+) -> ParsedBatch:
+    """The rows of an ``/invocations`` request (JSON or CSV, by its content type). A body
+    holding more values (or CSV lines) than ``max_rows`` rows could is refused before it is
+    parsed."""
     media, charset = _media_type(content_type)
+    width = len(names) if names else None
     if media == "application/json":
-        return _parse_json(body if charset in _UTF8 else _decode(body, charset), names)
+        text = body if charset in _UTF8 else _decode(body, charset)
+        check_json(text, max_rows, width)
+        return _parse_json(text, names)
     if media == "text/csv":
-        return _parse_csv(_decode(body, charset))
+        text = _decode(body, charset)
+        check_csv(text, max_rows, width)
+        return _parse_csv(text)
     raise UnsupportedMediaType(
         f"content type {content_type!r} is not supported; send application/json or text/csv",
         details=[Detail("content-type", "unsupported")],

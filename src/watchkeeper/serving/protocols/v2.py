@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.errors import Detail, MalformedRequest
+from watchkeeper.errors import Detail, MalformedRequest, PayloadTooLarge
 from watchkeeper.models.signature import Signature
 from watchkeeper.serving._convert import BOOL_TYPES, NULL, NUMBER_TYPES, TEXT_TYPES, describe
 from watchkeeper.serving.batch import ParsedBatch
+from watchkeeper.serving.protocols._bounds import check_json
 from watchkeeper.serving.protocols._json import dumps, loads
 
 _INTEGER_TYPES: frozenset[type] = frozenset({int, NULL})
@@ -38,8 +39,21 @@ _COLUMN_DATATYPES = {
 }
 
 
-def parse(body: bytes, signature: Signature | None) -> ParsedBatch:
-    """The rows of an inference request; ``request_id`` is the request's ``id``."""
+_DATATYPE_BYTES = {"BOOL": 1, "BYTES": 8, **{f"{s}INT{b}": b // 8 for s in ("", "U")
+                                               for b in (8, 16, 32, 64)},
+                   **{f"FP{b}": b // 8 for b in (16, 32, 64)}}  # fmt: skip
+_MAX_DIM = 2**31 - 1
+
+
+def parse(body: bytes, signature: Signature | None, *, max_rows: int = 10_000) -> ParsedBatch:
+    """The rows of an inference request; ``request_id`` is the request's ``id``.
+
+    Declared shapes are checked before anything is allocated from them: one or two dimensions,
+    each a non-negative integer, at most ``max_rows`` rows (413 beyond), and as many values as
+    the data holds.
+    """
+    names = signature.names if signature is not None else None
+    check_json(body, max_rows, len(names) if names else None)
     obj = loads(body)
     if not isinstance(obj, dict):
         raise MalformedRequest('an inference request is a JSON object with "inputs"')
@@ -52,9 +66,8 @@ def parse(body: bytes, signature: Signature | None) -> ParsedBatch:
             '"inputs" must be a non-empty list of tensors',
             details=[Detail("inputs", "missing" if inputs is None else "expected_tensors")],
         )
-    tensors = [_tensor(item, index) for index, item in enumerate(inputs)]
+    tensors = [_tensor(item, index, max_rows) for index, item in enumerate(inputs)]
     flag = _wants_probabilities(obj)
-    names = signature.names if signature is not None else None
     name, shape, data = tensors[0]
     if len(tensors) == 1 and len(shape) == 2 and (shape[1] != 1 or not names or name not in names):
         width = shape[1]
@@ -63,7 +76,7 @@ def parse(body: bytes, signature: Signature | None) -> ParsedBatch:
     return ParsedBatch(columns=_columns(tensors), return_probabilities=flag, request_id=request_id)
 
 
-def _tensor(item: Any, index: int) -> tuple[str, list[int], list[Any]]:
+def _tensor(item: Any, index: int, max_rows: int) -> tuple[str, list[int], list[Any]]:
     where = f"inputs[{index}]"
     if not isinstance(item, dict):
         raise MalformedRequest(
@@ -80,20 +93,48 @@ def _tensor(item: Any, index: int) -> tuple[str, list[int], list[Any]]:
         raise MalformedRequest(
             f"{where}.name must be a string", details=[Detail(where, "bad_name")]
         )
-    if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
-        raise MalformedRequest(
-            f"input {name!r}: shape must be a list of non-negative integers",
-            details=[Detail(name, "bad_shape")],
-        )
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise MalformedRequest(
             f"input {name!r}: unknown datatype {datatype!r} "
             f"(expected one of {', '.join(DATATYPES)})",
             details=[Detail(name, "unknown_datatype")],
         )
+    _check_shape(name, shape, datatype, max_rows)
     data = _flatten(item["data"], name)
     _check_data(name, shape, datatype, data)
     return name, shape, data
+
+
+def _check_shape(name: str, shape: Any, datatype: str, max_rows: int) -> None:
+    """A declared shape, before any data is laid out by it."""
+    if type(shape) is not list or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape):
+        raise MalformedRequest(
+            f"input {name!r}: shape must be a list of integers from 0 to {_MAX_DIM}",
+            details=[Detail(f"{name}.shape", "bad_shape")],
+        )
+    if len(shape) not in (1, 2):
+        raise MalformedRequest(
+            f"input {name!r}: shape has {len(shape)} dimensions; send [n], [n, 1] or one [n, k] "
+            "tensor",
+            details=[Detail(f"{name}.shape", "bad_shape")],
+        )
+    if shape[0] > max_rows:
+        raise PayloadTooLarge(
+            f"input {name!r}: shape {shape} declares {shape[0]} rows; at most {max_rows} are "
+            "accepted at once",
+            details=[Detail(f"{name}.shape", "too_many_rows")],
+        )
+    declared = math.prod(shape) * _DATATYPE_BYTES[datatype]
+    if len(shape) == 2 and shape[1] == 0 and shape[0]:
+        raise MalformedRequest(
+            f"input {name!r}: shape {shape} has rows of no values",
+            details=[Detail(f"{name}.shape", "bad_shape")],
+        )
+    if declared > _MAX_DIM:
+        raise PayloadTooLarge(
+            f"input {name!r}: shape {shape} of {datatype} declares {declared} bytes",
+            details=[Detail(f"{name}.shape", "too_large")],
+        )
 
 
 def _flatten(data: Any, name: str) -> list[Any]:
@@ -116,13 +157,7 @@ def _check_data(name: str, shape: list[int], datatype: str, data: list[Any]) -> 
     if size != len(data):
         raise MalformedRequest(
             f"input {name!r}: shape {shape} holds {size} values but data has {len(data)}",
-            details=[Detail(name, "shape_mismatch")],
-        )
-    if len(shape) not in (1, 2):
-        raise MalformedRequest(
-            f"input {name!r}: shape {shape} has {len(shape)} dimensions; send [n], [n, 1] or "
-            "one [n, k] tensor",
-            details=[Detail(name, "bad_shape")],
+            details=[Detail(f"{name}.data", "shape_mismatch")],
         )
     allowed = DATATYPES[datatype]
     if not set(map(type, data)) <= allowed:
