@@ -38,3 +38,13 @@ class Slow:
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         time.sleep(self.delay)
         return np.asarray(self.inner.predict(X))
+
+
+class Unwarmable:
+    """Registers fine (nothing calls it then) but raises on every call: its warm-up fails."""
+
+    def __init__(self, inner: Any) -> None:
+        self.classes_ = inner.classes_
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        raise RuntimeError("this model cannot answer anything")

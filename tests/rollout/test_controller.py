@@ -288,3 +288,57 @@ def test_people_promote_abort_and_lose_races(world) -> None:
     with pytest.raises(Conflict, match="no deployment in progress"):
         rollouts.abort("m")
     assert registry.get("m@production").version == 1
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary", "bluegreen", "ab"])
+def test_a_candidate_a_replica_cannot_load_is_rolled_back_with_the_replicas_reason(
+    world, mode: str
+) -> None:
+    """A replica's report that it cannot load the candidate, made at the deployment's current
+    revision, rolls the deployment back at the next look, whatever its mode, with the
+    replica's reason; the report stays in the history."""
+    registry, rollouts, clock, *_ = world
+    d = rollouts.start("m", mode, 2, plan=FAST)
+    assert rollouts.tick() == []
+    why = f"{mode} candidate v2 failed to load on r1: package failed verification"
+    assert rollouts.store.report_load_failure("m", d.revision, candidate=2, replica="r1",
+                                              reason=why)  # fmt: skip
+    assert rollouts.store.report_load_failure("m", d.revision, candidate=2, replica="r2",
+                                              reason=why.replace("r1", "r2"))  # fmt: skip
+    clock.advance(1)
+    (done,) = rollouts.tick()
+    assert (done.state, done.share, done.updated_by) == ("rolled_back", 0.0, "controller")
+    assert done.reason == f"{why} (and on 1 other replica(s))"
+    assert registry.get("m@production").version == 1
+    history = rollouts.history("m")
+    assert [e.state for e in history] == ["rolled_back", "load_failed", "load_failed", d.state]
+    assert [e["replica"] for e in history[0].details["load_failures"]] == ["replica r1",
+                                                                          "replica r2"]  # fmt: skip
+
+
+def test_a_report_about_an_older_revision_or_deployment_changes_nothing(world) -> None:
+    """A load failure reported for an earlier deployment, an earlier revision of this one or
+    another version is never acted on: only a report about the deployment as it is now
+    rolls it back."""
+    _registry, rollouts, clock, *_ = world
+    store = rollouts.store
+    old = rollouts.start("m", "canary", 3, plan=FAST)
+    assert store.report_load_failure("m", old.revision, candidate=3, replica="r1", reason="old")
+    rollouts.abort("m")
+    assert not store.report_load_failure("m", old.revision, candidate=3, replica="r2",
+                                         reason="late")  # the deployment ended  # fmt: skip
+    d = rollouts.start("m", "canary", 2, plan=FAST)
+    assert not store.report_load_failure("m", d.revision, candidate=3, replica="r1",
+                                         reason="another version")  # fmt: skip
+    assert not store.report_load_failure("m", old.revision, candidate=2, replica="r1",
+                                         reason="an old revision")  # fmt: skip
+    clock.advance(1)
+    assert rollouts.tick() == []
+    assert store.report_load_failure("m", d.revision, candidate=2, replica="r1", reason="v2")
+    d = rollouts.promote("m")  # a person moves it on before the controller looks
+    clock.advance(1)
+    assert rollouts.tick() == []  # the report was about the revision before
+    assert rollouts.get("m").state == "running"
+    assert store.report_load_failure("m", d.revision, candidate=2, replica="r1", reason="v2 again")
+    (done,) = rollouts.tick()
+    assert (done.state, done.reason) == ("rolled_back", "v2 again")

@@ -103,3 +103,50 @@ def test_rollback_reaches_the_server(tmp_path, iris_data) -> None:
         finally:
             server.should_exit = True
             thread.join(timeout=30)
+
+
+def test_a_promoted_version_that_cannot_load_leaves_the_old_one_serving_and_ready(
+    tmp_path, iris_data
+) -> None:
+    """A new production version whose files fail verification is not swapped in: the version
+    before keeps answering, the server stays ready (production is served), and /readyz names
+    the version that could not load, in its role. Once it loads (tried again by itself), it
+    serves and the problem is gone."""
+    X, y = iris_data
+    settings = Settings(home=tmp_path, user="tester")
+    with Registry(settings) as registry:
+        for c in (1.0, 0.1):
+            registry.register(
+                "iris", LogisticRegression(C=c, max_iter=1000).fit(X, y), input_example=X
+            )
+        registry.promote("iris", 1, "production")
+        v2 = registry.get("iris@2")
+        package = registry.artifacts.local_path(v2.artifact_uri, v2.manifest_digest)
+        (model_file,) = package.glob("model.*")
+        original = model_file.read_bytes()
+        model_file.write_bytes(original + b"\0")
+        url, server, thread = start_server(settings, ServeOptions(poll_interval=0.05))
+        try:
+            registry.promote("iris", 2, "production")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not httpx.get(f"{url}/readyz").json()["problems"]:
+                time.sleep(0.05)
+            answer = httpx.get(f"{url}/readyz")
+            assert answer.status_code == 200
+            assert answer.json()["models"] == {"iris": "1"}
+            (problem,) = answer.json()["problems"]
+            assert (problem["role"], problem["version"]) == ("production", 2)
+            assert "failed verification" in problem["reason"]
+            body = {"instances": X.head(1).to_numpy().tolist()}
+            r = httpx.post(f"{url}/v1/models/iris:predict", json=body)
+            assert (r.status_code, r.json()["model_version"]) == (200, "1")
+            model_file.write_bytes(original)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and httpx.get(f"{url}/readyz").json()["problems"]:
+                time.sleep(0.05)
+            assert httpx.get(f"{url}/readyz").json() == {
+                "ready": True, "models": {"iris": "2"}, "problems": []
+            }  # fmt: skip
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
