@@ -60,3 +60,15 @@ def test_examples_parse_and_query_exported_metrics() -> None:
     for path in (ROOT / "prometheus" / "alerts.yml", ROOT / "grafana" / "watchkeeper.json"):
         unknown = _queried(path.read_text()) - exported
         assert not unknown, f"{path.name} queries metrics the server does not export: {unknown}"
+
+
+def test_kubernetes_probes_readiness_on_production_and_liveness_on_the_process() -> None:
+    """Readiness is /readyz (production versions served: a broken candidate never takes a
+    replica out of the Service); liveness and start-up are /healthz, so a production version
+    that cannot load leaves pods unready, not restarting in a loop."""
+    manifests = yaml.safe_load_all((ROOT / "kubernetes" / "watchkeeper.yaml").read_text())
+    (serve,) = [m for m in manifests if m["metadata"]["name"] == "watchkeeper-serve"]
+    (container,) = serve["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
