@@ -14,7 +14,7 @@ from sklearn.svm import SVC
 from tests.models.helpers import CustomScaler
 from watchkeeper.errors import InvalidInput, UnreadableModel
 from watchkeeper.models import load_model, save_model
-from watchkeeper.models.flavors.sklearn import is_auto_trusted
+from watchkeeper.models.flavors._skops import is_auto_trusted
 
 
 @pytest.mark.parametrize(
@@ -128,10 +128,13 @@ def test_untrusted_skops_type_needs_trusted_types(
     ("name", "trusted"),
     [
         ("sklearn.tree._tree.Tree", True),
-        ("numpy.random._pcg64.PCG64", True),
-        ("scipy.sparse._csr.csr_matrix", True),
-        ("builtins.slice", True),
-        ("collections.OrderedDict", True),
+        ("numpy.dtype", True),
+        ("sklearn.linear_model._logistic.LogisticRegression", True),
+        ("sklearn.utils._bunch.Bunch", True),
+        ("numpy.testing._private.utils.runstring", False),
+        ("numpy.testing._private.utils.assert_equal", False),
+        ("sklearn.utils.validation.check_array", False),
+        ("scipy.sparse._csr.csr_matrix", False),
         ("builtins.eval", False),
         ("builtins.exec", False),
         ("collections.namedtuple", False),
@@ -139,7 +142,10 @@ def test_untrusted_skops_type_needs_trusted_types(
         ("sklearnx.Model", False),
     ],
 )
-def test_auto_trust_rule(name: str, trusted: bool) -> None:
+def test_auto_trust_is_a_list_of_named_classes_never_a_module_prefix(
+    name: str, trusted: bool
+) -> None:
+    """Only named data-holding classes are trusted without the user naming them."""
     assert is_auto_trusted(name) is trusted
 
 

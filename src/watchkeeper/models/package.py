@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import pandas as pd
 from watchkeeper.errors import InvalidInput, UnreadableModel
 from watchkeeper.models import flavors
 from watchkeeper.models._versions import library_versions, log_version_drift
+from watchkeeper.models.flavors import _skops
 from watchkeeper.models.flavors.base import Flavor, Options, PackageFiles
 from watchkeeper.models.flavors.mlflow import is_mlflow_dir, read_mlflow_model
 from watchkeeper.models.flavors.python import PythonFlavor
@@ -52,6 +53,7 @@ def save_model(
     signature: SignatureLike | None = None,
     import_path: str | None = None,
     serialization: str | None = None,
+    trusted_types: Sequence[str] | None = None,
 ) -> Manifest:
     """Write ``model`` as a package directory at ``path`` (new or empty) and return its manifest.
 
@@ -59,7 +61,9 @@ def save_model(
     when given, else inferred from ``input_example``. ``import_path="pkg.module:attr"`` (with
     ``model=None``) stores a python-flavor model by reference instead of pickling it.
     ``serialization`` picks the file format: ``skops`` (default), ``joblib`` or ``pickle`` for
-    scikit-learn, ``ubj`` (default) or ``json`` for XGBoost.
+    scikit-learn, ``ubj`` (default) or ``json`` for XGBoost. ``trusted_types`` names types of a
+    skops file beyond the default allow-list that loading may accept; the ones the file holds
+    are recorded in the manifest (``options["trusted_types"]``).
     """
     resolved = _resolve_signature(signature, input_example)
     if import_path is not None:
@@ -67,6 +71,7 @@ def save_model(
     chosen = _choose(flavor, model)
     with _staged(Path(path)) as staging:
         options = chosen.save(model, staging, serialization=serialization)
+        options = _with_trust(staging, options, trusted_types, strict=False)
         return _finish(staging, chosen, options, resolved)
 
 
@@ -86,6 +91,11 @@ def package_from_path(
     model file: ``.skops``, ``.joblib``/``.pkl``/``.pickle`` (scikit-learn, or the python flavor
     when the object is not an estimator), ``.onnx``, ``.ubj``/``.json`` (XGBoost) or
     ``.txt``/``.lgb``/``.model`` (LightGBM); the content decides when the suffix does not.
+
+    A skops model file may hold only default-trusted types and those named in
+    ``trusted_types`` (else ``UntrustedTypes``, before anything is deserialized); the named
+    types it holds are recorded in the manifest, replacing whatever a copied package recorded.
+    A package whose files or ``model_file`` lead outside its directory is refused.
     """
     src, dest = Path(source), Path(destination)
     if not src.exists():
@@ -93,7 +103,7 @@ def package_from_path(
     resolved = _resolve_signature(signature, input_example)
     if src.is_dir():
         if (src / MANIFEST_NAME).is_file():
-            return _copy_package(src, dest, flavor, resolved)
+            return _copy_package(src, dest, flavor, resolved, trusted_types)
         if is_mlflow_dir(src):
             return _import_mlflow(src, dest, flavor, resolved, trusted_types)
         raise UnreadableModel(
@@ -114,8 +124,9 @@ def load_model(
 
     With ``verify`` (or an ``expected_digest``, the digest the registry recorded) every file's
     sha256 is checked against the manifest before anything is deserialized, and the model
-    bytes are checked again as they are read. ``trusted_types`` names extra types a skops file
-    may contain.
+    bytes are checked again as they are read. A skops file may contain the default-trusted
+    types, the types recorded as trusted in the manifest when the package was made, and
+    ``trusted_types``.
     """
     directory = Path(path)
     check = verify or expected_digest is not None
@@ -129,7 +140,8 @@ def load_model(
         raise UnreadableModel(f"{directory}: unknown flavor {manifest.flavor!r}")
     log_version_drift(manifest.library_versions, directory)
     files = PackageFiles(directory, manifest, check=check)
-    predictor = flavors.get(manifest.flavor).load(files, trusted_types=trusted_types)
+    trusted = (*recorded_trust(manifest), *_skops.check_type_names(trusted_types))
+    predictor = flavors.get(manifest.flavor).load(files, trusted_types=trusted)
     return LoadedModel(path=directory, manifest=manifest, predictor=predictor)
 
 
@@ -167,14 +179,27 @@ def _save_import_path(
         return _finish(staging, python, options, signature)
 
 
-def _copy_package(src: Path, dest: Path, flavor: str, signature: Signature | None) -> Manifest:
+def _copy_package(
+    src: Path,
+    dest: Path,
+    flavor: str,
+    signature: Signature | None,
+    trusted_types: Sequence[str] | None,
+) -> Manifest:
+    check_package_paths(src)
     manifest = verify_package(src)
     if flavor not in ("auto", manifest.flavor):
         raise InvalidInput(f"{src} is a {manifest.flavor} package, not {flavor}")
     with _staged(dest) as staging:
         shutil.copytree(src, staging, dirs_exist_ok=True)
-        if signature is not None:
-            write_manifest(staging, replace(manifest, signature=signature))
+        options = _with_trust(staging, manifest.options, trusted_types, strict=True)
+        changed = replace(
+            manifest,
+            signature=manifest.signature if signature is None else signature,
+            options=options,
+        )
+        if changed != manifest:
+            write_manifest(staging, changed)
         return verify_package(staging)
 
 
@@ -194,6 +219,7 @@ def _import_mlflow(
             found.model_file, staging, hints=found.hints, trusted_types=trusted_types
         )
         options.update(imported_from="mlflow", mlflow=found.info)
+        options = _with_trust(staging, options, trusted_types, strict=True)
         return _finish(staging, chosen, options, signature or found.signature)
 
 
@@ -217,7 +243,94 @@ def _import_file(
             options = chosen.save(model, staging, serialization=keep)
         else:
             options = chosen.adopt(src, staging, hints={}, trusted_types=trusted_types)
+        options = _with_trust(staging, options, trusted_types, strict=True)
         return _finish(staging, chosen, options, signature)
+
+
+TRUST_OPTION = "trusted_types"
+
+
+def recorded_trust(manifest: Manifest) -> tuple[str, ...]:
+    """The types trusted when the package was made (``options["trusted_types"]``)."""
+    value = manifest.options.get(TRUST_OPTION) or []
+    if not isinstance(value, list):
+        raise UnreadableModel(f"manifest option {TRUST_OPTION} must be a list of type names")
+    try:
+        return _skops.check_type_names(value)
+    except InvalidInput as exc:
+        raise UnreadableModel(f"manifest option {TRUST_OPTION}: {exc.message}") from exc
+
+
+def trust_package(directory: PathLike, trusted_types: Sequence[str] | None) -> Manifest:
+    """Check a package's skops model file against the allow-list plus ``trusted_types``.
+
+    Raises ``UntrustedTypes`` naming every other type. Records in the manifest exactly the
+    named types the file holds (nothing when none), so a later load trusts no more than that.
+    """
+    root = Path(directory)
+    manifest = read_manifest(root)
+    options = _with_trust(root, manifest.options, trusted_types, strict=True)
+    if options != manifest.options:
+        manifest = replace(manifest, options=options)
+        write_manifest(root, manifest)
+    return manifest
+
+
+def _with_trust(
+    directory: Path, options: Options, trusted_types: Sequence[str] | None, *, strict: bool
+) -> Options:
+    """``options`` with ``trusted_types`` set to the named types the skops model file holds.
+
+    ``strict`` refuses any type neither trusted by default nor named; otherwise such types
+    are left for the loader to refuse (``save_model`` warns about them).
+    """
+    named = _skops.check_type_names(trusted_types)
+    out = {k: v for k, v in options.items() if k != TRUST_OPTION}
+    if options.get("serialization") != "skops" or "model_file" not in options:
+        return out
+    file = directory / _inside(directory, str(options["model_file"]))
+    data = file.read_bytes()
+    if strict:
+        needed = _skops.named_types_needed(data, named, str(file))
+    else:
+        needed = [t for t in _skops.untrusted_types(data, str(file)) if t in named]
+    if needed:
+        out[TRUST_OPTION] = sorted(needed)
+    return out
+
+
+def check_package_paths(directory: PathLike) -> None:
+    """Refuse a package with a symlink leading outside it, or whose manifest names a file
+    (``model_file`` or any ``*_file`` option) that is absolute, climbs out with ``..`` or is
+    not one of its files."""
+    root = Path(directory).resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in (*dirnames, *filenames):
+            path = Path(dirpath, entry)
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise UnreadableModel(
+                    f"{directory}: {path.relative_to(root).as_posix()} is a symlink leading "
+                    "outside the package"
+                )
+    manifest = read_manifest(root)
+    for key, value in manifest.options.items():
+        if key.endswith("_file") and value is not None:
+            name = _inside(root, str(value), key=key)
+            if name not in manifest.files:
+                raise UnreadableModel(
+                    f"{directory}: manifest option {key} names {value!r}, which is not a file "
+                    "of the package"
+                )
+
+
+def _inside(directory: Path, name: str, *, key: str = "model_file") -> str:
+    """``name`` as a relative POSIX path that stays inside ``directory``."""
+    relative = PurePosixPath(name)
+    if not name or relative.is_absolute() or "\\" in name or ".." in relative.parts:
+        raise UnreadableModel(
+            f"{directory}: manifest option {key} {name!r} leads outside the package"
+        )
+    return relative.as_posix()
 
 
 def _finish(

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from watchkeeper.errors import InvalidInput, InvalidReference, InvalidStage
 from watchkeeper.registry.schema import STAGES
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+# Patterns are matched with fullmatch: "$" would also accept a name ending in a newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+_DIGITS = re.compile(r"[0-9]+")
 RESERVED_REFS = frozenset({*STAGES, "latest"})
+# Version numbers are 32-bit integers in the schema (PostgreSQL INTEGER); a larger one can
+# name no version, and would overflow the database driver if it reached a query.
+MAX_VERSION = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,13 @@ class ModelRef:
         if sep and not ref:
             raise InvalidReference(f"'{text}' has nothing after '@' (try {name}@production)")
         ref = ref if sep else default
-        if ref.isdigit():
-            return cls(name, "version", str(int(ref)))
+        if _DIGITS.fullmatch(ref):
+            return cls(name, "version", str(parse_version(ref)))
         if ref == "latest":
             return cls(name, "latest", ref)
         if ref in STAGES:
             return cls(name, "stage", ref)
-        if not _ALIAS.match(ref):
+        if not _ALIAS.fullmatch(ref):
             raise InvalidReference(
                 f"'{ref}' in '{text}' is not a version number, a stage or an alias"
             )
@@ -50,19 +55,36 @@ class ModelRef:
         return f"{self.name}@{self.value}"
 
 
+def parse_version(text: str) -> int:
+    """A version number from text (ASCII digits only), within the range the schema stores."""
+    if not _DIGITS.fullmatch(text):
+        raise InvalidReference(f"{text!r} is not a version number")
+    if len(text.lstrip("0")) > len(str(MAX_VERSION)):
+        return check_version(MAX_VERSION + 1)  # too long to convert cheaply, and out of range
+    return check_version(int(text))
+
+
+def check_version(version: int) -> int:
+    """Refuse a version number no version can have before it reaches a query."""
+    if not 0 <= version <= MAX_VERSION:
+        shown = str(version) if abs(version) < 10**30 else "a number this large"
+        raise InvalidReference(f"version {shown} is out of range (0 to {MAX_VERSION})")
+    return version
+
+
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
-            f"invalid model name '{name}': use letters, digits, '_', '-' or '.', "
+            f"invalid model name {name!r}: use letters, digits, '_', '-' or '.', "
             "starting with a letter or digit, at most 128 characters"
         )
     return name
 
 
 def check_alias(alias: str) -> str:
-    if alias in RESERVED_REFS or not _ALIAS.match(alias):
+    if alias in RESERVED_REFS or not _ALIAS.fullmatch(alias):
         raise InvalidInput(
-            f"invalid alias '{alias}': use letters, digits, '_' or '-', starting with a letter, "
+            f"invalid alias {alias!r}: use letters, digits, '_' or '-', starting with a letter, "
             f"and not one of {', '.join(sorted(RESERVED_REFS))}"
         )
     return alias

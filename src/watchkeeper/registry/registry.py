@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from watchkeeper.config import Settings
-from watchkeeper.errors import InvalidInput, StoreUnavailable
+from watchkeeper.errors import Detail, IntegrityError, InvalidInput, StoreUnavailable
 from watchkeeper.models import (
     LoadedModel,
     load_model,
@@ -24,7 +24,14 @@ from watchkeeper.models import (
     save_model,
     verify_package,
 )
-from watchkeeper.models.manifest import file_sha256, hash_directory, write_manifest
+from watchkeeper.models.manifest import (
+    MANIFEST_NAME,
+    file_sha256,
+    hash_directory,
+    read_manifest,
+    write_manifest,
+)
+from watchkeeper.models.package import recorded_trust, trust_package
 from watchkeeper.monitoring.profile import DatasetProfile, profile_frame, profile_values
 from watchkeeper.registry import db
 from watchkeeper.registry.artifacts import ArtifactStore
@@ -108,21 +115,31 @@ class Registry:
         data_hash: str | None = None,
         description: str = "",
         stage: str = "none",
+        trusted_types: Sequence[str] | None = None,
     ) -> ModelVersion:
         """Store a new version of ``name``: a model object, a model file or a package directory.
 
         ``reference_data`` (a DataFrame or a Parquet/CSV path) is profiled and stored with the
         version for drift monitoring; as a path it also becomes the version's data link.
+
+        A skops model may hold only default-trusted types and the ones named in
+        ``trusted_types`` (else ``UntrustedTypes``, and nothing is stored); the named types it
+        holds are recorded with the version, and loading it later trusts exactly those.
         """
         check_name(name)
         with tempfile.TemporaryDirectory(prefix="watchkeeper-") as tmp:
             package = Path(tmp) / "package"
             if isinstance(model, (str, Path)):
                 manifest = package_from_path(
-                    Path(model), package, flavor=flavor, input_example=input_example
+                    Path(model),
+                    package,
+                    flavor=flavor,
+                    input_example=input_example,
+                    trusted_types=trusted_types,
                 )
             else:
-                manifest = save_model(model, package, flavor=flavor, input_example=input_example)
+                save_model(model, package, flavor=flavor, input_example=input_example)
+                manifest = trust_package(package, trusted_types)
             if reference_data is not None:
                 frame = read_table(reference_data)
                 if isinstance(reference_data, (str, Path)):
@@ -194,8 +211,23 @@ class Registry:
     def revisions(self) -> dict[str, int]:
         return self.store.revisions()
 
+    def trusted_types(self, version: ModelVersion) -> tuple[str, ...]:
+        """The types beyond the default allow-list trusted when ``version`` was registered."""
+        path = self.artifacts.local_path(version.artifact_uri, version.manifest_digest)
+        manifest = read_manifest(path)
+        if manifest.digest() != version.manifest_digest:
+            raise IntegrityError(
+                f"{path / MANIFEST_NAME} was changed since {version.ref} was registered",
+                details=[Detail(field=MANIFEST_NAME, problem="digest differs")],
+            )
+        return recorded_trust(manifest)
+
     def load(self, ref: str, *, trusted_types: list[str] | None = None) -> LoadedModel:
-        """Load a version's model after checking every file against the recorded sha256."""
+        """Load a version's model after checking every file against the recorded sha256.
+
+        A skops file is loaded trusting the types recorded at registration; ``trusted_types``
+        adds more for this load only.
+        """
         version = self.get(ref)
         return self.load_version(version, trusted_types=trusted_types)
 

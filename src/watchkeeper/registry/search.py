@@ -19,9 +19,9 @@ from watchkeeper.errors import Detail, InvalidInput
 from watchkeeper.registry.schema import MetricRow, VersionRow, VersionTagRow
 
 _PATTERN = re.compile(
-    r"^\s*(?:(?P<scope>metrics|tags)\.(?P<key>[\w.\-]+)|(?P<field>stage|flavor|run_id))"
-    r"\s*(?P<op>>=|<=|!=|==|=|>|<)\s*(?P<value>.+?)\s*$"
-)
+    r"\s*(?:(?P<scope>metrics|tags)\.(?P<key>[\w.\-]+)|(?P<field>stage|flavor|run_id))"
+    r"\s*(?P<op>>=|<=|!=|==|=|>|<)\s*(?P<value>.+?)\s*"
+)  # always fullmatch: "$" would let a newline through
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
     "==": operator.eq,
@@ -49,7 +49,7 @@ class Filter:
 
     @classmethod
     def parse(cls, text: str) -> Filter:
-        match = _PATTERN.match(text)
+        match = _PATTERN.fullmatch(text)
         if match is None:
             raise InvalidInput(
                 f"cannot read filter '{text}'",

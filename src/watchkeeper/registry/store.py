@@ -27,7 +27,14 @@ from watchkeeper.errors import (
 from watchkeeper.registry import convert
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.entities import AuditEvent, ModelVersion, RegisteredModel
-from watchkeeper.registry.refs import ModelRef, check_alias, check_name, check_stage
+from watchkeeper.registry.refs import (
+    MAX_VERSION,
+    ModelRef,
+    check_alias,
+    check_name,
+    check_stage,
+    check_version,
+)
 from watchkeeper.registry.schema import (
     AliasRow,
     AuditRow,
@@ -112,7 +119,7 @@ class MetadataStore:
             if name is not None:
                 query = query.where(AuditRow.model_name == name)
             if limit is not None:
-                query = query.limit(limit)
+                query = query.limit(min(max(limit, 0), MAX_VERSION))
             return [convert.event(row) for row in session.scalars(query)]
 
     def revisions(self) -> dict[str, int]:
@@ -366,6 +373,7 @@ def _model_row(session: Session, name: str, *, lock: bool = False) -> ModelRow:
 
 
 def _version_row(session: Session, model: ModelRow, version: int) -> VersionRow:
+    check_version(version)  # every lookup by number passes here, from text or from an int
     row = session.scalar(
         select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.version == version)
     )

@@ -34,7 +34,7 @@ from watchkeeper.models.flavors.base import (
 )
 
 MODEL_FILE = "model.pkl"
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # fullmatch: "$" lets "\n" in
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def describe(model: Any) -> Options:
 
 def resolve(import_path: str) -> Any:
     """Import ``"package.module:attribute"``; instantiate it when it is a class."""
-    if not _IMPORT_PATH.match(import_path):
+    if not _IMPORT_PATH.fullmatch(import_path):
         raise InvalidInput(f"import path {import_path!r} is not of the form 'package.module:attr'")
     module_name, _, attribute = import_path.partition(":")
     try:

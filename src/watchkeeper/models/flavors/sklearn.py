@@ -1,14 +1,13 @@
 """scikit-learn estimators and pipelines, saved with skops (default), joblib or pickle.
 
-skops files load without unpickling. Types skops does not trust by itself are trusted
-automatically only when they come from scikit-learn, numpy or scipy, or are classes from
-``builtins``/``collections``; anything else must be named in ``trusted_types``.
+skops files load without unpickling and without running code: a file may hold only skops'
+default trusted types and the named types of :mod:`watchkeeper.models.flavors._skops`; any other
+type must be named in ``trusted_types`` (see that module). joblib and pickle files run code by
+nature: they are loaded only once their sha256 matches the manifest.
 """
 
 from __future__ import annotations
 
-import builtins
-import collections
 import io
 import logging
 import pickle
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
+from watchkeeper.models.flavors import _skops
 from watchkeeper.models.flavors.base import (
     Array,
     InputKind,
@@ -40,8 +40,6 @@ logger = logging.getLogger("watchkeeper.models")
 SERIALIZATIONS = ("skops", "joblib", "pickle", "cloudpickle")
 _FILE_NAMES = {"skops": "model.skops", "joblib": "model.joblib", "pickle": "model.pkl"}
 _FILE_NAMES["cloudpickle"] = "model.pkl"
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-_TRUSTED_CLASS_MODULES = {"builtins": builtins, "collections": collections}
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -96,15 +94,6 @@ def _predicts_by_argmax(model: Any) -> bool:
     )
 
 
-def is_auto_trusted(type_name: str) -> bool:
-    """Whether a type skops reports as untrusted is trusted without the user naming it."""
-    if type_name.startswith(_TRUSTED_PREFIXES):
-        return True
-    module, _, attribute = type_name.partition(".")
-    namespace = _TRUSTED_CLASS_MODULES.get(module)
-    return namespace is not None and isinstance(getattr(namespace, attribute, None), type)
-
-
 def describe(model: Any) -> Options:
     names = getattr(model, "feature_names_in_", None)
     return {
@@ -135,7 +124,7 @@ def dump(model: Any, path: Path, serialization: str) -> None:
 def loads(data: bytes, serialization: str, trusted_types: TrustedTypes, source: str) -> Any:
     """Deserialize model bytes; skops files go through the trust check first."""
     if serialization == "skops":
-        return _loads_skops(data, trusted_types, source)
+        return _skops.loads(data, trusted_types, source)
     if serialization == "joblib":
         import joblib
 
@@ -145,26 +134,9 @@ def loads(data: bytes, serialization: str, trusted_types: TrustedTypes, source: 
     raise UnreadableModel(f"{source}: unknown serialization {serialization!r}")
 
 
-def _loads_skops(data: bytes, trusted_types: TrustedTypes, source: str) -> Any:
-    import skops.io
-
-    untrusted = skops.io.get_untrusted_types(data=data)
-    allowed = set(trusted_types or ())
-    refused = [t for t in untrusted if t not in allowed and not is_auto_trusted(t)]
-    if refused:
-        raise UnreadableModel(
-            f"{source} contains types that are not trusted automatically: "
-            f"{', '.join(refused)}. If you trust them, pass "
-            f"trusted_types={refused!r} to load_model"
-        )
-    return skops.io.loads(data, trusted=untrusted)
-
-
 def warn_untrusted(path: Path) -> None:
     """Tell the user at save time which types loading will need them to trust."""
-    import skops.io
-
-    refused = [t for t in skops.io.get_untrusted_types(file=path) if not is_auto_trusted(t)]
+    refused = _skops.untrusted_types(path.read_bytes(), str(path))
     if refused:
         logger.warning(
             "%s holds types that must be trusted explicitly at load time: "
