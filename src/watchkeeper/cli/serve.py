@@ -54,7 +54,15 @@ def serve(
         int, typer.Option(help="Copies waiting for a shadow at most; more are dropped, counted.")
     ] = 256,
     max_rows: Annotated[int, typer.Option(help="Rows allowed in one request.")] = 10_000,
-    max_body_mb: Annotated[float, typer.Option(help="Request body limit in MiB.")] = 10.0,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Prediction and feedback body limit in MiB.")
+    ] = 10.0,
+    max_api_body_mb: Annotated[
+        float, typer.Option(help="Management API (/api/v1) body limit in MiB.")
+    ] = 1.0,
+    max_outcome_names: Annotated[
+        int, typer.Option(help="Distinct feedback outcome names accepted (each a column).")
+    ] = 64,
     out_of_range: Annotated[
         str, typer.Option(help="Values outside the training range: count or reject.")
     ] = "count",
@@ -110,7 +118,10 @@ def serve(
         models=tuple(only or ()),
         mlflow_model=model,
         poll_interval=poll_interval,
-        limits=Limits(max_body_bytes=int(max_body_mb * 1024 * 1024)),
+        limits=Limits(
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            max_api_body_bytes=int(max_api_body_mb * 1024 * 1024),
+        ),
         validation=ValidationPolicy(
             out_of_range=out_of_range,  # type: ignore[arg-type]
             unseen_category=unseen_category,  # type: ignore[arg-type]
@@ -127,6 +138,7 @@ def serve(
             flush_rows=log_flush_rows,
             flush_interval=log_flush_interval,
             max_buffer_rows=log_buffer_rows,
+            max_outcome_names=max_outcome_names,
             sample_rate={
                 k: _rate(k, v) for k, v in parse_pairs(log_sample or [], "log-sample").items()
             },

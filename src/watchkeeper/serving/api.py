@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
 from watchkeeper.registry import Registry
-from watchkeeper.serving.predict import error_response
+from watchkeeper.serving.predict import error_response, read_request
 from watchkeeper.serving.protocols import _json
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def json_endpoint(
             assert server.registry is not None
             assert server.auth is not None
             who = await asyncio.to_thread(server.auth.require, request, needed)
-            body = await _json_body(request)
+            body = await _json_body(request, server.options.limits.max_api_body_bytes)
             registry = (
                 server.registry if who.secret is None else server.registry.acting_as(who.name)
             )
@@ -71,10 +71,11 @@ def routes(server: Server) -> list[Route]:
     ]
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object of a request's body; over ``limit`` bytes it is refused (413) unread."""
     if request.method in ("GET", "DELETE"):
         return {}
-    raw = await request.body()
+    raw = await read_request(request, limit)
     if not raw.strip():
         return {}
     data = _json.loads(raw)

@@ -138,10 +138,10 @@ class Server:
         if self.logbook is None:
             return error_response(InvalidInput("this server runs without a logbook"))
         try:
-            items = feedback.parse(await request.body())
+            items = await feedback.read(request, self.options.limits)
+            accepted = self.logbook.log_feedback(items)  # refuses too many outcome names
         except WatchkeeperError as exc:
             return error_response(exc)
-        accepted = self.logbook.log_feedback(items)
         if accepted < len(items):
             full = StoreUnavailable(
                 f"the logbook buffer is full: {accepted} of {len(items)} items accepted; "
@@ -289,8 +289,8 @@ def _v2_ref(request: Request) -> str:  # GET routes; POST .../infer is matched i
     return f"{name}@{version}" if version else name
 
 
-def _v1_parse(body: bytes, content_type: str, deployed: Deployed) -> ParsedBatch:
-    return kserve_v1.parse(body, deployed.model.input_names)
+def _v1_parse(body: bytes, content_type: str, deployed: Deployed, max_rows: int) -> ParsedBatch:
+    return kserve_v1.parse(body, deployed.model.input_names, max_rows=max_rows)
 
 
 def _v1_render(answer: Answer) -> bytes:
@@ -303,16 +303,18 @@ def _v1_render(answer: Answer) -> bytes:
     )
 
 
-def _mlflow_parse(body: bytes, content_type: str, deployed: Deployed) -> ParsedBatch:
-    return mlflow.parse(body, content_type, deployed.model.input_names)
+def _mlflow_parse(
+    body: bytes, content_type: str, deployed: Deployed, max_rows: int
+) -> ParsedBatch:
+    return mlflow.parse(body, content_type, deployed.model.input_names, max_rows=max_rows)
 
 
 def _mlflow_render(answer: Answer) -> bytes:
     return mlflow.render(answer.predictions, answer.probabilities)
 
 
-def _v2_parse(body: bytes, content_type: str, deployed: Deployed) -> ParsedBatch:
-    return v2.parse(body, deployed.model.signature)
+def _v2_parse(body: bytes, content_type: str, deployed: Deployed, max_rows: int) -> ParsedBatch:
+    return v2.parse(body, deployed.model.signature, max_rows=max_rows)
 
 
 def _v2_render(answer: Answer) -> bytes:
