@@ -84,9 +84,14 @@ def test_token_cli_shows_a_secret_once(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["tokens", "create", "--role", "god"], env=env)
     assert bad.exit_code == 1
     assert "--role must be one of" in bad.output
-    assert runner.invoke(app, ["tokens", "revoke", "1"], env=env).exit_code == 0
+    last = runner.invoke(app, ["tokens", "revoke", "1"], env=env)
+    assert last.exit_code == 1  # the last live token: only with --force
+    assert "last live token" in last.output
+    assert runner.invoke(app, ["tokens", "revoke", "1", "--force"], env=env).exit_code == 0
     with Registry(Settings(home=tmp_path)) as registry:
-        assert not TokenStore(registry.engine).configured()
+        store = TokenStore(registry.engine)
+        assert store.live() == 0
+        assert store.configured()  # auth stays on: nobody gets in until a new token exists
 
 
 def test_without_tokens_the_server_listens_on_localhost_only(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from tests.ui.conftest import Site, serving
 from tests.ui.seed import CANARY, DRIFTED, HISTORY, seed
 from watchkeeper.config import Settings
 from watchkeeper.registry.monitoring import MonitoringStore
-from watchkeeper.serving.auth import Principal, csrf_value
 from watchkeeper.ui import create_app
 
 PAGES = ["/ui", f"/ui/models/{HISTORY}", f"/ui/models/{CANARY}",
@@ -23,8 +22,14 @@ PAGES = ["/ui", f"/ui/models/{HISTORY}", f"/ui/models/{CANARY}",
 ACTION_FORM = re.compile(r'<form method="post" action="/ui/actions/')
 
 
-def _csrf(site: Site, role: str) -> str:
-    return csrf_value(Principal(f"{role}-bot", role, site.tokens[role]))
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+
+
+def _csrf(client: httpx.Client, page: str = "/ui") -> str:
+    """The CSRF value of this client's session, as its pages carry it."""
+    found = CSRF.search(client.get(page).text)
+    assert found is not None
+    return found.group(1)
 
 
 def test_without_a_session_pages_ask_for_login_and_data_is_refused(site: Site) -> None:
@@ -56,7 +61,7 @@ def _login_and_out(site: Site, client: httpx.Client) -> None:
     for part in ("httponly", "samesite=strict", "path=/"):
         assert part in cookie
     assert client.get("/ui/alerts").status_code == 200
-    out = client.post("/ui/logout", data={"csrf": _csrf(site, "reader")})
+    out = client.post("/ui/logout", data={"csrf": _csrf(client)})
     assert out.status_code == 303
     assert (
         'wk_session=""' in out.headers["set-cookie"]
@@ -94,7 +99,9 @@ def test_a_deployer_sees_the_buttons(site: Site) -> None:
         assert f"/ui/actions/models/{HISTORY}/rollback" in history
         assert "Roll back production to v1" in history
         assert 'data-confirm="' in page
-        assert f'name="csrf" value="{_csrf(site, "deployer")}"' in page
+        assert f'name="csrf" value="{_csrf(deployer)}"' in page
+        with site.client("deployer") as again:  # the same token, another session: another value
+            assert _csrf(again) != _csrf(deployer)
 
 
 def test_overview_marks_the_drifting_model_in_the_alert_colour(site: Site) -> None:
@@ -135,24 +142,23 @@ def test_forged_and_unauthorised_actions_are_refused(site: Site) -> None:
     before = site.seeded.registry.get(f"{HISTORY}@production").version
     with site.client() as anonymous:
         assert anonymous.post(path, data={"csrf": "x"}).status_code == 401
-    with site.client("deployer") as deployer:
+    with site.client("deployer") as deployer, site.client("reader") as reader:
         assert deployer.post(path, data={}).status_code == 403
-        assert deployer.post(path, data={"csrf": _csrf(site, "reader")}).status_code == 403
-        foreign = deployer.post(path, data={"csrf": _csrf(site, "deployer")},
+        assert deployer.post(path, data={"csrf": _csrf(reader)}).status_code == 403
+        foreign = deployer.post(path, data={"csrf": _csrf(deployer)},
                                 headers={"origin": "https://evil.example"})  # fmt: skip
         assert foreign.status_code == 403
-        assert deployer.post(path, json={"csrf": _csrf(site, "deployer")}).status_code == 403
-    with site.client("reader") as reader:
-        refused = reader.post(path, data={"csrf": _csrf(site, "reader")})
+        assert deployer.post(path, json={"csrf": _csrf(deployer)}).status_code == 403
+        refused = reader.post(path, data={"csrf": _csrf(reader)})
         assert refused.status_code == 403
         assert "needs deployer" in refused.text
     assert site.seeded.registry.get(f"{HISTORY}@production").version == before
 
 
 def test_a_deployer_moves_a_rollout_on_and_aborts_it(site: Site) -> None:
-    csrf = _csrf(site, "deployer")
     base = f"/ui/actions/deployments/{CANARY}"
     with site.client("deployer") as deployer:
+        csrf = _csrf(deployer)
         step = deployer.post(f"{base}/promote", data={"csrf": csrf, "back": f"/ui/models/{CANARY}"})
         assert step.status_code == 200, step.text
         assert "canary of v2 at 5%" in step.text
@@ -177,12 +183,12 @@ def test_a_deployer_acknowledges_an_alert(site: Site) -> None:
     store = MonitoringStore(site.seeded.registry.engine)
     alert = store.alerts(DRIFTED)[0]
     with site.client("deployer") as deployer:
-        form = {"csrf": _csrf(site, "deployer"), "back": "/ui/alerts"}
+        form = {"csrf": _csrf(deployer), "back": "/ui/alerts"}
         done = deployer.post(f"/ui/actions/alerts/{alert.id}/acknowledge", data=form)
         assert done.status_code == 200
         assert "acknowledged by deployer-bot" in done.text
         missing = deployer.post("/ui/actions/alerts/999999/acknowledge",
-                                data={"csrf": _csrf(site, "deployer")})  # fmt: skip
+                                data={"csrf": _csrf(deployer)})  # fmt: skip
         assert missing.status_code == 404
     assert next(a for a in store.alerts(DRIFTED) if a.id == alert.id).acknowledged_by == (
         "deployer-bot"
@@ -211,12 +217,19 @@ def test_the_dashboard_alone_with_no_tokens_is_the_local_operator(tmp_path: Path
             assert home.status_code == 307
             assert home.headers["location"] == "/ui"
             assert httpx.get(url + "/ui/login").headers["location"] == "/ui"
-            page = httpx.get(url + f"/ui/models/{HISTORY}")
-            assert "local · admin" in page.text
-            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
-            assert csrf is not None
-            done = httpx.post(url + f"/ui/actions/models/{HISTORY}/rollback",
-                              data={"csrf": csrf.group(1)}, headers={"origin": url})  # fmt: skip
+            with httpx.Client(base_url=url) as browser:
+                page = browser.get(f"/ui/models/{HISTORY}")
+                assert "local · admin" in page.text
+                csrf = CSRF.search(page.text)
+                assert csrf is not None
+                with httpx.Client(base_url=url) as other:  # another browser: another value
+                    assert _csrf(other, f"/ui/models/{HISTORY}") != csrf.group(1)
+                    forged = other.post(f"/ui/actions/models/{HISTORY}/rollback",
+                                        data={"csrf": csrf.group(1)})  # fmt: skip
+                    assert forged.status_code == 403
+                done = browser.post(f"/ui/actions/models/{HISTORY}/rollback",
+                                    data={"csrf": csrf.group(1)},
+                                    headers={"origin": url})  # fmt: skip
             assert done.status_code == 200
             assert "production is now v1" in done.text
         assert registry.history(HISTORY, limit=1)[0].actor == "alice"

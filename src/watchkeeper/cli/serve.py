@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 import typer
@@ -11,7 +12,9 @@ from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.registry.tokens import TokenStore
 from watchkeeper.serving.app import ServeOptions
+from watchkeeper.serving.auth import DATA_PLANE
 from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.origin import LOOPBACK
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.server import serve as run_server
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -26,6 +29,50 @@ def _rate(model: str, text: str) -> float:
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Where a server listens and what that demands: beyond loopback, authentication always."""
+
+    host: str
+    allowed_hosts: tuple[str, ...]
+    auth_required: bool
+
+
+def exposure(ctx: typer.Context, host: str, allowed: list[str] | None, what: str) -> Exposure:
+    """Without any token a server listens on 127.0.0.1 only (and says so); with tokens, one
+    bound beyond loopback never runs without authentication, even if every token is later
+    revoked. Host names clients may use: loopback, the address bound, and ``--allowed-host``."""
+    with open_registry(ctx) as registry:  # a database problem is a one-line error here
+        secured = TokenStore(registry.engine).configured()
+    if not secured and host not in LOCAL_HOSTS:
+        hint = "create one with `watchkeeper tokens create --role admin`"
+        typer.echo(f"no API tokens configured: listening on 127.0.0.1 only, not {host} "
+                   f"({hint})", err=True)  # fmt: skip
+        host = "127.0.0.1"
+    elif not secured:
+        typer.echo(f"no API tokens configured: {what} open to local callers", err=True)
+    names = [*LOOPBACK, *(allowed or ())]
+    if host not in ANY_ADDRESS and host not in LOCAL_HOSTS:
+        names.append(host)
+    return Exposure(host, tuple(dict.fromkeys(names)), auth_required=host not in LOCAL_HOSTS)
+
+
+def _data_plane(text: str | None, ctx: typer.Context) -> tuple[str, ...]:
+    if not text:
+        return ()
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in parts if p not in DATA_PLANE]
+    if unknown:
+        raise InvalidInput(f"--require-token takes {' and/or '.join(DATA_PLANE)}, "
+                           f"not '{unknown[0][:50]}'")  # fmt: skip
+    with open_registry(ctx) as registry:
+        if not TokenStore(registry.engine).live():
+            raise InvalidInput("--require-token needs a live token to be of any use: create "
+                               "one with `watchkeeper tokens create --role client`")  # fmt: skip
+    return parts
 
 
 def serve(
@@ -102,6 +149,20 @@ def serve(
         ),
     ] = True,
     scheduler_interval: Annotated[float, typer.Option(help="Scheduler period, s.")] = 1.0,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Host name clients may use besides loopback (repeatable; "
+            "'.example.com': subdomains too; '*': any)."
+        ),
+    ] = None,
+    require_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Data-plane routes that need a token: predict, feedback, or both "
+            "('predict,feedback'); roles client and feedback."
+        ),
+    ] = None,
 ) -> None:
     """Serve every model that has a production version (KServe V1, MLflow, v2 protocols)."""
     for name, value in (("out-of-range", out_of_range), ("unseen-category", unseen_category)):
@@ -148,15 +209,10 @@ def serve(
         if logbook
         else None,
     )
-    with open_registry(ctx) as registry:  # a database problem is a one-line error here
-        secured = TokenStore(registry.engine).configured()
-    if not secured and host not in LOCAL_HOSTS:
-        hint = "create one with `watchkeeper tokens create --role admin`"
-        typer.echo(f"no API tokens configured: listening on 127.0.0.1 only, not {host} "
-                   f"({hint})", err=True)  # fmt: skip
-        host = "127.0.0.1"
-    elif not secured:
-        typer.echo("no API tokens configured: the API and dashboard are open to local callers",
-                   err=True)  # fmt: skip
+    protected = _data_plane(require_token, ctx)
+    exposed = exposure(ctx, host, allowed_host, "the API and dashboard are")
+    host = exposed.host
+    options = replace(options, allowed_hosts=exposed.allowed_hosts, require_token=protected,
+                      auth_required=exposed.auth_required)  # fmt: skip
     typer.echo(f"watchkeeper serving on http://{host}:{port} (docs: /docs, metrics: /metrics)")
     run_server(settings(ctx), options, host=host, port=port, workers=workers, log_level=log_level)

@@ -49,8 +49,22 @@ def list_tokens(
 
 
 @app.command()
-def revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument(help="Token id.")]) -> None:
-    """Revoke a token (servers stop accepting it within seconds)."""
+def revoke(
+    ctx: typer.Context,
+    token_id: Annotated[int, typer.Argument(help="Token id.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Revoke even the last live token (locks everyone out).")
+    ] = False,
+) -> None:
+    """Revoke a token (servers stop accepting it, and its dashboard sessions, within seconds).
+
+    Authentication stays on afterwards: revoking the last token locks the API and dashboard
+    until a new token is created here; it never opens them."""
     with open_registry(ctx) as registry:
-        info = TokenStore(registry.engine).revoke(token_id)
+        store = TokenStore(registry.engine)
+        info = store.revoke(token_id, force=force)
+        left = store.live()
     typer.echo(f"revoked token {info.id} ({info.name})")
+    if not left:
+        typer.echo("warning: no live token is left: the API and dashboard refuse everyone until "
+                   "`watchkeeper tokens create` makes a new one", err=True)  # fmt: skip

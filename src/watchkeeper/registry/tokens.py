@@ -1,22 +1,38 @@
-"""API tokens: created with a role, stored as SHA-256 hashes, revocable."""
+"""API tokens: created with a role, stored as SHA-256 hashes, revocable.
+
+Once a token has existed, authentication stays on: revoking every token leaves a server that
+refuses everyone (create a new token with the CLI, which talks to the database directly), never
+one that opens up again. Revoking the last live token is refused unless forced.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from watchkeeper.errors import InvalidInput, NotFound
+from watchkeeper.errors import Conflict, InvalidInput, NotFound
 from watchkeeper.registry import convert
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.schema import TokenRow
 
-ROLES = ("reader", "deployer", "admin")  # each role can do what the ones before it can
+# What each role may do. The management roles rank reader < deployer < admin; the data-plane
+# roles (``client``: predict, ``feedback``: send labels) are for callers that need only that,
+# enforced when a server runs with ``--require-token``.
+GRANTS: dict[str, frozenset[str]] = {
+    "client": frozenset({"client"}),
+    "feedback": frozenset({"feedback"}),
+    "reader": frozenset({"reader", "client"}),
+    "deployer": frozenset({"deployer", "reader", "client", "feedback"}),
+    "admin": frozenset({"admin", "deployer", "reader", "client", "feedback"}),
+}
+ROLES = tuple(GRANTS)
 
 
 @dataclass(frozen=True)
@@ -27,6 +43,9 @@ class TokenInfo:
     created_by: str
     created_at: datetime
     revoked: bool
+
+
+NAME = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 
 
 def digest(secret: str) -> str:
@@ -42,6 +61,8 @@ class TokenStore:
         """A new token; the secret is returned once and never stored."""
         if role not in ROLES:
             raise InvalidInput(f"--role must be one of {', '.join(ROLES)}, not '{role}'")
+        if not NAME.fullmatch(name):
+            raise InvalidInput(f"token name {name[:80]!r} must be 1-256 printable characters")
         secret = "wk_" + secrets.token_urlsafe(32)
         with session_scope(self.engine, write=True) as session:
             row = TokenRow(name=name, role=role, token_hash=digest(secret), created_by=actor,
@@ -56,20 +77,42 @@ class TokenStore:
             return _info(row) if row is not None and not row.revoked else None
 
     def configured(self) -> bool:
-        """Whether any live token exists: then every API and dashboard call needs one."""
+        """Whether a token has ever existed: then every API and dashboard call needs one, even
+        after every token is revoked (auth never switches itself off)."""
         with session_scope(self.engine) as session:
-            query = select(TokenRow.id).where(TokenRow.revoked.is_(False)).limit(1)
-            return session.scalar(query) is not None
+            return session.scalar(select(TokenRow.id).limit(1)) is not None
+
+    def live(self) -> int:
+        """How many tokens are not revoked."""
+        with session_scope(self.engine) as session:
+            query = select(func.count()).select_from(TokenRow).where(TokenRow.revoked.is_(False))
+            return int(session.scalar(query) or 0)
 
     def list(self) -> list[TokenInfo]:
         with session_scope(self.engine) as session:
             return [_info(r) for r in session.scalars(select(TokenRow).order_by(TokenRow.id))]
 
-    def revoke(self, token_id: int) -> TokenInfo:
+    def revoke(self, token_id: int, *, force: bool = False) -> TokenInfo:
+        """Revoke a token (its dashboard sessions end with it). The last live token is revoked
+        only with ``force``: afterwards nobody can use the API or dashboard until a new token
+        is created."""
         with session_scope(self.engine, write=True) as session:
             row = session.get(TokenRow, token_id)
             if row is None:
                 raise NotFound(f"no token {token_id}")
+            if row.revoked:
+                return _info(row)
+            others = (
+                select(func.count())
+                .select_from(TokenRow)
+                .where(TokenRow.revoked.is_(False), TokenRow.id != token_id)
+            )
+            if not force and not session.scalar(others):
+                raise Conflict(
+                    f"token {token_id} is the last live token: without it nobody can use the API "
+                    "or the dashboard (authentication stays on); create another first, or pass "
+                    "--force"
+                )
             row.revoked = True
             return _info(row)
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
+from watchkeeper.errors import Detail, InvalidInput, UnsupportedMediaType, WatchkeeperError
 from watchkeeper.registry import Registry
 from watchkeeper.serving.predict import error_response, read_request
 from watchkeeper.serving.protocols import _json
@@ -37,10 +37,10 @@ def json_endpoint(
             assert server.registry is not None
             assert server.auth is not None
             who = await asyncio.to_thread(server.auth.require, request, needed)
+            if request.method in ("POST", "PUT", "PATCH"):
+                require_json(request.headers.get("content-type"))
             body = await _json_body(request, server.options.limits.max_api_body_bytes)
-            registry = (
-                server.registry if who.secret is None else server.registry.acting_as(who.name)
-            )
+            registry = server.registry.acting_as(who.name) if who.authenticated else server.registry
             result = await asyncio.to_thread(handler, registry, request, body)
         except WatchkeeperError as exc:
             return error_response(exc)
@@ -82,6 +82,19 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object")
     return data
+
+
+def require_json(content_type: str | None) -> None:
+    """Mutations take JSON only, even with an empty body: a browser can post a form or
+    ``text/plain`` to any site without asking, but never ``application/json``."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind != "application/json" and not (
+        kind.startswith("application/") and kind.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"this call takes Content-Type: application/json, not '{kind[:100] or 'none'}'",
+            details=[Detail("content-type", "must be application/json")],
+        )
 
 
 def field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -> Any:

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from watchkeeper import __version__
 from watchkeeper.config import Settings
@@ -32,6 +33,7 @@ from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.fast import PredictionRoutes, no_single_model
 from watchkeeper.serving.live import LiveStats, Publisher
 from watchkeeper.serving.metrics import ServingMetrics
+from watchkeeper.serving.origin import LOOPBACK, OriginGuard
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -55,6 +57,9 @@ class ServeOptions:
     logbook: LogbookConfig | None = field(default_factory=LogbookConfig)  # None: no logging
     scheduler_interval: float | None = None  # run the scheduler in this process (None: no)
     scheduler_lease_ttl: float = 10.0
+    allowed_hosts: tuple[str, ...] = LOOPBACK  # Host names clients may use (see origin.py)
+    require_token: tuple[str, ...] = ()  # data-plane routes needing a token: predict, feedback
+    auth_required: bool = False  # bound beyond loopback: never run without authentication
 
 
 class Server:
@@ -74,7 +79,8 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.registry = await asyncio.to_thread(Registry, self.settings)
-        self.auth = Authenticator(TokenStore(self.registry.engine))
+        self.auth = Authenticator(TokenStore(self.registry.engine),
+                                  required=self.options.auth_required)  # fmt: skip
         self.live = LiveStats()
         self.table = ModelTable(
             self.registry,
@@ -135,6 +141,11 @@ class Server:
 
     async def feedback(self, request: Request) -> Response:
         """``POST /v1/feedback``: labels and outcomes for earlier predictions."""
+        if "feedback" in self.options.require_token:
+            refused = await self._auth().data_plane(request.headers.get("authorization"),
+                                                    "feedback")  # fmt: skip
+            if refused is not None:
+                return error_response(refused)
         if self.logbook is None:
             return error_response(InvalidInput("this server runs without a logbook"))
         try:
@@ -237,6 +248,13 @@ class Server:
         assert self.table is not None
         return self.table
 
+    def _auth(self) -> Authenticator:
+        assert self.auth is not None, "the app's lifespan has not run"
+        return self.auth
+
+    async def authorize_predict(self, authorization: str | None) -> WatchkeeperError | None:
+        return await self._auth().data_plane(authorization, "client")
+
     def routes(self) -> list[Route]:
         # The dashboard sits above serving (it reads every store); the server only mounts it.
         from watchkeeper.ui.dashboard import Dashboard
@@ -266,21 +284,32 @@ class Server:
         ]
 
 
-def create_app(
-    settings: Settings | None = None, options: ServeOptions | None = None
-) -> PredictionRoutes:
-    """The server's ASGI app: the prediction routes in front of a Starlette app for the rest."""
-    server = Server(settings or Settings.load(), options or ServeOptions())
-    rest = Starlette(routes=server.routes(), lifespan=server.lifespan)
+def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> ASGIApp:
+    """The server's ASGI app: the origin guard, then the prediction routes in front of a
+    Starlette app for the rest."""
+    options = options or ServeOptions()
+    server = Server(settings or Settings.load(), options)
+    rest = Starlette(routes=server.routes(), lifespan=server.lifespan,
+                     exception_handlers={WatchkeeperError: _error_handler})  # fmt: skip
     rest.state.server = server
-    return PredictionRoutes(
+    predict = server.authorize_predict if "predict" in options.require_token else None
+    routes = PredictionRoutes(
         rest,
         server.get_predictor,
         v1=(_v1_parse, _v1_render),
         mlflow=(_mlflow_parse, _mlflow_render),
         v2=(_v2_parse, _v2_render),
         mlflow_model=server.mlflow_model,
+        authorize=predict,
     )
+    return OriginGuard(routes, allowed_hosts=options.allowed_hosts)
+
+
+async def _error_handler(request: Request, exc: Exception) -> Response:
+    """A WatchkeeperError no route caught (the database went away mid-request, say): its
+    status and message, never a traceback."""
+    assert isinstance(exc, WatchkeeperError)
+    return error_response(exc)
 
 
 def _v2_ref(request: Request) -> str:  # GET routes; POST .../infer is matched in fast.py

@@ -7,7 +7,7 @@ falls through to the Starlette app, composed exactly as Starlette composes its o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,6 +16,7 @@ from watchkeeper.serving.predict import JSON, Parse, Predictor, Render, Reply
 from watchkeeper.serving.protocols import _json
 
 Route = tuple[str, str, Parse, Render]  # model reference, protocol, parse, render
+Authorize = Callable[[str | None], Awaitable[WatchkeeperError | None]]  # Authorization header
 
 
 class PredictionRoutes:
@@ -28,11 +29,13 @@ class PredictionRoutes:
         mlflow: tuple[Parse, Render],
         v2: tuple[Parse, Render],
         mlflow_model: Callable[[], str],
+        authorize: Authorize | None = None,
     ) -> None:
         self.fallback = fallback
         self.predictor = predictor
         self.v1, self.mlflow, self.v2 = v1, mlflow, v2
         self.mlflow_model = mlflow_model
+        self.authorize = authorize  # None: predictions need no token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -66,6 +69,7 @@ class PredictionRoutes:
     async def _predict(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         model, protocol, parse, render = route
         content_type, request_id, length, routing_key = "application/json", None, None, None
+        authorization: str | None = None
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
@@ -75,6 +79,14 @@ class PredictionRoutes:
                 length = value
             elif key == b"x-routing-key":
                 routing_key = value.decode("latin-1")[:256]
+            elif key == b"authorization":
+                authorization = value.decode("latin-1")
+        if self.authorize is not None:
+            refused = await self.authorize(authorization)
+            if refused is not None:
+                await _send(send, Reply(refused.http_status, _json.error_body(refused),
+                                        [(b"content-type", JSON)]))  # fmt: skip
+                return
 
         async def read_body(limit: int) -> bytes:
             if length is not None and length.isdigit() and int(length) > limit:

@@ -17,14 +17,15 @@ from dataclasses import asdict, fields, replace
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.serving.app import ServeOptions, create_app
 from watchkeeper.serving.batcher import BatchingPolicy
-from watchkeeper.serving.fast import PredictionRoutes
 from watchkeeper.serving.predict import Limits
+from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.validation import ValidationPolicy
 
 OPTIONS_ENV = "WATCHKEEPER_SERVE_OPTIONS"
@@ -62,15 +63,19 @@ def options_from_env() -> ServeOptions:
         limits=Limits(**data["limits"]),
         validation=ValidationPolicy(**data["validation"]),
         batching=BatchingPolicy(**data["batching"]),
+        shadow=ShadowPolicy(**data["shadow"]),
         price_per_cpu_hour=data["price_per_cpu_hour"],
         live_stats_interval=data["live_stats_interval"],
         logbook=LogbookConfig(**data["logbook"]) if data["logbook"] is not None else None,
         scheduler_interval=data["scheduler_interval"],
         scheduler_lease_ttl=data["scheduler_lease_ttl"],
+        allowed_hosts=tuple(data["allowed_hosts"]),
+        require_token=tuple(data["require_token"]),
+        auth_required=data["auth_required"],
     )
 
 
-def app_from_env() -> PredictionRoutes:
+def app_from_env() -> ASGIApp:
     """The app factory each worker process calls."""
     return create_app(Settings.load(), options_from_env())
 

@@ -74,11 +74,11 @@ def acknowledge(sources: Sources, registry: Registry, request: Request, f: dict[
 def routes(dashboard: Dashboard) -> list[Route]:
     def endpoint(run: Run, heading: str) -> Callable[[Request], Awaitable[Response]]:
         async def act(request: Request) -> Response:
-            who = await principal(dashboard.auth, request)
             try:
+                who = await principal(dashboard.auth, request)
                 fields = await form(request)
             except WatchkeeperError as exc:
-                return Response(exc.message, status_code=exc.http_status)
+                return dashboard.unavailable(request, exc)
             back = safe_next(fields.get("back"))
             if who is None:
                 refused: WatchkeeperError = Unauthorized("log in first: no valid session")
@@ -89,7 +89,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 refused = Forbidden(f"'{who.name}' has role {who.role}; this needs deployer")
             else:
                 registry = dashboard.sources.registry
-                registry = registry if who.secret is None else registry.acting_as(who.name)
+                registry = registry.acting_as(who.name) if who.authenticated else registry
                 try:
                     done = await asyncio.to_thread(run, dashboard.sources, registry, request,
                                                    fields)  # fmt: skip

@@ -17,16 +17,17 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.serving.auth import Authenticator, Principal, csrf_value
+from watchkeeper.serving.auth import Authenticator, Principal
 from watchkeeper.ui import actions, login, views
 from watchkeeper.ui.render import Renderer, json_bytes
-from watchkeeper.ui.session import principal, to_login
+from watchkeeper.ui.session import principal, set_session, to_login, visitor
 from watchkeeper.ui.sources import Backend, Sources
 from watchkeeper.ui.static import Assets
 from watchkeeper.ui.timerange import DEFAULT_RANGE, OVERVIEW_RANGE, TimeRange
 from watchkeeper.ui.views import View
 
 Build = Callable[[Sources, Request, TimeRange], View]
+NOBODY = Principal("unknown", "client", authenticated=False)  # may see a message, do nothing
 
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -64,7 +65,7 @@ class Dashboard:
     def context(self, request: Request, who: Principal, **extra: Any) -> dict[str, Any]:
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         base = {
-            "who": who, "auth_on": who.secret is not None, "csrf": csrf_value(who),
+            "who": who, "auth_on": who.authenticated, "csrf": who.csrf or "",
             "can_act": who.allows("deployer"), "back": back, "page": "", "source": "",
             "refresh": 0, "range": request.query_params.get("range") or DEFAULT_RANGE,
             "has_range": False, "figures": {},
@@ -85,27 +86,45 @@ class Dashboard:
 
     def page(self, name: str, build: Build) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            who = await principal(self.auth, request)
+            try:
+                who, opened = await visitor(self.auth, request)
+            except WatchkeeperError as exc:
+                return self.unavailable(request, exc)
             if who is None:
                 return to_login(request)
-            try:
-                tr = _range(request)
-                view = await asyncio.to_thread(build, self.sources, request, tr)
-            except WatchkeeperError as exc:
-                return self.message(request, who, ok=False, heading="Not available",
-                                    message=exc.message, status=exc.http_status)  # fmt: skip
-            context = self.context(
-                request, who, **view.context, title=view.title, page=name,
-                source=view.source, refresh=view.refresh_seconds, has_range=view.has_range,
-                range=tr.name, figures=view.figures,
-            )  # fmt: skip
-            return self.html(view.template, context)
+            response = await self._page(request, who, name, build)
+            if opened is not None:
+                set_session(response, request, opened)
+            return response
 
         return endpoint
 
+    async def _page(self, request: Request, who: Principal, name: str, build: Build) -> Response:
+        try:
+            tr = _range(request)
+            view = await asyncio.to_thread(build, self.sources, request, tr)
+        except WatchkeeperError as exc:
+            return self.message(request, who, ok=False, heading="Not available",
+                                message=exc.message, status=exc.http_status)  # fmt: skip
+        context = self.context(
+            request, who, **view.context, title=view.title, page=name,
+            source=view.source, refresh=view.refresh_seconds, has_range=view.has_range,
+            range=tr.name, figures=view.figures,
+        )  # fmt: skip
+        return self.html(view.template, context)
+
+    def unavailable(self, request: Request, exc: WatchkeeperError) -> Response:
+        """A page for a visitor we cannot even identify (the database is down): the reason,
+        no actions, never a traceback."""
+        return self.message(request, NOBODY, ok=False, heading="Not available",
+                            message=exc.message, status=exc.http_status)  # fmt: skip
+
     def data(self, build: Build) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            who = await principal(self.auth, request)
+            try:
+                who = await principal(self.auth, request)
+            except WatchkeeperError as exc:
+                return JSONResponse(exc.to_dict(), status_code=exc.http_status)
             if who is None:
                 return JSONResponse({"error": {"code": "unauthorized", "message":
                                                "log in first", "details": []}},

@@ -1,4 +1,5 @@
-"""``/ui/login`` and ``/ui/logout``: a token in a form becomes the session cookie."""
+"""``/ui/login`` and ``/ui/logout``: a token in a form opens a server-side session (the cookie
+holds only its random id); logout ends it on every replica."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.serving.auth import COOKIE
 from watchkeeper.ui.session import (
     LOGIN,
     clear_session,
@@ -27,7 +29,11 @@ if TYPE_CHECKING:
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def show(request: Request) -> Response:
-        if not await asyncio.to_thread(dashboard.auth.configured):
+        try:
+            configured = await asyncio.to_thread(dashboard.auth.configured)
+        except WatchkeeperError as exc:
+            return dashboard.unavailable(request, exc)
+        if not configured:
             return RedirectResponse("/ui", status_code=303)  # no tokens: nothing to log in to
         target = safe_next(request.query_params.get("next"))
         return dashboard.html("login.html", {"next": target, "error": ""})
@@ -42,22 +48,31 @@ def routes(dashboard: Dashboard) -> list[Route]:
         if not same_origin(request):
             refused = {"next": target, "error": "cross-site login refused"}
             return dashboard.html("login.html", refused, 403)
-        found = await asyncio.to_thread(dashboard.auth.store.verify, token) if token else None
-        if found is None:
+        try:
+            opened = await asyncio.to_thread(dashboard.auth.open_session, token) if token else None
+        except WatchkeeperError as exc:
+            return dashboard.unavailable(request, exc)
+        if opened is None:
             refused = {"next": target, "error": "unknown or revoked token"}
             return dashboard.html("login.html", refused, 401)
         response = RedirectResponse(target, status_code=303)
-        set_session(response, request, token)
+        set_session(response, request, opened[1])
         return response
 
     async def logout(request: Request) -> Response:
-        who = await principal(dashboard.auth, request)
+        try:
+            who = await principal(dashboard.auth, request)
+        except WatchkeeperError as exc:
+            return dashboard.unavailable(request, exc)
         try:
             fields = await form(request)
         except WatchkeeperError:
             fields = {}
         if who is not None and not form_allowed(who, request, fields):
             return Response("refused: the form is stale or forged", status_code=403)
+        secret = request.cookies.get(COOKIE)
+        if who is not None and secret:
+            await asyncio.to_thread(dashboard.auth.end_session, secret)
         response = RedirectResponse(LOGIN, status_code=303)
         clear_session(response, request)
         return response

@@ -1,9 +1,10 @@
 """Who is looking: the session cookie, the login form, CSRF values and same-origin checks.
 
-The dashboard authenticates exactly like the API (``watchkeeper.serving.auth``): with no token
-configured everyone is the local operator; otherwise the ``wk_session`` cookie (set by the login
-form: HTTP-only, SameSite=Strict, Path=/) or a bearer header must hold a live token. Every form
-POST carries ``csrf_value(principal)`` and must come from this origin.
+The dashboard's session lives on the server (``registry/sessions.py``): the ``wk_session``
+cookie (HTTP-only, SameSite=Strict, Path=/) holds only a random id; the session's random CSRF
+value, expiry and token are looked up with it. With tokens, the login form opens a session;
+without any token ever created, the first page a browser opens starts a local session. Every
+form POST must carry its session's CSRF value and come from this origin.
 """
 
 from __future__ import annotations
@@ -15,15 +16,28 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from watchkeeper.errors import PayloadTooLarge
+from watchkeeper.registry.sessions import DEFAULT_TTL
 from watchkeeper.serving.auth import COOKIE, Authenticator, Principal, csrf_ok
 
 LOGIN = "/ui/login"
 MAX_FORM_BYTES = 64 * 1024
-SESSION_SECONDS = 12 * 3600
+SESSION_SECONDS = int(DEFAULT_TTL.total_seconds())
 
 
 async def principal(auth: Authenticator, request: Request) -> Principal | None:
-    return await asyncio.to_thread(auth.principal, request)
+    """The visitor behind the session cookie, or None."""
+    return await asyncio.to_thread(auth.session, request)
+
+
+async def visitor(auth: Authenticator, request: Request) -> tuple[Principal | None, str | None]:
+    """The visitor, and the cookie of a session opened for them just now: without tokens a
+    browser gets a local session on its first page (so even then forms carry a random CSRF
+    value); with tokens, None until they log in."""
+    who = await principal(auth, request)
+    if who is not None:
+        return who, None
+    opened = await asyncio.to_thread(auth.open_session, None)
+    return (opened[0], opened[1]) if opened is not None else (None, None)
 
 
 def to_login(request: Request) -> RedirectResponse:
@@ -72,8 +86,8 @@ def form_allowed(who: Principal, request: Request, fields: dict[str, str]) -> bo
     return same_origin(request) and csrf_ok(who, fields.get("csrf"))
 
 
-def set_session(response: Response, request: Request, token: str) -> None:
-    response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
+def set_session(response: Response, request: Request, secret: str) -> None:
+    response.set_cookie(COOKIE, secret, max_age=SESSION_SECONDS, path="/", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
 
 
