@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.logbook.conftest import DAY, FAST, InstrumentedFS, make_batch, window
-from watchkeeper.errors import StoreUnavailable
-from watchkeeper.logbook import Logbook, LogbookConfig
+from watchkeeper.errors import InvalidInput, StoreUnavailable
+from watchkeeper.logbook import FeedbackItem, Logbook, LogbookConfig
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -194,3 +194,27 @@ def test_batches_of_one_flush_go_to_their_own_day_and_model(tmp_path: Path) -> N
         "predictions/model=churn/date=2024-03-06",
         "predictions/model=fraud/date=2024-03-05",
     ]
+
+
+def test_outcome_names_beyond_the_bound_are_refused_whole(tmp_path: Path) -> None:
+    """An outcome name becomes a Parquet column: past ``max_outcome_names`` distinct names,
+    feedback bringing a new one is refused whole, nothing buffered (issue 16, item 5)."""
+    book = Logbook(str(tmp_path), config=LogbookConfig(max_outcome_names=3))
+    assert book.log_feedback([FeedbackItem("r1", outcome={"a": 1.0, "b": 2.0})]) == 1
+    flood = [FeedbackItem("r2", label=1), FeedbackItem("r3", outcome={"c": 1.0, "d": 1.0})]
+    with pytest.raises(InvalidInput, match="at most 3 distinct outcome names") as info:
+        book.log_feedback(flood)
+    assert [d.field for d in info.value.details] == ["outcome.c", "outcome.d"]
+    assert book.stats.feedback_buffered == 1
+    assert book.log_feedback([FeedbackItem("r4", outcome={"a": 3.0, "c": 1.0})]) == 1
+    with pytest.raises(InvalidInput, match="d"):
+        book.log_feedback([FeedbackItem("r5", outcome={"d": 1.0})])
+    book.flush()
+    names = [c for c in book.read_feedback().column_names if c.startswith("outcome_")]
+    assert sorted(names) == ["outcome_a", "outcome_b", "outcome_c"]
+
+
+@pytest.mark.parametrize("name", ["", "1st", "a b", "a\n", "x" * 65, "é"])
+def test_outcome_names_are_short_identifiers(name: str) -> None:
+    with pytest.raises(InvalidInput, match="letters, digits and _"):
+        FeedbackItem("r", outcome={name: 1.0})

@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from watchkeeper.errors import (
     Detail,
     MalformedRequest,
+    PayloadTooLarge,
     SchemaError,
     UnsupportedMediaType,
     WatchkeeperError,
 )
 from watchkeeper.models.signature import ColumnSpec, Signature
 from watchkeeper.serving.batch import ParsedBatch
-from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
+from watchkeeper.serving.protocols import _bounds, _json, kserve_v1, mlflow, v2
 from watchkeeper.serving.validation import Validator
 
 SIG = Signature(
@@ -559,3 +560,75 @@ def test_any_csv_fails_only_with_watchkeeper_errors(text: str) -> None:
             Validator(sig).validate(parsed)
         except WatchkeeperError:
             pass
+
+
+# --- bounds before allocation (issue 16, item 5) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "error", "problem"),
+    [
+        ([30_000_000, 0], PayloadTooLarge, "too_many_rows"),
+        ([11, 1], PayloadTooLarge, "too_many_rows"),
+        ([2, 2**30], PayloadTooLarge, "too_large"),
+        ([2, 0], MalformedRequest, "bad_shape"),
+        ([-1], MalformedRequest, "bad_shape"),
+        ([2**31], MalformedRequest, "bad_shape"),
+        ([True], MalformedRequest, "bad_shape"),
+        ([1, 1, 1], MalformedRequest, "bad_shape"),
+        ([3], MalformedRequest, "shape_mismatch"),
+    ],
+)
+def test_v2_declared_shapes_are_checked_before_data_is_laid_out(
+    shape: list[Any], error: type[WatchkeeperError], problem: str
+) -> None:
+    with pytest.raises(error, match="input 'a'") as info:
+        v2.parse(body({"inputs": [tensor("a", shape, [1.0])]}), SIG, max_rows=10)
+    assert info.value.details[0].problem == problem
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"instances": [[1.0]] * 3000},
+        {"inputs": {"a": [1.0] * 3000}},
+        {"instances": [{"a": 1}] * 3000},
+    ],
+)
+def test_json_holding_more_values_than_the_row_limit_allows_is_refused_unparsed(
+    request_body: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kserve_v1, "loads", lambda body: pytest.fail("parsed"))
+    with pytest.raises(PayloadTooLarge, match="at most 1 rows") as info:
+        kserve_v1.parse(body(request_body), ["a"], max_rows=1)
+    assert info.value.details == [Detail("*", "too_many_values")]
+    assert _bounds.max_values(1, 1) < 3000  # the cases above are over it
+
+
+def test_commas_and_escaped_quotes_inside_strings_are_not_counted() -> None:
+    text = ',\\",\\\\' * 2000
+    request_body = body({"instances": [{"a": 1.0, text: 1}]})
+    assert request_body.count(b",") > _bounds.max_values(1, 1)
+    parsed = kserve_v1.parse(request_body, ["a"], max_rows=1)
+    assert parsed.records == [{"a": 1.0, text: 1}]
+
+
+def test_csv_lines_and_cells_are_bounded_but_quoted_newlines_are_not_rows() -> None:
+    with pytest.raises(PayloadTooLarge, match="holds 12 lines; at most 5 rows"):
+        mlflow.parse(b"a\n" + b"1\n" * 10 + b"1", "text/csv", ["a"], max_rows=5)
+    with pytest.raises(PayloadTooLarge, match="cells"):
+        mlflow.parse(b"a" + b",b" * 5000 + b"\n", "text/csv", ["a"], max_rows=5)
+    quoted = b'a\n"' + b"x\n" * 50 + b'"\n'
+    parsed = mlflow.parse(quoted, "text/csv", ["a"], max_rows=5)
+    assert parsed.columns == {"a": ["x\n" * 50]}
+
+
+def test_errors_clip_what_the_client_sent() -> None:
+    huge = "v" * 100_000
+    error = MalformedRequest(f"bad {huge}", details=[Detail(huge, huge)] * 500)
+    assert len(error.message) < 1100
+    assert error.message.endswith(f"({len(huge) + 4} chars)")
+    assert len(error.details) == 100
+    assert error.details[0].field == "v" * 200 + f"… ({len(huge)} chars)"
+    assert error.details[-1] == Detail("*", "401 more problems not listed")
+    assert len(_json.error_body(error)) < 50_000
