@@ -248,28 +248,9 @@ class ModelTable:
             self._retry_later(name)
             return  # the problem is recorded; what is loaded keeps serving
         self.state.retry.pop(name, None)
-        route, unloadable = None, None
         keep = {version.version}
-        now = datetime.now(UTC)
-        if deployment is not None and deployment.active and deployment.candidate is not None:
-            candidate = await self._ensure_number(name, deployment.candidate, "candidate")
-            if candidate is None:
-                unloadable = deployment
-            elif candidate is not primary:
-                keep.add(deployment.candidate)
-                field_name = deployment.config.get("routing_field")
-                same = candidate.model.signature == primary.model.signature
-                route = Route(deployment.mode, candidate, deployment.share, field_name, same)
-        else:
-            self.state.problems.pop((name, "candidate"), None)
-        until = deployment.standby_until if deployment is not None else None
-        if deployment is not None and deployment.standby is not None and until and until > now:
-            if await self._ensure_number(name, deployment.standby, "standby") is not None:
-                keep.add(deployment.standby)
-                self.state.standby_until[name] = until
-        else:
-            self.state.standby_until.pop(name, None)
-            self.state.problems.pop((name, "standby"), None)
+        route = await self._candidate(name, deployment, primary, keep)
+        await self._standby(name, deployment, keep)
         previous = self.state.live.get(name)
         self.state.live[name] = primary  # the swap: dict assignments, no await in between
         if route is None:
@@ -281,8 +262,35 @@ class ModelTable:
             self.metrics.reloads.labels(name).inc()
             log.info("%s now serves version %s", name, version.version)
         self._retire_unwanted(name, keep)
-        if unloadable is not None:
-            await self._report(unloadable)
+        if deployment is not None and deployment.active and route is None:
+            await self._report(deployment)  # only if its candidate could not be loaded
+
+    async def _candidate(
+        self, name: str, deployment: Deployment | None, primary: Deployed, keep: set[int]
+    ) -> Route | None:
+        """The route to the deployment's candidate, loaded; None without one (or on failure)."""
+        if deployment is None or not deployment.active or deployment.candidate is None:
+            self.state.problems.pop((name, "candidate"), None)
+            return None
+        candidate = await self._ensure_number(name, deployment.candidate, "candidate")
+        if candidate is None or candidate is primary:
+            return None
+        keep.add(deployment.candidate)
+        field_name = deployment.config.get("routing_field")
+        same = candidate.model.signature == primary.model.signature
+        return Route(deployment.mode, candidate, deployment.share, field_name, same)
+
+    async def _standby(self, name: str, deployment: Deployment | None, keep: set[int]) -> None:
+        """The previous production version, kept loaded until the deployment says so."""
+        standby = deployment.standby if deployment is not None else None
+        until = deployment.standby_until if deployment is not None else None
+        if standby is None or until is None or until <= datetime.now(UTC):
+            self.state.standby_until.pop(name, None)
+            self.state.problems.pop((name, "standby"), None)
+            return
+        if await self._ensure_number(name, standby, "standby") is not None:
+            keep.add(standby)
+            self.state.standby_until[name] = until
 
     async def _report(self, deployment: Deployment) -> None:
         """Tell the registry (once per deployment revision) that the candidate cannot be
