@@ -15,6 +15,7 @@ from watchkeeper.cli._common import (
     print_json,
     table,
 )
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.registry import ModelRef, ModelVersion
 
 app = new_app("Register model versions and move them between stages.")
@@ -41,9 +42,23 @@ def register(
     ] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     stage: Annotated[str, typer.Option(help="Initial stage.")] = "none",
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            metavar="TYPE",
+            help="A type a skops file may hold beyond the default allow-list, by full dotted "
+            "name; repeatable. Only for files whose author you trust: it is recorded with "
+            "the version and trusted at every load.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Register a new version of NAME from PATH."""
+    """Register a new version of NAME from PATH.
+
+    A skops file holding any type outside the default allow-list is refused, naming the type,
+    unless that type is given with --trust.
+    """
     metrics = parse_metrics(metric or [])
     tags = parse_pairs(tag or [], "tag")
     with open_registry(ctx) as registry:
@@ -59,11 +74,15 @@ def register(
             reference_data=reference,
             description=description,
             stage=stage,
+            trusted_types=trust,
         )
+        trusted = registry.trusted_types(version) if trust else ()
     if as_json:
-        print_json(version.to_dict())
+        print_json({**version.to_dict(), "trusted_types": list(trusted)})
     else:
         typer.echo(f"registered {version.ref} ({version.flavor}, stage {version.stage})")
+        if trusted:
+            typer.echo(f"trusted types recorded with it: {', '.join(trusted)}")
 
 
 @app.command("list")
@@ -97,10 +116,15 @@ def show(
     with open_registry(ctx) as registry:
         if "@" in ref:
             version = registry.get(ref)
+            try:
+                trusted: tuple[str, ...] | str = registry.trusted_types(version)
+            except WatchkeeperError as exc:  # the files are unreadable: show the rest anyway
+                trusted = f"unknown: {exc.message}"
             if as_json:
-                print_json(version.to_dict())
+                listed = list(trusted) if isinstance(trusted, tuple) else trusted
+                print_json({**version.to_dict(), "trusted_types": listed})
             else:
-                _show_version(version)
+                _show_version(version, trusted)
             return
         model = registry.get_model(ModelRef.parse(ref).name)
         versions = registry.list_versions(model.name)
@@ -234,7 +258,9 @@ def _versions_table(title: str, versions: list[ModelVersion]) -> None:
     )
 
 
-def _show_version(v: ModelVersion) -> None:
+def _show_version(v: ModelVersion, trusted: tuple[str, ...] | str) -> None:
+    if not isinstance(trusted, str):
+        trusted = ", ".join(trusted) or "- (default allow-list only)"
     fields = [
         ("version", v.ref),
         ("stage", v.stage),
@@ -250,6 +276,7 @@ def _show_version(v: ModelVersion) -> None:
         ("inputs", ", ".join(c["name"] for c in (v.signature or {}).get("columns", [])) or "-"),
         ("artifacts", v.artifact_uri),
         ("manifest sha256", v.manifest_digest),
+        ("trusted types", trusted),
         ("created", f"{v.created_at:%F %T} by {v.created_by}"),
         ("description", v.description or "-"),
     ]

@@ -214,6 +214,10 @@ class Registry:
     def trusted_types(self, version: ModelVersion) -> tuple[str, ...]:
         """The types beyond the default allow-list trusted when ``version`` was registered."""
         path = self.artifacts.local_path(version.artifact_uri, version.manifest_digest)
+        if not path.is_dir():
+            raise StoreUnavailable(
+                f"the files of {version.ref} are missing from {version.artifact_uri}"
+            )
         manifest = read_manifest(path)
         if manifest.digest() != version.manifest_digest:
             raise IntegrityError(
