@@ -120,8 +120,10 @@ def test_cli_refuses_the_hostile_file_in_one_line(tmp_path: Path, cli) -> None:
     hostile.write_bytes(hostile_skops(sentinel))
     result = cli("models", "register", "churn", str(hostile))
     assert result.exit_code == 1
-    assert result.output.startswith("error: ") and result.output.count("\n") == 1
-    assert RUNSTRING in result.output and "--trust" in result.output
+    assert result.output.startswith("error: ")
+    assert result.output.count("\n") == 1
+    assert RUNSTRING in result.output
+    assert "--trust" in result.output
     assert "Traceback" not in result.output
     assert not sentinel.exists()
     assert _artifact_files(tmp_path / "home") == []
@@ -212,11 +214,13 @@ def test_trust_admits_exactly_the_named_type(tmp_path: Path, cli, iris: tuple[An
     skops.io.dump(make_pipeline(CustomScaler(), KNeighborsClassifier()).fit(X, y), both)
 
     refused = cli("models", "register", "iris", str(custom))
-    assert refused.exit_code == 1 and CUSTOM in refused.output
+    assert refused.exit_code == 1
+    assert CUSTOM in refused.output
 
     refused = cli("models", "register", "iris", str(both), "--trust", CUSTOM)
     assert refused.exit_code == 1
-    assert "KDTree" in refused.output and f"{CUSTOM}," not in refused.output
+    assert "KDTree" in refused.output
+    assert f"{CUSTOM}," not in refused.output
 
     accepted = cli("models", "register", "iris", str(custom), "--trust", CUSTOM)
     assert accepted.exit_code == 0, accepted.output
