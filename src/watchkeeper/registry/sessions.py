@@ -86,7 +86,7 @@ class SessionStore:
             )  # fmt: skip
 
     def end_all(self, token_id: int | None = None) -> int:
-        """End every session (of one token, when given); how many were live."""
+        """End every session (of one token, when given); how many had not been ended yet."""
         with session_scope(self.engine, write=True) as session:
             query = update(SessionRow).where(SessionRow.revoked.is_(False))
             if token_id is not None:
