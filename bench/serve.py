@@ -69,12 +69,15 @@ def wrk(
     duration: int,
     tmp: Path,
     threads: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     script = tmp / "post.lua"
+    extra = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n"
+                    for k, v in (headers or {}).items())  # fmt: skip
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n' + extra
     )
     out = subprocess.run(
         [

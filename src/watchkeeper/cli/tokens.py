@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from watchkeeper.cli._common import new_app, open_registry, print_json, table
+from watchkeeper.registry.sessions import SessionStore
 from watchkeeper.registry.tokens import TokenStore
 
 app = new_app("API and dashboard tokens: once one exists, the API and dashboard require one.")
@@ -68,3 +69,16 @@ def revoke(
     if not left:
         typer.echo("warning: no live token is left: the API and dashboard refuse everyone until "
                    "`watchkeeper tokens create` makes a new one", err=True)  # fmt: skip
+
+
+@app.command("end-sessions")
+def end_sessions(
+    ctx: typer.Context,
+    token_id: Annotated[
+        int | None, typer.Option("--token", help="Only the sessions opened with this token.")
+    ] = None,
+) -> None:
+    """Log every dashboard session out (of one token, with --token), on every replica."""
+    with open_registry(ctx) as registry:
+        ended = SessionStore(registry.engine).end_all(token_id)
+    typer.echo(f"ended {ended} dashboard session(s)")
