@@ -14,8 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from watchkeeper.errors import Detail, InvalidInput, UnsupportedMediaType, WatchkeeperError
+from watchkeeper.errors import (
+    Detail,
+    InvalidInput,
+    InvalidReference,
+    UnsupportedMediaType,
+    WatchkeeperError,
+)
 from watchkeeper.registry import Registry
+from watchkeeper.registry.refs import parse_version
 from watchkeeper.serving.predict import error_response, read_request
 from watchkeeper.serving.protocols import _json
 
@@ -110,11 +117,10 @@ def field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) ->
 
 
 def _int(text: str, name: str) -> int:
-    if not text.isdigit():
-        raise InvalidInput(
-            f"'{text}' is not a version number", details=[Detail(name, "not an int")]
-        )
-    return int(text)
+    try:
+        return parse_version(text)  # ASCII digits within the schema's range
+    except InvalidReference as exc:
+        raise InvalidReference(exc.message, details=[Detail(name, "not a version number")]) from exc
 
 
 def _list_models(registry: Registry, request: Request, body: dict[str, Any]) -> Any:

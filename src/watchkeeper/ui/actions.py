@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from watchkeeper.errors import Detail, Forbidden, InvalidInput, Unauthorized, WatchkeeperError
 from watchkeeper.registry import Registry
+from watchkeeper.registry.refs import parse_version
 from watchkeeper.ui.session import form, form_allowed, principal, safe_next
 from watchkeeper.ui.sources import Sources
 
@@ -32,7 +33,7 @@ def _int(fields: dict[str, str], name: str) -> int:
     text = fields.get(name, "")
     if not text.isdigit():
         raise InvalidInput(f"'{name}' must be a number", details=[Detail(name, "not an int")])
-    return int(text)
+    return parse_version(text)  # ASCII digits within the schema's range, else a clean 400
 
 
 def rollback(sources: Sources, registry: Registry, request: Request, f: dict[str, str]) -> str:
