@@ -149,7 +149,8 @@ class Server:
         if self.logbook is None:
             return error_response(InvalidInput("this server runs without a logbook"))
         try:
-            items = await feedback.read(request, self.options.limits)
+            names = self.logbook.config.max_outcome_names
+            items = await feedback.read(request, self.options.limits, max_outcome_names=names)
             accepted = self.logbook.log_feedback(items)  # refuses too many outcome names
         except WatchkeeperError as exc:
             return error_response(exc)

@@ -28,15 +28,19 @@ MAX_ITEMS = 100_000
 _FIELDS_PER_ITEM = 8  # values of one item, beyond its outcomes, for the count before parsing
 
 
-async def read(request: Request, limits: Limits) -> list[FeedbackItem]:
+async def read(
+    request: Request, limits: Limits, *, max_outcome_names: int | None = None
+) -> list[FeedbackItem]:
     """The items of a feedback request, read within ``limits``."""
     body = await read_request(request, limits.max_body_bytes)
     if len(body) > limits.offload_bytes:
-        return await asyncio.to_thread(parse, body)
-    return parse(body)
+        return await asyncio.to_thread(parse, body, max_outcome_names=max_outcome_names)
+    return parse(body, max_outcome_names=max_outcome_names)
 
 
-def parse(body: bytes) -> list[FeedbackItem]:
+def parse(body: bytes, *, max_outcome_names: int | None = None) -> list[FeedbackItem]:
+    """The items of a feedback body; more than ``max_outcome_names`` distinct outcome names in
+    it are refused before any item is checked (the logbook checks the names it already has)."""
     _bounds.check_json(body, MAX_ITEMS, _FIELDS_PER_ITEM)
     payload = _json.loads(body)
     if isinstance(payload, dict) and "feedback" in payload:
@@ -46,6 +50,8 @@ def parse(body: bytes) -> list[FeedbackItem]:
         raise SchemaError("no feedback in the request", details=[Detail("*", "empty")])
     if len(items) > MAX_ITEMS:
         raise InvalidInput(f"at most {MAX_ITEMS} feedback items per request, got {len(items)}")
+    if max_outcome_names is not None:
+        _count_names(items, max_outcome_names)
     problems: list[Detail] = []
     out = [_item(obj, i, problems) for i, obj in enumerate(items)]
     if problems:
@@ -55,6 +61,21 @@ def parse(body: bytes) -> list[FeedbackItem]:
             details=problems[:50],
         )  # fmt: skip
     return [item for item in out if item is not None]
+
+
+def _count_names(items: list[Any], limit: int) -> None:
+    names: set[str] = set()
+    for obj in items:
+        outcome = obj.get("outcome") if isinstance(obj, dict) else None
+        if isinstance(outcome, dict):
+            names.update(outcome)
+            if len(names) > limit:
+                raise InvalidInput(
+                    f"the feedback brings more than {limit} outcome names; at most {limit} "
+                    "distinct outcome names are accepted (serve --max-outcome-names); nothing "
+                    "was stored",
+                    details=[Detail("outcome", "too_many_outcome_names")],
+                )
 
 
 def _item(obj: Any, index: int, problems: list[Detail]) -> FeedbackItem | None:

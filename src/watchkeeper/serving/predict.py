@@ -149,9 +149,9 @@ class Predictor:
         deployed: Deployed | None = None
         headers = [(b"content-type", JSON), (b"x-request-id", request_id.encode())]
         try:
-            body = await read_body(self.limits.max_body_bytes)
-            deployed = await self.table.resolve(model)
+            deployed = await self.table.resolve(model)  # an unknown model: its body is not read
             name = deployed.name
+            body = await read_body(self.limits.max_body_bytes)
             max_rows = self.table.validation.max_rows
             offload = len(body) > self.limits.offload_bytes
             if offload:

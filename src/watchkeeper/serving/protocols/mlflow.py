@@ -34,6 +34,8 @@ _FIELDS_HELP = (
     + ' (and optionally "params")'
 )
 _UTF8 = ("utf-8", "utf8")
+# quotes, commas and newlines are the same bytes in these: counted before decoding
+_ASCII_BASED = (*_UTF8, "ascii", "us-ascii", "latin-1", "latin1", "iso-8859-1")
 
 
 def parse(
@@ -49,9 +51,8 @@ def parse(
         check_json(text, max_rows, width)
         return _parse_json(text, names)
     if media == "text/csv":
-        text = _decode(body, charset)
-        check_csv(text, max_rows, width)
-        return _parse_csv(text)
+        check_csv(body if charset in _ASCII_BASED else _decode(body, charset), max_rows, width)
+        return _parse_csv(_decode(body, charset))
     raise UnsupportedMediaType(
         f"content type {content_type!r} is not supported; send application/json or text/csv",
         details=[Detail("content-type", "unsupported")],
