@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from watchkeeper.registry import convert
@@ -23,6 +23,7 @@ from watchkeeper.registry.schema import SessionRow, TokenRow
 from watchkeeper.registry.tokens import digest
 
 DEFAULT_TTL = timedelta(hours=12)
+MAX_LOCAL = 1000  # local sessions kept (the oldest go first)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class SessionStore:
         secret, csrf, now = secrets.token_urlsafe(32), secrets.token_hex(32), self.clock()
         with session_scope(self.engine, write=True) as session:
             session.execute(delete(SessionRow).where(SessionRow.expires_at < now))
+            if token_id is None:  # anyone local may open one: keep only the newest
+                newest = session.scalar(select(func.max(SessionRow.id))) or 0
+                session.execute(delete(SessionRow).where(
+                    SessionRow.token_id.is_(None), SessionRow.id <= newest - MAX_LOCAL
+                ))  # fmt: skip
             row = SessionRow(session_hash=digest(secret), csrf=csrf, token_id=token_id,
                              created_at=now, expires_at=now + ttl, revoked=False)  # fmt: skip
             session.add(row)

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.serving.auth import Authenticator, Principal
+from watchkeeper.serving.auth import LOCAL, Authenticator, Principal
 from watchkeeper.ui import actions, login, views
 from watchkeeper.ui.render import Renderer, json_bytes
 from watchkeeper.ui.session import principal, set_session, to_login, visitor
@@ -123,6 +123,8 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             try:
                 who = await principal(self.auth, request)
+                if who is None and not await asyncio.to_thread(self.auth.configured):
+                    who = LOCAL  # reading needs no session without tokens; acting does
             except WatchkeeperError as exc:
                 return JSONResponse(exc.to_dict(), status_code=exc.http_status)
             if who is None:
