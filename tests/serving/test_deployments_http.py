@@ -184,8 +184,13 @@ def test_bad_deployment_requests_get_field_level_errors(world: World) -> None:
     assert first.status_code == 201
     second = _api(w, "POST", "/iris", json={"mode": "canary", "version": 2})
     assert second.status_code == 409
-    assert _api(w, "POST", "/iris/abort").status_code == 200
-    assert _api(w, "POST", "/iris/abort").status_code == 409  # nothing left to abort
+    assert _api(w, "POST", "/iris/abort", json={}).status_code == 200
+    assert _api(w, "POST", "/iris/abort", json={}).status_code == 409  # nothing left to abort
+    untyped = _api(w, "POST", "/iris/abort")  # a body that is not declared JSON: refused
+    assert untyped.status_code == 415
+    assert untyped.json()["error"]["details"] == [
+        {"field": "content-type", "problem": "must be application/json"}
+    ]
     history = _api(w, "GET", "/iris/history").json()
     assert [e["state"] for e in history[:2]] == ["aborted", "running"]
 
