@@ -3,10 +3,16 @@
 SQLite and PostgreSQL share one code path. SQLite runs in WAL mode with a busy timeout, and
 write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of
 failing half-way; PostgreSQL serialises writers per model with ``SELECT ... FOR UPDATE``.
+
+Creating the schema and migrating it happen in one transaction holding the schema lock (a
+PostgreSQL advisory lock on the schema's name; on SQLite the database write lock), so processes
+starting together on an empty database take turns: the first creates it, the others find it
+made.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -17,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
@@ -25,6 +31,9 @@ from sqlalchemy.orm import Session
 from watchkeeper.errors import InvalidInput, SchemaOutdated, StoreUnavailable, missing_dependency
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
+# pg_advisory_xact_lock(int, int): the first key says "watchkeeper schema", the second names the
+# schema (several watchkeeper schemas may share one database).
+_SCHEMA_LOCK_CLASS = 0x7768_6B01
 
 
 def create_db_engine(url: str) -> Engine:
@@ -125,7 +134,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (``watchkeeper db upgrade``)."""
-    with _connect(engine) as connection, connection.begin():
+    with _migrating(engine) as connection:
         command.upgrade(_alembic_config(connection), revision)
 
 
@@ -136,20 +145,56 @@ def ensure_schema(engine: Engine) -> None:
     if current == head:
         return
     if current is None:
-        with _connect(engine) as connection:
-            existing = set(inspect(connection).get_table_names())
-        if existing & {"registered_models", "model_versions"}:
-            raise SchemaOutdated(
-                f"database {safe_url(str(engine.url))} has watchkeeper tables but no schema "
-                "version; run `watchkeeper db upgrade` after checking it is a watchkeeper database"
-            )
-        upgrade(engine)
-        return
+        with _migrating(engine) as connection:
+            # Under the lock: another process may have created it while we waited.
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is None:
+                _refuse_unversioned_tables(engine, connection)
+                command.upgrade(_alembic_config(connection), "head")
+                return
+        if current == head:
+            return
     raise SchemaOutdated(
         f"database {safe_url(str(engine.url))} is at schema revision {current}, this watchkeeper "
         f"needs {head}: run `watchkeeper db upgrade` (or upgrade watchkeeper if the database is "
         "newer)"
     )
+
+
+def _refuse_unversioned_tables(engine: Engine, connection: Connection) -> None:
+    existing = set(inspect(connection).get_table_names())
+    if existing & {"registered_models", "model_versions"}:
+        raise SchemaOutdated(
+            f"database {safe_url(str(engine.url))} has watchkeeper tables but no schema "
+            "version; run `watchkeeper db upgrade` after checking it is a watchkeeper database"
+        )
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the schema lock, committed when the block succeeds.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the schema's name (DDL is
+    transactional, so the lock is held until the schema is committed). SQLite: ``BEGIN
+    IMMEDIATE`` takes the database write lock; others wait for it (busy timeout).
+    """
+    with _connect(engine) as connection:
+        if connection.dialect.name == "sqlite":
+            connection = connection.execution_options(watchkeeper_write=True)
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    schema = connection.execute(text("SELECT current_schema()")).scalar() or ""
+                    key = zlib.crc32(str(schema).encode()) - 2**31  # a signed int4
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:class, :key)"),
+                        {"class": _SCHEMA_LOCK_CLASS, "key": key},
+                    )
+                yield connection
+        except OperationalError as exc:
+            raise StoreUnavailable(
+                f"database {safe_url(str(engine.url))} failed: {_first_line(exc)}"
+            ) from exc
 
 
 @contextmanager
