@@ -72,3 +72,21 @@ def test_kubernetes_probes_readiness_on_production_and_liveness_on_the_process()
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_kubernetes_server_arguments_are_options_serve_knows() -> None:
+    """Every option the manifest passes to ``watchkeeper serve`` exists (a typo would crash
+    every pod at start), and the replicas name the hosts they answer to."""
+    import typer.main
+
+    from watchkeeper.cli.main import app
+
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    known = {name for p in command.params for name in (*p.opts, *p.secondary_opts)}
+    manifests = yaml.safe_load_all((ROOT / "kubernetes" / "watchkeeper.yaml").read_text())
+    (serve,) = [m for m in manifests if m["metadata"]["name"] == "watchkeeper-serve"]
+    (container,) = serve["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[0] == "serve"
+    assert {a for a in args if a.startswith("--")} <= known
+    assert "--allowed-host" in args
