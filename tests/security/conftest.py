@@ -77,6 +77,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         served = Served(f"http://127.0.0.1:{port}", proc, log, home, full_env)
         started.append(served)
         if ready:
+
             def up() -> bool:
                 assert proc.poll() is None, served.output()
                 try:

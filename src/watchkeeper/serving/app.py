@@ -333,9 +333,7 @@ def _v1_render(answer: Answer) -> bytes:
     )
 
 
-def _mlflow_parse(
-    body: bytes, content_type: str, deployed: Deployed, max_rows: int
-) -> ParsedBatch:
+def _mlflow_parse(body: bytes, content_type: str, deployed: Deployed, max_rows: int) -> ParsedBatch:
     return mlflow.parse(body, content_type, deployed.model.input_names, max_rows=max_rows)
 
 
