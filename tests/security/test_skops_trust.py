@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import skops.io
@@ -261,3 +262,24 @@ def test_trust_takes_full_type_names_never_prefixes(
     with pytest.raises(InvalidInput, match="full dotted name"):
         registry.register("churn", hostile, trusted_types=[name])
     assert not (tmp_path / "sentinel").exists()
+
+
+def test_the_api_refuses_a_hostile_skops_file(tmp_path: Path, serve) -> None:
+    """``POST /api/v1/models/{name}/versions`` with a hostile skops file answers 400
+    ``untrusted_types`` naming the type; the payload never runs in the server."""
+    sentinel = tmp_path / "sentinel"
+    hostile = tmp_path / "model.skops"
+    hostile.write_bytes(hostile_skops(sentinel))
+    served = serve(home=tmp_path / "home")
+    response = httpx.post(
+        f"{served.url}/api/v1/models/churn/versions",
+        json={"path": str(hostile)},
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "untrusted_types"
+    assert {"field": RUNSTRING, "problem": "type not trusted"} in error["details"]
+    assert not sentinel.exists()
+    assert httpx.get(f"{served.url}/api/v1/models", timeout=30).json() == []
