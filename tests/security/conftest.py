@@ -93,3 +93,17 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     finally:
         for served in started:
             kill_group(served.proc)
+
+
+@pytest.fixture(scope="module")
+def model() -> LogisticRegression:
+    """A small fitted classifier (iris as numpy arrays)."""
+    X, y = load_iris(return_X_y=True)
+    return LogisticRegression(max_iter=500).fit(X, y)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """An empty registry in the test's own home."""
+    with Registry(Settings(home=tmp_path / "home", user="tester")) as reg:
+        yield reg

@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from watchkeeper.cli.main import app
-from watchkeeper.config import Settings
 from watchkeeper.errors import InvalidInput, InvalidReference
 from watchkeeper.models import save_model
 from watchkeeper.registry import ModelRef, Registry
@@ -22,18 +20,6 @@ from watchkeeper.registry.search import Filter
 from watchkeeper.registry.tokens import TokenStore
 
 NEWLINE_NAMES = ["churn\n", "churn\r\n", "\nchurn", "ch\nurn", "churn\x00"]
-
-
-@pytest.fixture(scope="module")
-def model() -> LogisticRegression:
-    X, y = load_iris(return_X_y=True)
-    return LogisticRegression(max_iter=500).fit(X, y)
-
-
-@pytest.fixture
-def registry(tmp_path: Path):
-    with Registry(Settings(home=tmp_path / "home", user="tester")) as reg:
-        yield reg
 
 
 @pytest.mark.parametrize("name", NEWLINE_NAMES)

@@ -15,26 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from watchkeeper.config import Settings
 from watchkeeper.errors import UnreadableModel
 from watchkeeper.models import save_model
 from watchkeeper.models.manifest import read_manifest, write_manifest
 from watchkeeper.registry import Registry
-
-
-@pytest.fixture(scope="module")
-def model() -> LogisticRegression:
-    X, y = load_iris(return_X_y=True)
-    return LogisticRegression(max_iter=500).fit(X, y)
-
-
-@pytest.fixture
-def registry(tmp_path: Path):
-    with Registry(Settings(home=tmp_path / "home", user="tester")) as reg:
-        yield reg
 
 
 @pytest.fixture
