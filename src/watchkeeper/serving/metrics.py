@@ -196,8 +196,19 @@ class ServingMetrics:
             ["model", "version", "outcome"],
             registry=r,
         )
+        self.task_failures = Counter(
+            "watchkeeper_background_task_failures",
+            "Failed rounds of a background task (reload watcher, live stats, shadow copier, "
+            "batcher...), each logged; the task carries on, retrying with backoff.",
+            ["task"],
+            registry=r,
+        )
         ProcessCollector(registry=r)
         r.register(_CostCollector(price_per_cpu_hour))
+
+    def task_failed(self, task: str) -> None:
+        """Count one failure of background task ``task`` (a fixed name, never user input)."""
+        self.task_failures.labels(task).inc()
 
     def watch_logbook(self, stats: Callable[[], LogbookStats]) -> None:
         self.registry.register(_LogbookCollector(stats))
