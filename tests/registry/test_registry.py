@@ -299,3 +299,23 @@ def test_revisions_change_on_routing_changes(registry: Registry, iris: Iris, iri
     middle = registry.revisions()["iris"]
     registry.set_alias("iris", 2, "challenger")
     assert before < middle < registry.revisions()["iris"]
+
+
+def test_registering_a_version_moves_the_revision(
+    registry: Registry, iris: Iris, iris_model
+) -> None:
+    """Regression (issue 17, item 4): registering did not bump the model's revision, so a
+    server kept answering ``name@latest`` with the old version. Every change that moves
+    ``latest``, an alias or a stage moves the revision servers poll."""
+    _register(registry, iris_model, iris[0], 1)
+    steps = [registry.revisions()["iris"]]
+    _register(registry, iris_model, iris[0], 1)  # latest: 1 -> 2
+    steps.append(registry.revisions()["iris"])
+    registry.set_alias("iris", 1, "champion")
+    steps.append(registry.revisions()["iris"])
+    registry.remove_alias("iris", "champion")
+    steps.append(registry.revisions()["iris"])
+    registry.delete_version("iris", 2)  # latest: 2 -> 1
+    steps.append(registry.revisions()["iris"])
+    assert steps == sorted(set(steps)), steps
+    assert registry.get("iris@latest").version == 1

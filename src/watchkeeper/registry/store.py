@@ -165,7 +165,7 @@ class MetadataStore:
             self._audit(session, actor, "register", name, row.version, None, new.artifact_uri, "")
             if new.stage != "none":
                 self._set_stage(session, model, row, new.stage, actor=actor, reason="at register")
-            model.updated_at = now
+            self._changed(session, model)  # ``name@latest`` moved: servers watching re-resolve it
             session.flush()
             return convert.versions(session, name, [row])[0]
 
