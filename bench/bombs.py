@@ -1,6 +1,7 @@
 """How fast the server refuses resource bombs, and what they cost concurrent requests.
 
     .venv/bin/python bench/bombs.py [--tries 5] [--rounds 3] [--duration 4] [--connections 4]
+                                    [--bomb-rate R] [--small-only] [--skip-refusals]
 
 One ``watchkeeper serve`` process (the LogisticRegression on 20 features of ``bench/serve.py``).
 (i) For each bomb, the time from sending it to the server's answer, median and max over
@@ -111,15 +112,21 @@ def refusal_times(url: str, columns: list[str], tries: int) -> None:
               f"{statistics.median(after):>14.1f}")  # fmt: skip
 
 
-def bomber(url: str, columns: list[str], ready: Any, stop_event: Any, sent: Any) -> None:
+def bomber(url: str, columns: list[str], ready: Any, stop_event: Any, sent: Any,
+           rate: float, small_only: bool) -> None:  # fmt: skip
     """Sends every bomb in turn until told to stop (its own process: no GIL shared with the
-    measuring client); the bodies are built before ``ready`` is set."""
-    made = bombs(columns)
+    measuring client), ``rate`` a second (0: one after the other), only those under 64 KiB with
+    ``small_only``; the bodies are built before ``ready`` is set."""
+    made = [b for b in bombs(columns) if not small_only or len(b[2]) < 64 * 1024]
     ready.set()
+    next_at = time.monotonic()
     while not stop_event.is_set():
         for bomb in made:
             if stop_event.is_set():
                 return
+            if rate > 0:
+                next_at += 1 / rate
+                time.sleep(max(0.0, next_at - time.monotonic()))
             send(url, bomb)
             sent.value += 1
 
@@ -134,7 +141,8 @@ def concurrent_p99(url: str, columns: list[str], args: argparse.Namespace) -> No
     for _ in range(args.rounds):
         quiet.append(measure(url, body, args.connections, args.duration))
         ready, stop_event, sent = context.Event(), context.Event(), context.Value("i", 0)
-        process = context.Process(target=bomber, args=(url, columns, ready, stop_event, sent))
+        process = context.Process(target=bomber, args=(url, columns, ready, stop_event, sent,
+                                                       args.bomb_rate, args.small_only))  # fmt: skip
         process.start()
         ready.wait(120)
         loud.append(measure(url, body, args.connections, args.duration))
@@ -146,9 +154,11 @@ def concurrent_p99(url: str, columns: list[str], args: argparse.Namespace) -> No
     q50 = statistics.median(r["p50"] for r in quiet)
     l50 = statistics.median(r["p50"] for r in loud)
     errors = sum(r["errors"] for r in quiet + loud)
+    which = "bombs under 64 KiB" if args.small_only else "bombs"
+    pace = f"{args.bomb_rate:g}/s" if args.bomb_rate > 0 else "back to back"
     print(f"\n{args.connections} connections of one-row predictions, median of "
           f"{args.rounds} rounds of {args.duration:g} s each way "
-          f"({bombs_sent} bombs sent alongside):")  # fmt: skip
+          f"({bombs_sent} {which} sent alongside, {pace}):")  # fmt: skip
     print(f"  p99 without bombs {q99:.2f} ms, with bombs {l99:.2f} ms: ratio {l99 / q99:.2f}")
     print(f"  p50 without bombs {q50:.2f} ms, with bombs {l50:.2f} ms: ratio {l50 / q50:.2f}")
     rps_q = statistics.median(r["rps"] for r in quiet)
@@ -171,6 +181,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--bomb-rate",
+        type=float,
+        default=0.0,
+        help="bombs a second during the loud rounds (0: back to back)",
+    )
+    parser.add_argument(
+        "--small-only",
+        action="store_true",
+        help="only the bombs whose body is under 64 KiB (shapes, names, ...)",
+    )
+    parser.add_argument("--skip-refusals", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="wk-bombs-bench-"))
     data = setup_registry(tmp / "home")
@@ -185,7 +207,8 @@ def main() -> None:
         while httpx.post(f"{url}/v1/models/lr:predict", json=one).status_code != 200:
             assert time.monotonic() < deadline, "the model never answered"
             time.sleep(0.1)
-        refusal_times(url, columns, args.tries)
+        if not args.skip_refusals:
+            refusal_times(url, columns, args.tries)
         concurrent_p99(url, columns, args)
         small_body_cost(columns)
     finally:
