@@ -141,8 +141,8 @@ def concurrent_p99(url: str, columns: list[str], args: argparse.Namespace) -> No
     for _ in range(args.rounds):
         quiet.append(measure(url, body, args.connections, args.duration))
         ready, stop_event, sent = context.Event(), context.Event(), context.Value("i", 0)
-        process = context.Process(target=bomber, args=(url, columns, ready, stop_event, sent,
-                                                       args.bomb_rate, args.small_only))  # fmt: skip
+        given = (url, columns, ready, stop_event, sent, args.bomb_rate, args.small_only)
+        process = context.Process(target=bomber, args=given)
         process.start()
         ready.wait(120)
         loud.append(measure(url, body, args.connections, args.duration))
