@@ -2,13 +2,17 @@
 
 ``monitoring/`` decides when alerts open and close but never speaks HTTP (DESIGN.md); whoever
 runs monitors (``watchkeeper monitor run``, the scheduler) hands the changes to these sinks.
-A webhook that keeps failing is logged and counted, never silently skipped.
+A webhook is retried a bounded number of times with jittered backoff (``tenacity``); one that
+keeps failing is logged and counted, never silently skipped. The scheduler delivers through
+:class:`BackgroundSink`, so a dead endpoint costs its round nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from watchkeeper.registry.monitoring import Alert, AlertChanges
 
@@ -52,14 +65,20 @@ class LogSink:
 
 @dataclass(frozen=True, kw_only=True)
 class WebhookPolicy:
-    """Retries with exponential backoff: 0.5 s, 1 s, 2 s, ... at most ``attempts`` tries."""
+    """At most ``attempts`` tries, waiting ``initial_delay`` · 2^n plus up to ``jitter``
+    seconds between them (never more than ``max_delay``); each try gives up after ``timeout``."""
 
     attempts: int = 5
     initial_delay: float = 0.5
-    timeout: float = 10.0
+    max_delay: float = 10.0
+    jitter: float = 0.5
+    timeout: float = 5.0
 
 
 class WebhookSink:
+    """Posts alert changes to ``url`` with bounded retries (``tenacity``), in the caller's
+    thread: wrap it in :class:`BackgroundSink` wherever the caller must not wait."""
+
     def __init__(
         self,
         url: str,
@@ -78,19 +97,30 @@ class WebhookSink:
         if not (changes.opened or changes.updated or changes.closed):
             return
         body = json.dumps(payload(changes)).encode()
-        delay = self.policy.initial_delay
-        for attempt in range(1, self.policy.attempts + 1):
-            problem = self._post(body)
-            if problem is None:
-                return
-            log.warning("webhook %s attempt %d/%d failed: %s", self.url, attempt,
-                        self.policy.attempts, problem)  # fmt: skip
-            if attempt < self.policy.attempts:
-                self.sleep(delay)
-                delay *= 2
+        policy = self.policy
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay)
+            + wait_random(0, policy.jitter),
+            retry=retry_if_result(lambda problem: problem is not None),
+            sleep=self.sleep,
+            before_sleep=self._failed_attempt,
+            retry_error_callback=lambda state: _problem(state),
+        )  # fmt: skip
+        problem = retrying(self._post, body)
+        if problem is None:
+            return
+        self._failed_attempt_log(policy.attempts, problem)
         self.failures += 1
         log.error("webhook %s: gave up on %d alert change(s)", self.url,
                   len(changes.opened) + len(changes.updated) + len(changes.closed))  # fmt: skip
+
+    def _failed_attempt(self, state: RetryCallState) -> None:
+        self._failed_attempt_log(state.attempt_number, _problem(state))
+
+    def _failed_attempt_log(self, attempt: int, problem: str | None) -> None:
+        log.warning("webhook %s attempt %d/%d failed: %s", self.url, attempt,
+                    self.policy.attempts, problem)  # fmt: skip
 
     def _post(self, body: bytes) -> str | None:
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
@@ -102,6 +132,70 @@ class WebhookSink:
         except (urllib.error.URLError, OSError) as exc:
             return str(exc)
         return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _problem(state: RetryCallState) -> str | None:
+    outcome = state.outcome
+    if outcome is None:
+        return "not attempted"
+    if outcome.failed:
+        return repr(outcome.exception())
+    result = outcome.result()
+    return None if result is None else str(result)
+
+
+class BackgroundSink:
+    """Hands alert changes to ``sink`` on a thread of its own, through a bounded queue: a slow
+    or dead endpoint never holds up the caller (the scheduler's round). A full queue drops the
+    changes, logged and counted in ``dropped``; a sink that raises is logged and counted in
+    ``errors``, and the thread goes on with the next changes."""
+
+    def __init__(self, sink: AlertSink, *, name: str, maxsize: int = 100) -> None:
+        self.sink, self.name = sink, name
+        self.dropped = 0
+        self.errors = 0
+        self._queue: queue.Queue[AlertChanges] = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def deliver(self, changes: AlertChanges) -> None:
+        if not (changes.opened or changes.updated or changes.closed):
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"wk-notify-{self.name}",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+        try:
+            self._queue.put_nowait(changes)
+        except queue.Full:
+            self.dropped += 1
+            log.error("alert delivery %s: queue full, dropped %d alert change(s)", self.name,
+                      len(changes.opened) + len(changes.updated) + len(changes.closed))  # fmt: skip
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                changes = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.sink.deliver(changes)
+            except Exception:  # the next alert still goes out
+                self.errors += 1
+                log.exception("alert delivery %s failed", self.name)
+            finally:
+                self._queue.task_done()
+
+    def drain(self) -> None:
+        """Wait until every queued change was handled (delivered or given up)."""
+        self._queue.join()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 def deliver_all(sinks: Sequence[AlertSink], changes: AlertChanges) -> None:

@@ -148,8 +148,8 @@ def test_real_subprocess_and_db_commands(tmp_path: Path, model_file: Path) -> No
 
     upgraded = wk("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "schema empty -> 0008" in upgraded.stdout
-    assert "schema 0008 (needs 0008)" in wk("db", "current").stdout
+    assert "schema empty -> 0009" in upgraded.stdout
+    assert "schema 0009 (needs 0009)" in wk("db", "current").stdout
     registered = wk("models", "register", "iris", str(model_file), "--stage", "production")
     assert registered.returncode == 0, registered.stderr
     assert json.loads(wk("models", "show", "iris@production", "--json").stdout)["version"] == 1

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +10,6 @@ from sklearn.linear_model import LogisticRegression
 from watchkeeper.config import Settings
 from watchkeeper.errors import Conflict, InvalidInput, VersionNotFound
 from watchkeeper.registry import Registry
-from watchkeeper.registry.leases import LeaseStore
 
 
 @pytest.fixture
@@ -71,24 +68,3 @@ def test_bad_starts_are_refused(registry: Registry) -> None:
     with pytest.raises(InvalidInput, match="share"):
         store.start("m", "canary", 2, share=1.5, config={}, actor="a", reason="")
     assert store.get("m") is None  # nothing half-written
-
-
-def test_a_lease_has_one_holder_until_it_expires(settings: Settings) -> None:
-    now = [datetime(2026, 11, 26, 12, tzinfo=UTC)]
-    with Registry(settings) as registry:
-        leases = LeaseStore(registry.engine, clock=lambda: now[0])
-        ttl = timedelta(seconds=10)
-        assert leases.acquire("scheduler", "a", ttl)
-        assert not leases.acquire("scheduler", "b", ttl)
-        now[0] += timedelta(seconds=5)
-        assert leases.acquire("scheduler", "a", ttl)  # renewed until 12:00:15
-        now[0] += timedelta(seconds=9)
-        assert not leases.acquire("scheduler", "b", ttl)
-        now[0] += timedelta(seconds=2)  # a went silent: expired
-        assert leases.acquire("scheduler", "b", ttl)
-        assert not leases.acquire("scheduler", "a", ttl)
-        held = leases.get("scheduler")
-        assert held is not None
-        assert held.holder == "b"
-        leases.release("scheduler", "b")
-        assert leases.acquire("scheduler", "a", ttl)

@@ -5,6 +5,11 @@ A deployment is one row per model. Servers follow it (every change bumps the mod
 compare-and-set on the deployment's own ``revision``, so two writers never both win. Every
 change appends a ``deployment_events`` row and an audit event with its reason.
 
+The rollout controller writes with a :class:`~watchkeeper.registry.leases.Fence` (the scheduler
+lease's epoch it holds): the write and the lease check are one transaction, so a controller
+that lost the lease (paused past its time to live, then resumed) changes nothing; its events
+carry the epoch, which never goes back.
+
 A server replica that cannot load (or warm) a deployment's candidate says so with
 :meth:`DeploymentStore.report_load_failure`: one ``deployment_events`` row in state
 ``load_failed`` at the deployment's current revision, and no change to the record itself (a
@@ -26,6 +31,7 @@ from watchkeeper.errors import Conflict, InvalidInput
 from watchkeeper.registry import convert
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.entities import ModelVersion
+from watchkeeper.registry.leases import Fence, check_fence
 from watchkeeper.registry.schema import DeploymentEventRow, DeploymentRow, ModelRow
 from watchkeeper.registry.store import MetadataStore, _model_row, _production_row, _version_row
 
@@ -81,6 +87,7 @@ class DeploymentEvent:
     step: int
     reason: str
     details: dict[str, Any]
+    epoch: int | None = None  # the controller's lease epoch; None for a person's change
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "at": self.at.isoformat()}
@@ -172,9 +179,11 @@ class DeploymentStore:
 
     def update(
         self, model: str, revision: int, *, actor: str, reason: str,
-        details: Mapping[str, Any] | None = None, promote: bool = False, **changes: Any,
+        details: Mapping[str, Any] | None = None, promote: bool = False,
+        fence: Fence | None = None, **changes: Any,
     ) -> Deployment:  # fmt: skip
-        """Change fields of the deployment at ``revision``; ``Conflict`` if it has moved on.
+        """Change fields of the deployment at ``revision``; ``Conflict`` if it has moved on,
+        ``StaleEpoch`` (a ``Conflict``) if ``fence`` no longer holds its lease.
 
         With ``promote``, the candidate becomes the production version in the same
         transaction (the old one stays in the production history for ``models rollback``).
@@ -187,6 +196,8 @@ class DeploymentStore:
         if "state" in changes and changes["state"] not in STATES:
             raise InvalidInput(f"unknown deployment state '{changes['state']}'")
         with session_scope(self.engine, write=True) as session:
+            if fence is not None:
+                check_fence(session, fence)  # holds the lease row until this commits
             row_model = _model_row(session, model, lock=True)
             row = session.get(DeploymentRow, row_model.id)
             if row is None:
@@ -209,7 +220,7 @@ class DeploymentStore:
             row.revision += 1
             row.updated_at, row.updated_by, row.reason = self.clock(), actor, reason
             self._record(session, row_model, row, actor, _action(changes, promote), reason,
-                         dict(details or {}))  # fmt: skip
+                         dict(details or {}), epoch=fence.epoch if fence else None)  # fmt: skip
             return _entity(row, model)
 
     def report_load_failure(
@@ -255,13 +266,13 @@ class DeploymentStore:
 
     def _record(
         self, session: Session, model: ModelRow, row: DeploymentRow, actor: str, action: str,
-        reason: str, details: dict[str, Any],
+        reason: str, details: dict[str, Any], *, epoch: int | None = None,
     ) -> None:  # fmt: skip
         self.metadata._changed(session, model)  # servers follow the model's revision
         session.add(DeploymentEventRow(
             model_name=model.name, revision=row.revision, at=self.clock(), actor=actor,
             mode=row.mode, state=row.state, candidate=row.candidate, share=row.share,
-            step=row.step, reason=reason or action, details=details,
+            step=row.step, reason=reason or action, details=details, epoch=epoch,
         ))  # fmt: skip
         to_value = f"{row.mode} {row.state} share={row.share:g} step={row.step}"
         self.metadata._audit(session, actor, "deploy", model.name, row.candidate, action,
@@ -299,5 +310,5 @@ def _event(row: DeploymentEventRow) -> DeploymentEvent:
     return DeploymentEvent(
         model=row.model_name, revision=row.revision, at=convert.aware(row.at), actor=row.actor,
         mode=row.mode, state=row.state, candidate=row.candidate, share=row.share, step=row.step,
-        reason=row.reason, details=dict(row.details or {}),
+        reason=row.reason, details=dict(row.details or {}), epoch=row.epoch,
     )  # fmt: skip

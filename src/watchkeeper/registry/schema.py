@@ -274,6 +274,8 @@ class DeploymentEventRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the scheduler lease's epoch of a controller write; None for a person's
+    epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class LeaseRow(Base):
@@ -285,6 +287,8 @@ class LeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the fencing token: +1 at every change of holder, never back
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class BatchRunRow(Base):
@@ -325,6 +329,7 @@ class BatchScheduleRow(Base):
     next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_status: Mapped[str] = mapped_column(String(16), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

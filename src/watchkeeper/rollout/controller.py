@@ -30,6 +30,7 @@ from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.profile import CategoricalProfile
 from watchkeeper.registry import Registry
 from watchkeeper.registry.deployments import Deployment, DeploymentEvent, DeploymentStore
+from watchkeeper.registry.leases import Fence, StaleEpoch
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.rollout.guards import (
     MIN_LATENCY_REQUESTS,
@@ -156,27 +157,46 @@ class Rollouts:
 
     # --- what the controller does ------------------------------------------------------------
 
-    def tick(self) -> list[Deployment]:
-        """One look at every active deployment; returns the ones it changed."""
+    def tick(
+        self, fence: Callable[[], Fence | None] | None = None, *,
+        on_error: Callable[[Deployment, Exception], None] | None = None,
+    ) -> list[Deployment]:  # fmt: skip
+        """One look at every active deployment; returns the ones it changed.
+
+        With ``fence`` (the scheduler's), each look acts only while it gives a fence, and
+        writes with it; a stale epoch ends the tick (:class:`StaleEpoch` propagates). One
+        deployment failing unexpectedly is handed to ``on_error`` and the others still run.
+        """
         changed = []
         for d in self.store.all(active_only=True):
+            held = fence() if fence is not None else None
+            if fence is not None and held is None:
+                raise StaleEpoch("the scheduler lease is no longer held: stopping the look")
             try:
-                after = self.advance(d)
+                after = self.advance(d, fence=held)
+            except StaleEpoch:
+                raise
             except Conflict as exc:  # someone else wrote first: look again next tick
                 log.info("deployment of %s moved on: %s", d.model, exc.message)
                 continue
             except NotFound as exc:
                 log.warning("deployment of %s: %s", d.model, exc.message)
                 continue
+            except Exception as exc:  # one broken deployment never stops the others
+                if on_error is None:
+                    raise
+                on_error(d, exc)
+                continue
             if after is not None:
                 changed.append(after)
         return changed
 
-    def advance(self, d: Deployment) -> Deployment | None:
-        """Roll back on a failed load or guard; move on when the step is done; else nothing."""
+    def advance(self, d: Deployment, *, fence: Fence | None = None) -> Deployment | None:
+        """Roll back on a failed load or guard; move on when the step is done; else nothing.
+        Writes carry ``fence`` (the controller's lease epoch) when given."""
         unloadable = self.store.load_failures(d.model, d.revision)
         if unloadable:
-            return self._unloadable(d, unloadable)
+            return self._unloadable(d, unloadable, fence)
         if d.mode not in ("shadow", "canary"):
             return None  # blue-green and A/B change only by a person's decision
         plan, now = _plan(d), self.clock()
@@ -199,21 +219,26 @@ class Rollouts:
             )
             log.warning("%s@%s rolled back: %s", d.model, d.candidate, why)
             return self.store.update(d.model, d.revision, actor=CONTROLLER, reason=why,
-                                     details=details, state="rolled_back", share=0.0)  # fmt: skip
+                                     details=details, state="rolled_back", share=0.0,
+                                     fence=fence)  # fmt: skip
         if not (done and judged):
             return None  # a step ends only once every guard could judge it
         if d.mode == "shadow":
             if plan.then != "canary":
                 return None  # a passing shadow waits for a person's promote
-            return self._to_canary(d, plan, "shadow guards passed", details, actor=CONTROLLER)
+            return self._to_canary(d, plan, "shadow guards passed", details, actor=CONTROLLER,
+                                   fence=fence)  # fmt: skip
         if d.step + 1 < len(plan.steps):
             why = f"step {d.step + 1} passed ({traffic.candidate_requests} requests)"
-            return self._next_step(d, plan, why, details, actor=CONTROLLER)
-        return self._finish(d, plan, "every canary step passed", details, actor=CONTROLLER)
+            return self._next_step(d, plan, why, details, actor=CONTROLLER, fence=fence)
+        return self._finish(d, plan, "every canary step passed", details, actor=CONTROLLER,
+                            fence=fence)  # fmt: skip
 
     # --- internals -----------------------------------------------------------------------
 
-    def _unloadable(self, d: Deployment, reports: list[DeploymentEvent]) -> Deployment:
+    def _unloadable(
+        self, d: Deployment, reports: list[DeploymentEvent], fence: Fence | None
+    ) -> Deployment:
         """Roll back a candidate that replicas could not load; the first report is the reason."""
         replicas = {r.actor for r in reports}
         why = reports[0].reason
@@ -223,7 +248,8 @@ class Rollouts:
                                       "reason": r.reason} for r in reports]}  # fmt: skip
         log.warning("%s@%s rolled back: %s", d.model, d.candidate, why)
         return self.store.update(d.model, d.revision, actor=CONTROLLER, reason=why,
-                                 details=details, state="rolled_back", share=0.0)  # fmt: skip
+                                 details=details, state="rolled_back", share=0.0,
+                                 fence=fence)  # fmt: skip
 
     def _active(self, model: str) -> Deployment:
         d = self.get(model)
@@ -233,32 +259,34 @@ class Rollouts:
 
     def _to_canary(
         self, d: Deployment, plan: Plan, why: str, details: dict[str, Any] | None = None,
-        *, actor: str | None = None,
+        *, actor: str | None = None, fence: Fence | None = None,
     ) -> Deployment:  # fmt: skip
         config = {**d.config, "mark": mark(self.live, d, self.clock())}
         return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
                                  details=details, mode="canary", step=0, share=plan.steps[0],
-                                 config=config, step_started_at=self.clock())  # fmt: skip
+                                 config=config, step_started_at=self.clock(),
+                                 fence=fence)  # fmt: skip
 
     def _next_step(
         self, d: Deployment, plan: Plan, why: str, details: dict[str, Any] | None = None,
-        *, actor: str | None = None,
+        *, actor: str | None = None, fence: Fence | None = None,
     ) -> Deployment:  # fmt: skip
         config = {**d.config, "mark": mark(self.live, d, self.clock())}
         step = d.step + 1
         return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
                                  details=details, step=step, share=plan.steps[step],
-                                 config=config)  # fmt: skip
+                                 config=config, fence=fence)  # fmt: skip
 
     def _finish(
         self, d: Deployment, plan: Plan, why: str, details: dict[str, Any] | None = None,
-        *, actor: str | None = None,
+        *, actor: str | None = None, fence: Fence | None = None,
     ) -> Deployment:  # fmt: skip
         """The candidate becomes production; the old one stays loaded for a while."""
         until = self.clock() + timedelta(seconds=plan.keep_previous_seconds)
         return self.store.update(d.model, d.revision, actor=actor or self.actor, reason=why,
                                  details=details, promote=True, state="promoted", share=1.0,
-                                 standby=d.baseline, standby_until=until)  # fmt: skip
+                                 standby=d.baseline, standby_until=until,
+                                 fence=fence)  # fmt: skip
 
     def _traffic(self, d: Deployment, now: datetime) -> StepTraffic:
         traffic = step_traffic(self.live, d, now)
