@@ -146,6 +146,10 @@ class ABAnalysis:
     valid: they hold however often the test is looked at. ``fixed_horizon_p_value`` is Welch's
     t-test, for reference only and **not used for the decision**: it is valid for one look
     planned in advance, and repeated looks at it find false winners.
+
+    ``unit`` says what one observation of ``control``/``treatment`` is: a ``"row"``, or a
+    ``"routing_key"`` (:mod:`watchkeeper.rollout.ab_units`: then ``n`` counts keys and
+    ``rows`` the outcomes of each arm).
     """
 
     control: ArmSummary
@@ -158,6 +162,8 @@ class ABAnalysis:
     alpha: float
     mixture_variance: float
     fixed_horizon_p_value: float
+    unit: Literal["row", "routing_key"] = "row"
+    rows: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = _json(asdict(self))
