@@ -6,24 +6,23 @@ import numpy as np
 import pytest
 
 from watchkeeper.errors import InvalidInput
-from watchkeeper.registry.live import LATENCY_EDGES_MS
-from watchkeeper.rollout.guards import StepTraffic, traffic_checks
+from watchkeeper.monitoring.sketch import LogSketch
+from watchkeeper.registry.live import LATENCY_EDGES_MS, latency_sketch
+from watchkeeper.rollout.guards import StepTraffic, latency_guard, traffic_checks
 from watchkeeper.rollout.plan import Plan
-from watchkeeper.rollout.stats import distance_lower_bound, histogram_quantile, latency_guard
+from watchkeeper.rollout.stats import distance_lower_bound
+from watchkeeper.rollout.stats import latency_guard as histogram_latency_guard
 
-EDGES = np.asarray(LATENCY_EDGES_MS, dtype=float)
 
-
-def _histogram(latencies_ms: np.ndarray) -> list[int]:
-    """Binned as serving bins them (``serving/live.py``)."""
-    bins = np.searchsorted(EDGES, latencies_ms)
-    return np.bincount(bins, minlength=len(EDGES) + 1).tolist()
+def _sketch(latencies_ms: np.ndarray) -> LogSketch:
+    """Counted as serving counts them (``serving/live.py``)."""
+    return latency_sketch().update(latencies_ms)
 
 
 def _traffic(production_ms: np.ndarray, candidate_ms: np.ndarray) -> StepTraffic:
     n_p, n_c = len(production_ms), len(candidate_ms)
-    return StepTraffic([n_p, n_p, 0, 0], [n_c, n_c, 0, 0], _histogram(production_ms),
-                       _histogram(candidate_ms))  # fmt: skip
+    return StepTraffic([n_p, n_p, 0, 0], [n_c, n_c, 0, 0], _sketch(production_ms),
+                       _sketch(candidate_ms))  # fmt: skip
 
 
 def _latency_check(traffic: StepTraffic, *, final: bool = True):
@@ -67,35 +66,67 @@ def test_a_candidate_30_ms_slower_fails_at_the_first_step(base: str) -> None:
     assert "p(worse)=" in check.detail
 
 
-def test_histogram_quantile_is_in_the_right_bin_and_closer_than_its_edge() -> None:
+def test_a_candidate_slower_than_the_largest_histogram_edge_fails() -> None:
+    """Regression (issue 17, item 5): the guard counted the candidate's requests above
+    ``max_ratio`` x production's p99 on a 13-edge histogram whose last bin, above 5 s, was
+    open and counted nothing above a limit past 5 s. With production's p99 near 4.7 s (limit
+    about 7 s), a candidate whose every request took over 5 s (here 8 s to a minute) passed
+    as ``not_worse``. On the sketch every latency lands in a finite bucket."""
+    rng = np.random.default_rng(4)
+    fast, slow = rng.lognormal(np.log(50.0), 0.5, 980), rng.uniform(4600, 4800, 20)
+    production = np.concatenate([fast, slow])
+    candidate = rng.uniform(8_000, 60_000, 500)
+    assert np.quantile(production, 0.99, method="lower") == pytest.approx(4700, rel=0.03)
+    check = _latency_check(_traffic(production, candidate))
+    assert check.status == "fail"
+    assert check.value is not None
+    assert check.value > 1.5
+    assert "100.0% of 500 candidate requests above" in check.detail
+    # what the 13-edge histogram made of it
+    edges = np.asarray(LATENCY_EDGES_MS, dtype=float)
+
+    def binned(ms: np.ndarray) -> list[int]:
+        return np.bincount(np.searchsorted(edges, ms), minlength=len(edges) + 1).tolist()
+
+    old = histogram_latency_guard(binned(production), binned(candidate), LATENCY_EDGES_MS)
+    assert old.verdict == "not_worse"
+    # a step begun before the upgrade holds the histogram in its mark: it reads as a sketch
+    stored = StepTraffic([1000, 1000, 0, 0], [500, 500, 0, 0], _sketch(production).to_dict(),
+                         binned(candidate))  # type: ignore[arg-type]  # fmt: skip
+    assert stored.production_latency == _sketch(production)
+    assert stored.candidate_latency.quantile(0.0) == pytest.approx(5000.0, rel=0.01)
+
+
+def test_sketch_quantiles_of_the_check_are_within_one_percent() -> None:
     rng = np.random.default_rng(2)
     values = rng.lognormal(np.log(5.0), 0.8, 100_000)
+    sketch = _sketch(values)
     for q in (0.5, 0.9, 0.99):
-        true = np.quantile(values, q)
-        estimate = histogram_quantile(_histogram(values), LATENCY_EDGES_MS, q)
-        upper = EDGES[np.searchsorted(EDGES, true)]
-        assert np.searchsorted(EDGES, estimate) == np.searchsorted(EDGES, true)
-        assert abs(estimate - true) <= abs(upper - true)
+        true = np.quantile(values, q, method="lower")
+        assert sketch.quantile(q) == pytest.approx(true, rel=0.01)
 
 
 def test_latency_guard_p_value_is_the_binomial_tail() -> None:
     from scipy.stats import binom
 
-    edges = [10.0, 20.0]
-    production = [990, 10, 0]  # p99 = 10 ms: the limit is 15 ms at a ratio of 1.5
-    candidate = [80, 20, 0]  # 10 of 100 in (15, 20] (half of the (10, 20] bin)
-    r = latency_guard(production, candidate, edges, max_ratio=1.5)
+    production = _sketch(np.array([1.0] * 980 + [10.0] * 20))  # p99 10 ms: a 15 ms limit
+    candidate = _sketch(np.array([12.0] * 90 + [18.0] * 10))  # 10 of 100 above it
+    r = latency_guard(production, candidate, max_ratio=1.5)
     assert r.p_harm == pytest.approx(binom.sf(9, 100, 0.01))
     assert r.p_noninferiority == pytest.approx(binom.cdf(10, 100, 0.01))
     assert r.verdict == "worse"
     assert r.difference == pytest.approx(0.10 - 0.01)
+    assert r.statistic == pytest.approx(18.0 / 10.0, rel=0.02)
 
 
 def test_latency_guard_refuses_bad_input() -> None:
-    with pytest.raises(InvalidInput, match="non-empty histograms"):
-        latency_guard([0, 0, 0], [1, 0, 0], [1.0, 2.0])
+    one = latency_sketch().add(1.0)
+    with pytest.raises(InvalidInput, match="non-empty latency sketches"):
+        latency_guard(latency_sketch(), one)
     with pytest.raises(InvalidInput, match="max_ratio"):
-        latency_guard([1, 0, 0], [1, 0, 0], [1.0, 2.0], max_ratio=0)
+        latency_guard(one, one, max_ratio=0)
+    with pytest.raises(InvalidInput, match="quantile must be"):
+        latency_guard(one, one, quantile=1.0)
 
 
 def test_distance_lower_bound_rarely_exceeds_the_limit_for_one_distribution() -> None:

@@ -42,6 +42,7 @@ from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
 from watchkeeper.monitoring.quality import check_quality
 from watchkeeper.monitoring.results import CheckResult
+from watchkeeper.monitoring.sketch import LogSketch
 from watchkeeper.monitoring.spec import MonitorSpec
 from watchkeeper.registry import ModelVersion, Registry
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
@@ -124,7 +125,9 @@ def run_monitor(
             results += _concept(spec, window, version, joined, _drift_share(results))
     if "operational" in spec.checks and live is not None:
         counts = live.merged(spec.model, window.start, window.end, version=version.version)
-        results += operational_results(window, counts, spec)
+        sketches = live.sketches(spec.model, window.start, window.end, version=version.version)
+        latency = sketches.get((version.version, "latency_ms"))
+        results += operational_results(window, counts, spec, latency=latency)
     step("storing results")
     store.record(results)
     changes = store.apply_alerts(results)
@@ -198,10 +201,12 @@ def _estimated(window: Window, table: pa.Table) -> list[CheckResult]:
 
 
 def operational_results(
-    window: Window, counts: Mapping[tuple[int, str], list[int]], spec: MonitorSpec
-) -> list[CheckResult]:
+    window: Window, counts: Mapping[tuple[int, str], list[int]], spec: MonitorSpec,
+    *, latency: LogSketch | None = None,
+) -> list[CheckResult]:  # fmt: skip
     """Requests, throughput, error rate, latency percentiles, rows, CPU seconds and estimated
-    cost (CPU-hours times ``spec.price_per_cpu_hour``) from the live aggregates."""
+    cost (CPU-hours times ``spec.price_per_cpu_hour``) from the live aggregates. Latency comes
+    from the live latency sketch; without one, from an old histogram in ``counts``."""
     version = window.version or 0
     requests = counts.get((version, "requests"))
     if not requests or requests[0] == 0:
@@ -225,10 +230,13 @@ def operational_results(
         cost = cpu_s / 3600.0 * spec.price_per_cpu_hour
         out += [window.result("operational", "", "cpu_seconds", cpu_s, None, "ok"),
                 window.result("operational", "", "estimated_cost", cost, None, "ok")]  # fmt: skip
-    latency = counts.get((version, "latency_ms"))
-    if latency and sum(latency):
+    histogram = counts.get((version, "latency_ms"))
+    if (latency is not None and latency.count) or (histogram and sum(histogram)):
         for q in (0.5, 0.95, 0.99):
-            value = histogram_quantile(latency, LATENCY_EDGES_MS, q) / 1000.0
+            if latency is not None and latency.count:
+                value = latency.quantile(q) / 1000.0
+            else:
+                value = histogram_quantile(histogram or [], LATENCY_EDGES_MS, q) / 1000.0
             limit = spec.max_latency_p99_s if q == 0.99 else None
             bad = limit is not None and value > limit
             out.append(window.result("operational", "", f"latency_p{round(q * 100)}_s", value,

@@ -2,7 +2,11 @@
 
 A replica writes its running totals for the current minute (idempotent overwrite of its own
 rows); a reader sums every replica's rows over a time range. Counts are plain integer lists
-whose meaning (which bins) is fixed by ``kind`` — see ``watchkeeper.logbook.live``.
+whose meaning (which bins) is fixed by ``kind`` — see ``watchkeeper.serving.live`` — except
+latency (``latency_ms``), a :class:`~watchkeeper.monitoring.sketch.LogSketch` stored in the same
+JSON column as its sparse object form (``{"format": "logsketch", …, "bins": {index: count}}``),
+which merges by summing counts per bucket index. Rows written before the sketch hold a list
+over ``LATENCY_EDGES_MS`` and still read, as a sketch with each bin's count at its upper edge.
 """
 
 from __future__ import annotations
@@ -13,13 +17,44 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, extract, func, select, update
+from sqlalchemy import BigInteger, Engine, cast, extract, func, select, true, update
 
+from watchkeeper.monitoring.sketch import LogSketch, is_sketch
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.schema import LiveStatsRow
 
-# Upper edges (ms) of the latency histogram; one more bin than edges, the last is "above".
+# Latency sketches: 1% relative error; below a microsecond counts as zero.
+LATENCY_ALPHA = 0.01
+LATENCY_FLOOR_MS = 1e-3
+SKETCH_KINDS = ("latency_ms",)
+# Upper edges (ms) of the latency histogram of rows written before the sketch (one more bin
+# than edges, the last open): read only to convert old rows.
 LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def latency_sketch() -> LogSketch:
+    """An empty latency sketch (milliseconds) of the parameters every replica writes."""
+    return LogSketch(alpha=LATENCY_ALPHA, floor=LATENCY_FLOOR_MS)
+
+
+def read_latency(stored: object) -> LogSketch:
+    """A stored latency value as a sketch: the sketch's own form, or a list over the old
+    ``LATENCY_EDGES_MS`` (each bin at its upper edge; the open last bin at 5 s, all an old row
+    knows of it).
+
+    >>> read_latency([0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]).count_above(4000.0)
+    2
+    >>> read_latency(latency_sketch().add(60_000.0).to_dict()).count_above(5000.0)
+    1
+    """
+    if is_sketch(stored):
+        return LogSketch.from_dict(stored)  # type: ignore[arg-type]  # is_sketch: a Mapping
+    out = latency_sketch()
+    if isinstance(stored, list | tuple):
+        for i, count in enumerate(stored):
+            edge = LATENCY_EDGES_MS[min(i, len(LATENCY_EDGES_MS) - 1)]
+            out.add(float(edge), count=int(count))
+    return out
 
 
 @dataclass(frozen=True)
@@ -31,7 +66,13 @@ class LiveCounts:
     replica: str
     window_start: datetime
     kind: str
-    counts: tuple[int, ...]
+    counts: tuple[int, ...] | LogSketch
+
+    def stored(self) -> list[int] | dict[str, Any]:
+        """The JSON value of the row."""
+        if isinstance(self.counts, LogSketch):
+            return self.counts.to_dict()
+        return list(self.counts)
 
 
 class LiveStatsStore:
@@ -51,15 +92,16 @@ class LiveStatsStore:
                     & (LiveStatsRow.window_start == item.window_start)
                     & (LiveStatsRow.kind == item.kind)
                 )
+                counts = item.stored()
                 result = session.execute(
-                    update(LiveStatsRow).where(key).values(counts=list(item.counts), updated_at=now)
+                    update(LiveStatsRow).where(key).values(counts=counts, updated_at=now)
                 )
                 if getattr(result, "rowcount", 0) == 0:
                     session.add(
                         LiveStatsRow(
                             model_name=item.model, version=item.version, replica=item.replica,
                             window_start=item.window_start, kind=item.kind,
-                            counts=list(item.counts), updated_at=now,
+                            counts=counts, updated_at=now,
                         )
                     )  # fmt: skip
                 written += 1
@@ -69,7 +111,8 @@ class LiveStatsStore:
         self, model: str, start: datetime, end: datetime, *, version: int | None = None,
         kinds: Sequence[str] | None = None,
     ) -> dict[tuple[int, str], list[int]]:  # fmt: skip
-        """``{(version, kind): counts}`` summed over replicas and minutes in [start, end)."""
+        """``{(version, kind): counts}`` summed over replicas and minutes in [start, end), for the
+        kinds of plain counts (sketch kinds: :meth:`sketches`)."""
         query = select(
             LiveStatsRow.version, LiveStatsRow.kind, LiveStatsRow.counts
         ).where(
@@ -84,12 +127,35 @@ class LiveStatsStore:
         totals: dict[tuple[int, str], list[int]] = defaultdict(list)
         with session_scope(self.engine) as session:
             for v, kind, counts in session.execute(query):
+                if kind in SKETCH_KINDS or not isinstance(counts, list):
+                    continue
                 total = totals[(v, kind)]
                 if len(total) < len(counts):
                     total.extend([0] * (len(counts) - len(total)))
                 for i, c in enumerate(counts):
                     total[i] += int(c)
         return dict(totals)
+
+    def sketches(
+        self, model: str, start: datetime, end: datetime, *, version: int | None = None,
+    ) -> dict[tuple[int, str], LogSketch]:  # fmt: skip
+        """``{(version, kind): sketch}`` of the sketch kinds, merged over replicas and minutes in
+        [start, end)."""
+        query = select(LiveStatsRow.version, LiveStatsRow.kind, LiveStatsRow.counts).where(
+            LiveStatsRow.model_name == model, LiveStatsRow.kind.in_(SKETCH_KINDS),
+            LiveStatsRow.window_start >= start, LiveStatsRow.window_start < end,
+        )  # fmt: skip
+        if version is not None:
+            query = query.where(LiveStatsRow.version == version)
+        out: dict[tuple[int, str], LogSketch] = {}
+        with session_scope(self.engine) as session:
+            for v, kind, counts in session.execute(query):
+                found = read_latency(counts)
+                if (v, kind) in out:
+                    out[(v, kind)] += found
+                else:
+                    out[(v, kind)] = found
+        return out
 
     def sums(
         self, start: datetime, end: datetime, *, kind: str, width: int,
@@ -123,4 +189,64 @@ class LiveStatsStore:
                     bucket = datetime.fromtimestamp(int(found[2]), UTC)
                 counts = found[len(columns) :]
                 out[(found[0], int(found[1]), bucket)] = [int(c or 0) for c in counts]
+        return out
+
+    def latency_sums(
+        self, start: datetime, end: datetime, *, model: str | None = None,
+        bucket_seconds: int | None = None,
+    ) -> dict[tuple[str, int, datetime | None], LogSketch]:  # fmt: skip
+        """Latency sketches in [start, end) merged by the database, keyed as :meth:`sums`: each
+        bucket index's counts are summed over replicas and minutes (one row per bucket and
+        index), so a 30-day chart does not read every minute's row. Rows of the old histogram
+        are summed as before and converted (:func:`read_latency`)."""
+        row = LiveStatsRow
+        columns: list[Any] = [row.model_name, row.version]
+        if bucket_seconds is not None:
+            epoch = extract("epoch", row.window_start)
+            columns.append((epoch - epoch % int(bucket_seconds)).label("bucket"))
+        where = [row.kind == "latency_ms", row.window_start >= start, row.window_start < end]
+        if model is not None:
+            where.append(row.model_name == model)
+        if self.engine.dialect.name == "postgresql":
+            each = func.json_each_text(row.counts["bins"]).table_valued("key", "value")
+            value: Any = cast(each.c.value, BigInteger)
+        else:
+            each = func.json_each(row.counts, "$.bins").table_valued("key", "value")
+            value = each.c.value
+        bins = (
+            select(*columns, each.c.key, func.sum(value))
+            .join(each, true())
+            .where(*where)
+            .group_by(*columns, each.c.key)
+        )
+        zeros = select(*columns, func.sum(row.counts["zero"].as_integer())).where(*where)
+        zeros = zeros.group_by(*columns)
+        Key = tuple[str, int, datetime | None]
+        bins_of: dict[Key, dict[str, int]] = defaultdict(dict)
+        zero_of: dict[Key, int] = defaultdict(int)
+        n = len(columns)
+
+        def key_of(found: Sequence[Any]) -> Key:
+            bucket = None
+            if bucket_seconds is not None:
+                bucket = datetime.fromtimestamp(int(found[2]), UTC)
+            return (found[0], int(found[1]), bucket)
+
+        with session_scope(self.engine) as session:
+            for found in session.execute(bins):
+                bins_of[key_of(found)][str(found[n])] = int(found[n + 1] or 0)
+            for found in session.execute(zeros):
+                if found[n]:
+                    zero_of[key_of(found)] = int(found[n])
+        empty = latency_sketch().to_dict()
+        out = {
+            key: LogSketch.from_dict(empty | {"zero": zero_of.get(key, 0),
+                                              "bins": bins_of.get(key, {})})
+            for key in bins_of.keys() | zero_of.keys()
+        }  # fmt: skip
+        legacy = self.sums(start, end, kind="latency_ms", width=len(LATENCY_EDGES_MS) + 1,
+                           model=model, bucket_seconds=bucket_seconds)  # fmt: skip
+        for key, counts in legacy.items():
+            if any(counts):
+                out.setdefault(key, latency_sketch()).merge(read_latency(counts))
         return out

@@ -1,7 +1,7 @@
 """Guard checks: is the candidate holding up against production on the current step?
 
 Counts come from the live aggregates every replica publishes (requests, 4xx, 5xx, latency
-histograms), taken as the difference from a *mark* stored when the step began, so a step
+sketches), taken as the difference from a *mark* stored when the step began, so a step
 sees exactly its own traffic whatever the minute boundaries. Predictions and labels come
 from the logbook: a shadow's answers are paired with production's on the same request ids.
 Every decision that can be a test is one (``watchkeeper.rollout.stats``): a guard fails when
@@ -11,29 +11,32 @@ the candidate is shown worse, not when a raw figure happens to be higher.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+from scipy.special import bdtr, bdtrc
 
+from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.drift import jensenshannon, ks
+from watchkeeper.monitoring.sketch import LogSketch
 from watchkeeper.registry.deployments import Deployment
-from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
+from watchkeeper.registry.live import LiveStatsStore, latency_sketch, read_latency
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.rollout.stats import (
+    GuardResult,
+    Verdict,
     compare_predictions,
     distance_lower_bound,
     error_rate_guard,
-    histogram_quantile,
-    latency_guard,
     loss_guard,
 )
 
 Status = Literal["ok", "fail", "waiting"]
-KINDS = ("requests", "latency_ms", "shadow_dropped")
+KINDS = ("requests", "shadow_dropped")  # plain counts; latency is a sketch (``latency_ms``)
 MIN_LATENCY_REQUESTS = 50
 MIN_PREDICTIONS = 100
 OPTIONAL = frozenset({"performance"})  # labels may never come: a step does not wait for them
@@ -55,13 +58,20 @@ class Check:
 
 @dataclass(frozen=True)
 class StepTraffic:
-    """Requests of each side in the current step: [answered, ok, 4xx, 5xx] and latency."""
+    """Requests of each side in the current step: [answered, ok, 4xx, 5xx] and latency
+    sketches (ms; a stored sketch's dict or an old histogram list is read as one)."""
 
     production: list[int]
     candidate: list[int]
-    production_latency: list[int]
-    candidate_latency: list[int]
+    production_latency: LogSketch = field(default_factory=latency_sketch)
+    candidate_latency: LogSketch = field(default_factory=latency_sketch)
     shadow_dropped: int = 0  # copies a busy replica did not make for a shadow
+
+    def __post_init__(self) -> None:
+        for name in ("production_latency", "candidate_latency"):
+            value: object = getattr(self, name)
+            if not isinstance(value, LogSketch):
+                object.__setattr__(self, name, read_latency(value))
 
     @property
     def candidate_requests(self) -> int:
@@ -74,8 +84,9 @@ def span(deployment: Deployment, now: datetime) -> tuple[datetime, datetime]:
     return start, now + timedelta(minutes=1)
 
 
-def mark(live: LiveStatsStore, deployment: Deployment, now: datetime) -> dict[str, list[int]]:
-    """Cumulative counts of both sides now: stored when a step begins."""
+def mark(live: LiveStatsStore, deployment: Deployment, now: datetime) -> dict[str, Any]:
+    """Cumulative counts of both sides now (latency as a sketch's JSON form): stored when a
+    step begins."""
     start, end = span(deployment, now)
     return counts_mark(live, deployment.model, deployment.baseline, deployment.candidate,
                        start, end)  # fmt: skip
@@ -84,29 +95,35 @@ def mark(live: LiveStatsStore, deployment: Deployment, now: datetime) -> dict[st
 def counts_mark(
     live: LiveStatsStore, model: str, baseline: int | None, candidate: int | None,
     start: datetime, end: datetime,
-) -> dict[str, list[int]]:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     counts = live.merged(model, start, end, kinds=KINDS)
-    out: dict[str, list[int]] = {}
+    sketches = live.sketches(model, start, end)
+    out: dict[str, Any] = {}
     for side, version in (("production", baseline), ("candidate", candidate)):
         for kind in KINDS:
             out[f"{side}:{kind}"] = list(counts.get((version or 0, kind), []))
+        latency = sketches.get((version or 0, "latency_ms")) or latency_sketch()
+        out[f"{side}:latency_ms"] = latency.to_dict()
     return out
 
 
 def step_traffic(live: LiveStatsStore, deployment: Deployment, now: datetime) -> StepTraffic:
     """This step's counts: now minus the mark taken when it began."""
     current = mark(live, deployment, now)
-    before: Mapping[str, list[int]] = deployment.config.get("mark") or {}
+    before: Mapping[str, Any] = deployment.config.get("mark") or {}
 
     def delta(key: str, size: int) -> list[int]:
         now_counts = _pad(current.get(key, []), size)
         then = _pad(list(before.get(key, [])), size)
         return [max(a - b, 0) for a, b in zip(now_counts, then, strict=True)]
 
-    bins = len(LATENCY_EDGES_MS) + 1
+    def latency(key: str) -> LogSketch:
+        # a mark taken before the sketch holds the old histogram: read as the old rows are
+        return read_latency(current.get(key)).since(read_latency(before.get(key)))
+
     return StepTraffic(
         delta("production:requests", 4), delta("candidate:requests", 4),
-        delta("production:latency_ms", bins), delta("candidate:latency_ms", bins),
+        latency("production:latency_ms"), latency("candidate:latency_ms"),
         delta("candidate:shadow_dropped", 1)[0],
     )  # fmt: skip
 
@@ -140,11 +157,13 @@ def traffic_checks(traffic: StepTraffic, plan: Plan, *, final: bool = True) -> l
         out.append(Check("latency_p99_ratio", None, guards.max_latency_ratio, "waiting",
                          f"fewer than {MIN_LATENCY_REQUESTS} requests a side"))  # fmt: skip
     else:
-        test = latency_guard(traffic.production_latency, traffic.candidate_latency,
-                             LATENCY_EDGES_MS, max_ratio=guards.max_latency_ratio,
-                             alpha=alpha)  # fmt: skip
-        p99_prod = histogram_quantile(traffic.production_latency, LATENCY_EDGES_MS, 0.99)
-        p99_cand = histogram_quantile(traffic.candidate_latency, LATENCY_EDGES_MS, 0.99)
+        p_side, c_side = traffic.production_latency, traffic.candidate_latency
+        if min(p_side.count, c_side.count) == 0:  # requests counted, latency not (yet)
+            out.append(Check("latency_p99_ratio", None, guards.max_latency_ratio, "waiting",
+                             "no latency recorded for a side"))  # fmt: skip
+            return out
+        test = latency_guard(p_side, c_side, max_ratio=guards.max_latency_ratio, alpha=alpha)
+        p99_prod, p99_cand = p_side.quantile(0.99), c_side.quantile(0.99)
         limit = guards.max_latency_ratio * p99_prod
         detail = (f"p99 candidate {p99_cand:.3g} ms, production {p99_prod:.3g} ms; "
                   f"{max(test.difference + 0.01, 0.0):.1%} of {cand[0]} candidate requests above "
@@ -153,6 +172,49 @@ def traffic_checks(traffic: StepTraffic, plan: Plan, *, final: bool = True) -> l
         out.append(Check("latency_p99_ratio", test.statistic, guards.max_latency_ratio, status,
                          detail))  # fmt: skip
     return out
+
+
+def latency_guard(
+    production: LogSketch, candidate: LogSketch, *, max_ratio: float = 1.5,
+    quantile: float = 0.99, alpha: float = 0.05,
+) -> GuardResult:  # fmt: skip
+    """Is the candidate's ``quantile`` latency above ``max_ratio`` times production's?
+
+    The binomial tail test of ``watchkeeper.rollout.stats.latency_guard``, on sketches: with
+    ``T = max_ratio · q_production``, a candidate whose quantile is at most ``T`` has at most
+    ``1 - quantile`` of its requests above ``T``, so ``k`` of its ``n`` above ``T`` gives
+    ``p_harm = P(X ≥ k; n, 1 - quantile)``. ``k`` is :meth:`LogSketch.count_above` over the
+    whole range: a sketch has no open last bin, so a request of a minute counts above a limit
+    of seconds (the fixed histogram's last bin, above 5 s, counted nothing above a limit past
+    5 s). ``statistic`` is the ratio of the two quantiles, ``difference`` the candidate's share
+    above ``T`` minus ``1 - quantile``, ``margin`` is ``max_ratio``.
+
+    >>> prod = latency_sketch().update([4.0] * 980 + [4700.0] * 20)  # p99 about 4.7 s
+    >>> latency_guard(prod, latency_sketch().update([4.0] * 99 + [4000.0])).verdict
+    'inconclusive'
+    >>> latency_guard(prod, latency_sketch().update([60_000.0] * 100)).verdict
+    'worse'
+    """
+    for name, level in (("alpha", alpha), ("quantile", quantile)):
+        if not 0 < level < 1:
+            raise InvalidInput(f"{name} must be in (0, 1), got {level!r}")
+    n_p, n_c = production.count, candidate.count
+    if min(n_p, n_c) == 0:
+        raise InvalidInput("need two non-empty latency sketches")
+    if max_ratio <= 0:
+        raise InvalidInput(f"max_ratio must be positive, got {max_ratio!r}")
+    q_p, q_c = production.quantile(quantile), candidate.quantile(quantile)
+    above = candidate.count_above(max_ratio * q_p)
+    tail = 1.0 - quantile
+    p_harm = 1.0 if above == 0 else float(bdtrc(above - 1, n_c, tail))
+    p_noninf = float(bdtr(above, n_c, tail))
+    verdict: Verdict = (
+        "not_worse" if p_noninf < alpha else "worse" if p_harm < alpha else "inconclusive"
+    )
+    return GuardResult(method="binomial_tail", statistic=q_c / q_p if q_p > 0 else 1.0,
+                       difference=above / n_c - tail, margin=max_ratio,
+                       p_noninferiority=p_noninf, p_harm=p_harm, alpha=alpha, verdict=verdict,
+                       n_production=n_p, n_candidate=n_c)  # fmt: skip
 
 
 def prediction_checks(
