@@ -15,6 +15,7 @@ from watchkeeper.serving.app import ServeOptions
 from watchkeeper.serving.auth import DATA_PLANE
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.origin import LOOPBACK
+from watchkeeper.serving.pins import PinPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.server import serve as run_server
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -117,6 +118,12 @@ def serve(
         str, typer.Option(help="Categories not seen in training: reject or count.")
     ] = "reject",
     poll_interval: Annotated[float, typer.Option(help="Registry poll period, seconds.")] = 0.25,
+    max_pinned_versions: Annotated[
+        int, typer.Option(help="Pinned versions (name@3, name@latest) loaded at once at most.")
+    ] = 8,
+    pinned_idle_seconds: Annotated[
+        float, typer.Option(help="Unload a pinned version unused for this long, s.")
+    ] = 600.0,
     price_per_cpu_hour: Annotated[
         float, typer.Option(help="For the estimated cost counter in /metrics.")
     ] = 0.05,
@@ -175,10 +182,13 @@ def serve(
     for flag, size in (("shadow-queue", shadow_queue), ("shadow-batch-rows", shadow_batch_rows)):
         if size < 1:
             raise InvalidInput(f"--{flag} must be at least 1, not {size}")
+    PinPolicy(max_versions=max_pinned_versions, idle_seconds=pinned_idle_seconds)  # checks
     options = ServeOptions(
         models=tuple(only or ()),
         mlflow_model=model,
         poll_interval=poll_interval,
+        max_pinned_versions=max_pinned_versions,
+        pinned_idle_seconds=pinned_idle_seconds,
         limits=Limits(
             max_body_bytes=int(max_body_mb * 1024 * 1024),
             max_api_body_bytes=int(max_api_body_mb * 1024 * 1024),

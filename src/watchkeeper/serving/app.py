@@ -34,6 +34,7 @@ from watchkeeper.serving.fast import PredictionRoutes, no_single_model
 from watchkeeper.serving.live import LiveStats, Publisher
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.origin import LOOPBACK, OriginGuard
+from watchkeeper.serving.pins import PinPolicy
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -48,6 +49,8 @@ class ServeOptions:
     models: tuple[str, ...] = ()
     mlflow_model: str | None = None
     poll_interval: float = 0.25
+    max_pinned_versions: int = 8  # name@3, name@latest...: loaded at once at most (LRU)
+    pinned_idle_seconds: float = 600.0  # a pinned version unused this long is unloaded
     limits: Limits = field(default_factory=Limits)
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
@@ -90,16 +93,23 @@ class Server:
             models=list(self.options.models) or None,
             poll_interval=self.options.poll_interval,
             on_cpu=self.live.observe_cpu,
+            pins=PinPolicy(
+                max_versions=self.options.max_pinned_versions,
+                idle_seconds=self.options.pinned_idle_seconds,
+            ),
         )
         publisher = Publisher(
             self.live,
             LiveStatsStore(self.registry.engine).write,
             interval=self.options.live_stats_interval,
+            on_failure=self.metrics.task_failed,
         )
+        self.table.checks.append(publisher.problem)
         self.metrics.watch_monitors(MonitoringStore(self.registry.engine))
         self.logbook = self._open_logbook()
         self.predictor = Predictor(self.table, self.metrics, self.options.limits, self.live,
                                    self.logbook, shadow=self.options.shadow)  # fmt: skip
+        self.predictor.shadows.on_failure = self.metrics.task_failed
         await self.table.start()
         publisher.start()
         scheduler = self._start_scheduler()

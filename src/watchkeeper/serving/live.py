@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.monitoring.profile import (
     CategoricalProfile,
     DatasetProfile,
@@ -198,19 +199,39 @@ def _histogram(profile: FeatureProfile, values: np.ndarray[Any, Any]) -> np.ndar
     return np.concatenate([known, [unseen, nulls]]).astype(np.int64)
 
 
+BACKOFF_MAX = 60.0  # seconds between publications at most, while they fail
+
+
 class Publisher:
-    """Writes a process's live totals to the database every ``interval`` seconds."""
+    """Writes a process's live totals to the database every ``interval`` seconds.
+
+    Supervised: a failed publication keeps its totals for the next one, is logged (with its
+    traceback unless it is a ``WatchkeeperError``, the database being away), reported to
+    ``on_failure`` and followed by longer and longer waits (doubling, up to ``BACKOFF_MAX``);
+    ``problem()`` says so if the thread has stopped.
+    """
+
+    TASK = "live_stats"
 
     def __init__(self, stats: LiveStats, write: Callable[[list[LiveCounts]], int],
-                 *, interval: float = 5.0) -> None:  # fmt: skip
+                 *, interval: float = 5.0,
+                 on_failure: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.stats = stats
         self.write = write
         self.interval = interval
+        self.on_failure = on_failure  # called with TASK on each failed publication
+        self.failures = 0  # in a row
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wk-live-stats", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def problem(self) -> str | None:
+        """Why the replica is not ready on this publisher's account (None: it is running)."""
+        if self._thread.ident is None or self._thread.is_alive() or self._stop.is_set():
+            return None
+        return "the live-statistics publisher stopped"
 
     def publish(self) -> int:
         items = self.stats.drain()
@@ -223,11 +244,25 @@ class Publisher:
             raise
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self._delay()):
             try:
                 self.publish()
-            except Exception as exc:  # a database blip: the totals are kept and sent next time
-                log.warning("could not publish live statistics: %s", exc)
+                self.failures = 0
+            except WatchkeeperError as exc:  # a database blip: the totals are sent next time
+                self._failed()
+                log.warning("could not publish live statistics (%d in a row): %s",
+                            self.failures, exc.message)  # fmt: skip
+            except Exception:
+                self._failed()
+                log.exception("could not publish live statistics (%d in a row)", self.failures)
+
+    def _delay(self) -> float:
+        return min(self.interval * 2.0 ** min(self.failures, 16), max(self.interval, BACKOFF_MAX))
+
+    def _failed(self) -> None:
+        self.failures += 1
+        if self.on_failure is not None:
+            self.on_failure(self.TASK)
 
     def close(self) -> None:
         self._stop.set()

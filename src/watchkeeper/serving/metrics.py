@@ -180,6 +180,13 @@ class ServingMetrics:
             ["model"],
             registry=r,
         )
+        self.loads = Counter(
+            "watchkeeper_model_loads",
+            "Versions loaded here (files verified, model deserialised, warmed), by role "
+            "(production, candidate, standby, pinned); concurrent asks share one load.",
+            ["model", "role"],
+            registry=r,
+        )
         self.logbook_dropped = Counter(
             "watchkeeper_logbook_dropped",
             "Prediction rows dropped because the buffer was full.",

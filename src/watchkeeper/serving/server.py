@@ -60,6 +60,8 @@ def options_from_env() -> ServeOptions:
         models=tuple(data["models"]),
         mlflow_model=data["mlflow_model"],
         poll_interval=data["poll_interval"],
+        max_pinned_versions=data["max_pinned_versions"],
+        pinned_idle_seconds=data["pinned_idle_seconds"],
         limits=Limits(**data["limits"]),
         validation=ValidationPolicy(**data["validation"]),
         batching=BatchingPolicy(**data["batching"]),

@@ -8,6 +8,11 @@ therefore costs a fraction of a model call per request, not a second call. At mo
 ``max_queued`` copies wait: a shadow that falls behind has its new copies dropped, and the
 caller counts them.
 
+Each shadow's draining task is supervised: a failure met while scoring copies (a bug: the shadow
+model's own failures are counted as errors in ``_call``) is logged with its traceback, the copies
+it held are counted as errors, ``on_failure("shadow_copier")`` counts it in ``/metrics``, and the
+task carries on with the rest of the queue after a short backoff.
+
 The latency recorded for a copy is the time of the model call it was part of, validation
 included, without its wait in the queue; the rollout's latency guard compares it with
 production's. For a model whose cost grows with the rows of a call (not one whose cost is per
@@ -40,6 +45,7 @@ from watchkeeper.serving.table import Deployed
 log = logging.getLogger("watchkeeper.serving")
 
 YIELD_EVERY = 8  # copies logged between two turns of the event loop
+BACKOFF_FIRST, BACKOFF_MAX = 0.01, 1.0  # seconds a draining task waits after a failure
 Validate = Callable[[Deployed, ParsedBatch], ValidatedBatch]
 Count = Callable[[Deployed, str, int], None]  # shadow, outcome (ok | error | dropped), copies
 
@@ -76,10 +82,15 @@ class Copy:
 class ShadowCopier:
     """One queue and one draining task per shadow version, on the server's event loop."""
 
+    TASK = "shadow_copier"
+
     def __init__(self, policy: ShadowPolicy, *, validate: Validate, count: Count,
-                 live: LiveStats, logbook: Logbook | None) -> None:  # fmt: skip
-        """``count(shadow, outcome, n)`` counts copies by outcome: ok, error or dropped."""
+                 live: LiveStats, logbook: Logbook | None,
+                 on_failure: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        """``count(shadow, outcome, n)`` counts copies by outcome: ok, error or dropped;
+        ``on_failure(TASK)`` counts a failure of a draining task."""
         self.policy = policy
+        self.on_failure = on_failure
         self._validate = validate
         self._count = count
         self._live = live
@@ -111,15 +122,21 @@ class ShadowCopier:
             await asyncio.gather(*list(self._drains.values()), return_exceptions=True)
 
     async def _drain(self, key: tuple[str, int], queue: deque[Copy]) -> None:
+        failures = 0
         try:
             while queue:
-                if _rows(queue) < self.policy.max_rows:
-                    await self._linger(key)
-                copies = _take(queue, self.policy.max_rows)
+                copies: list[Copy] = []
                 try:
+                    if _rows(queue) < self.policy.max_rows:
+                        await self._linger(key)
+                    copies = _take(queue, self.policy.max_rows)
                     await self._score(copies)
+                    failures = 0
                 except Exception:  # never leave the rest of the queue behind
-                    log.exception("shadow copies for %s were lost", copies[0].shadow.version.ref)
+                    failures += 1
+                    self._lost(key, copies)
+                    await asyncio.sleep(min(BACKOFF_FIRST * 2.0 ** min(failures, 16),
+                                            BACKOFF_MAX))  # fmt: skip
         finally:
             del self._drains[key]
             if not queue:  # a version shadowed once does not keep its queue for ever
@@ -209,6 +226,15 @@ class ShadowCopier:
                 classes=shadow.class_names, latency_s=took, routing_key=c.routing_key,
             )
         )  # fmt: skip
+
+    def _lost(self, key: tuple[str, int], copies: list[Copy]) -> None:
+        """A draining task's failure (call within ``except``): logged, counted, and the copies
+        it held counted as errors."""
+        log.exception("shadow %s@%s: %d copies were lost", *key, len(copies))
+        if self.on_failure is not None:
+            self.on_failure(self.TASK)
+        if copies:
+            self._count(copies[0].shadow, "error", len(copies))
 
     def _dropped(self, shadow: Deployed, copies: int) -> None:
         self._count(shadow, "dropped", copies)

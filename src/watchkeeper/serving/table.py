@@ -7,6 +7,20 @@ swapped in by replacing one dict entry — requests already holding the old entr
 and its worker thread is released once it is idle. A version that fails to load or warm leaves
 the old one serving; the failure is logged, counted and shown by ``/readyz``.
 
+The watcher is supervised: a round that fails (the database away, or a bug) is logged, counted
+in ``watchkeeper_background_task_failures_total{task="reload_watcher"}`` and tried again with
+backoff (up to ``WATCH_BACKOFF_MAX`` apart); a model whose sync fails is retried on its own
+without holding the others back. A replica whose view of the registry is stale (no successful
+read of the revisions for ``max(5 s, 20 x poll_interval)``, while not loading a version) is not
+ready, and neither is one whose watcher stopped.
+
+Every version is loaded once however many ask for it at the same time (single-flight: the
+watcher and any number of requests await the same load). Pinned versions (``name@3``,
+``name@latest``, ``name@alias``) are kept in a bounded LRU (``pins.py``); refs other than a
+version number are resolved again whenever the model's revision moves. A version that is
+replaced, retired or evicted has its batcher closed once no request has picked it up for
+``retire_grace`` seconds and its queue is empty.
+
 Readiness means the production versions are served: the replica is ready once the table has
 started and every model here whose production version it tried to load is answering (by that
 version, or by the one before while the new one cannot load). A candidate, standby or pinned
@@ -45,11 +59,16 @@ from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher, Outputs
 from watchkeeper.serving.live import replica_id
 from watchkeeper.serving.metrics import ServingMetrics
+from watchkeeper.serving.pins import PinnedVersions, PinPolicy
 from watchkeeper.serving.validation import ValidationPolicy, Validator
 
 log = logging.getLogger("watchkeeper.serving")
 CpuObserver = Callable[[str, int, float], None]  # model, version, CPU seconds
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before a failed production load is tried again
+WATCH_BACKOFF_MAX = 2.0  # seconds between watcher rounds at most, while they fail
+STALE_MIN, STALE_POLLS = 5.0, 20  # the registry view is stale after max(5 s, 20 polls)
+LOAD_ALLOWANCE = 300.0  # extra staleness tolerated while the watcher loads a version
+Check = Callable[[], str | None]  # another task's health: None, or why the replica is not ready
 
 
 @dataclass
@@ -62,6 +81,8 @@ class Deployed:
     batcher: MicroBatcher
     profile: DatasetProfile | None = None
     class_names: list[str] | None = None
+    role: str = "production"  # the role it was loaded for (its model_info label)
+    last_used: float = 0.0  # time.monotonic() when a request last picked it
 
     @property
     def name(self) -> str:
@@ -112,8 +133,9 @@ class TableState:
     routes: dict[str, Route] = field(default_factory=dict)
     pool: dict[tuple[str, int], Deployed] = field(default_factory=dict)  # loaded, by version
     standby_until: dict[str, datetime] = field(default_factory=dict)
-    pinned: dict[tuple[str, int], Deployed] = field(default_factory=dict)
-    ref_cache: dict[str, int] = field(default_factory=dict)
+    loading: dict[tuple[str, int], asyncio.Task[Deployed]] = field(default_factory=dict)
+    ref_cache: dict[str, int] = field(default_factory=dict)  # "name@latest" -> version
+    ref_epoch: dict[str, int] = field(default_factory=dict)  # bumped when name's refs move
     revisions: dict[str, int] = field(default_factory=dict)
     problems: dict[tuple[str, str], Problem] = field(default_factory=dict)  # (model, role)
     production: dict[str, int] = field(default_factory=dict)  # tried to load: must be served
@@ -133,6 +155,8 @@ class ModelTable:
         poll_interval: float = 0.25,
         on_cpu: CpuObserver | None = None,
         replica: str | None = None,
+        pins: PinPolicy | None = None,
+        retire_grace: float = 5.0,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -143,7 +167,14 @@ class ModelTable:
         self.on_cpu = on_cpu
         self.replica = replica or replica_id()
         self.state = TableState()
+        self.pinned: PinnedVersions[Deployed] = PinnedVersions(pins or PinPolicy())
+        self.retire_grace = retire_grace
+        self.stale_after = max(STALE_MIN, STALE_POLLS * poll_interval)
+        self.checks: list[Check] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._retiring: dict[asyncio.Task[None], Deployed] = {}
+        self._read_at: float | None = None  # time.monotonic() of the last revisions read
+        self._watcher_loads = 0  # loads the watcher is waiting for
         self.started = False
 
     # --- lookups on the request path (no I/O) ----------------------------------------------
@@ -151,6 +182,7 @@ class ModelTable:
     def get(self, name: str) -> Deployed:
         deployed = self.state.live.get(name)
         if deployed is not None:
+            deployed.last_used = time.monotonic()
             return deployed
         if name in self.state.revisions:
             problem = self.state.problems.get((name, "production"))
@@ -159,25 +191,41 @@ class ModelTable:
         raise ModelNotFound(f"no model named '{name}' is served here")
 
     async def resolve(self, text: str) -> Deployed:
-        """``name`` or ``name@ref``: production by default; pinned refs are loaded on first use."""
+        """``name`` or ``name@ref``: production by default; pinned refs are loaded on first use
+        (once, however many ask at the same time) and kept while the LRU bound allows."""
         if "@" not in text:
             return self.get(text)
         ref = ModelRef.parse(text)
         if ref.kind == "stage" and ref.value == "production":
             return self.get(ref.name)
+        if self.only is not None and ref.name not in self.only:
+            raise ModelNotFound(f"no model named '{ref.name}' is served here")
+        key = (ref.name, await self._number(ref))
+        deployed = self.state.pool.get(key) or self.pinned.get(key)
+        if deployed is None:
+            deployed = await self._loaded(key, "pinned")
+        deployed.last_used = time.monotonic()  # a retired version is not closed under it
+        return deployed
+
+    async def _number(self, ref: ModelRef) -> int:
+        """The version a ref names now; a stage, alias or ``latest`` is cached until the
+        model's revision moves (an answer read across a move is used, not cached)."""
+        if ref.kind == "version":
+            return int(ref.value)
+        text = str(ref)
         number = self.state.ref_cache.get(text)
         if number is None:
-            version = await asyncio.to_thread(self.registry.store.resolve, ref)
-            number = version.version
-            self.state.ref_cache[text] = number
-        deployed = self.state.pool.get((ref.name, number)) or self.state.pinned.get(
-            (ref.name, number)
-        )
-        if deployed is None:
-            version = await asyncio.to_thread(self.registry.get, f"{ref.name}@{number}")
-            deployed = await self._load(version, role="pinned")
-            self.state.pinned[(ref.name, number)] = deployed
-        return deployed
+            epoch = self.state.ref_epoch.get(ref.name, 0)
+            number = (await asyncio.to_thread(self.registry.store.resolve, ref)).version
+            if self.state.ref_epoch.get(ref.name, 0) == epoch:
+                self.state.ref_cache[text] = number
+        return number
+
+    def _refs_moved(self, name: str) -> None:
+        self.state.ref_epoch[name] = self.state.ref_epoch.get(name, 0) + 1
+        prefix = f"{name}@"
+        for text in [t for t in self.state.ref_cache if t.startswith(prefix)]:
+            del self.state.ref_cache[text]
 
     def route(self, name: str) -> Route | None:
         return self.state.routes.get(name)
@@ -198,41 +246,67 @@ class ModelTable:
     async def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
-        for deployed in [*self.state.pool.values(), *self.state.pinned.values()]:
+        for task in [*self._retiring, *self.state.loading.values()]:
+            task.cancel()
+        closing = [*self.state.pool.values(), *self.pinned.values(), *self._retiring.values()]
+        for deployed in {id(d): d for d in closing}.values():
             await deployed.batcher.close()
 
     async def _watch(self) -> None:
+        failures = 0
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(min(self.poll_interval * 2.0 ** min(failures, 16),
+                                    max(self.poll_interval, WATCH_BACKOFF_MAX)))  # fmt: skip
             try:
+                self._retire(self.pinned.pop_idle())
                 await self.refresh()
+                failures = 0
             except WatchkeeperError as exc:  # database blip: keep serving what is loaded
-                log.warning("registry poll failed: %s", exc.message)
+                failures += 1
+                self.metrics.task_failed("reload_watcher")
+                log.warning("registry poll failed (%d in a row): %s", failures, exc.message)
             except Exception:  # a bug must not stop this replica following the registry
-                log.exception("registry poll failed; trying again")
+                failures += 1
+                self.metrics.task_failed("reload_watcher")
+                log.exception("registry poll failed (%d in a row); trying again", failures)
 
     async def refresh(self) -> None:
         revisions = await asyncio.to_thread(self.registry.revisions)
+        self._read_at = time.monotonic()
         if self.only is not None:
             revisions = {k: v for k, v in revisions.items() if k in self.only}
         now, clock = datetime.now(UTC), time.monotonic()
         expired = {n for n, until in self.state.standby_until.items() if until <= now}
         expired |= {n for n, (due, _) in self.state.retry.items() if due <= clock}
         for name, revision in revisions.items():
-            if self.state.revisions.get(name) != revision or name in expired:
-                await self._sync(name)
+            moved = self.state.revisions.get(name) != revision
+            if moved:
+                self._refs_moved(name)  # name@latest, name@alias: resolved again when asked
+            if moved or name in expired:
+                await self._sync_isolated(name)
                 self.state.revisions[name] = revision
         for name in set(self.state.revisions) - set(revisions):
             self.state.revisions.pop(name)
+            self._refs_moved(name)
             self._forget(name)
+            self._retire(self.pinned.pop_model(name))
+
+    async def _sync_isolated(self, name: str) -> None:
+        """``_sync``, where a bug met with one model is logged, counted and retried with
+        backoff for that model alone (a database error fails the whole round instead)."""
+        try:
+            await self._sync(name)
+        except WatchkeeperError:
+            raise
+        except Exception:
+            self.metrics.task_failed("reload_watcher")
+            log.exception("could not follow the registry for model '%s'; trying again", name)
+            self._retry_later(name)
 
     async def _sync(self, name: str) -> None:
         """Bring one model in line with the registry: production, the deployment's candidate
         and a standby (the previous production, kept warm for an instant rollback). Versions
         are loaded before anything is swapped; one already loaded is reused at once."""
-        self.state.ref_cache = {
-            k: v for k, v in self.state.ref_cache.items() if not k.startswith(f"{name}@")
-        }
         try:
             version = await asyncio.to_thread(self.registry.get, f"{name}@production")
         except NotFound:
@@ -336,30 +410,94 @@ class ModelTable:
         return await self._ensure(version, role)
 
     async def _ensure(self, version: ModelVersion, role: str) -> Deployed | None:
-        """The loaded version, loading (verify + warm) it first if needed; None on failure."""
+        """The loaded version, loading (verify + warm) it first if needed; None on failure.
+        A pinned version it needs moves into the pool (no second load)."""
         key = (version.name, version.version)
-        loaded = self.state.pool.get(key)
+        loaded = self.state.pool.get(key) or self._unpin(key, role)
         if loaded is None:
+            self._watcher_loads += 1
             try:
-                loaded = await self._load(version, role=role)
+                loaded = await self._loaded(key, role, version)
             except WatchkeeperError as exc:
-                self.metrics.load_failures.labels(version.name, role).inc()
                 problem = Problem(version.name, role, version.version, exc.message)
                 self.state.problems[(version.name, role)] = problem
                 log.error("%s: %s", version.name, problem.text)
                 return None
-            self.state.pool[key] = loaded
+            finally:
+                self._watcher_loads -= 1
+            self._unpin(key, role)  # a pinned load it joined
+        self.state.pool[key] = loaded
         self.state.problems.pop((version.name, role), None)
         return loaded
 
+    def _unpin(self, key: tuple[str, int], role: str) -> Deployed | None:
+        """A pinned version taking a role in the pool: kept loaded, relabelled."""
+        pinned = self.pinned.pop(key)
+        if pinned is not None:
+            info = self.metrics.model_info
+            info.labels(pinned.name, pinned.number, pinned.model.flavor, pinned.role).set(0)
+            info.labels(pinned.name, pinned.number, pinned.model.flavor, role).set(1)
+            pinned.role = role
+        return pinned
+
+    async def _loaded(self, key: tuple[str, int], role: str,
+                      version: ModelVersion | None = None) -> Deployed:  # fmt: skip
+        """Single-flight: the one load of ``key``, started now or joined if running. A pinned
+        load pins what it loaded; the caller's cancellation never cancels the load."""
+        task = self.state.loading.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load_key(key, role, version))
+            self.state.loading[key] = task
+            task.add_done_callback(self._loading_done)
+        return await asyncio.shield(task)
+
+    def _loading_done(self, task: asyncio.Task[Deployed]) -> None:
+        for key in [k for k, t in self.state.loading.items() if t is task]:
+            del self.state.loading[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here: its waiters may all have gone
+
+    async def _load_key(self, key: tuple[str, int], role: str,
+                        version: ModelVersion | None) -> Deployed:  # fmt: skip
+        name, number = key
+        try:
+            if version is None:
+                version = await asyncio.to_thread(self.registry.get, f"{name}@{number}")
+            deployed = await self._load(version, role=role)
+        except WatchkeeperError:
+            self.metrics.load_failures.labels(name, role).inc()
+            raise
+        if role != "pinned":
+            self.state.pool[key] = deployed  # the watcher's sync decides whether it stays
+        elif key not in self.state.pool:
+            self._retire(self.pinned.add(key, deployed))
+        return deployed
+
     def _retire_unwanted(self, name: str, keep: set[int]) -> None:
-        for key in [k for k in self.state.pool if k[0] == name and k[1] not in keep]:
-            old = self.state.pool.pop(key)
-            self.metrics.model_info.labels(
-                old.name, old.number, old.model.flavor, "production"
-            ).set(0)
-            # requests already holding it finish first: close() drains the queue
-            asyncio.get_running_loop().create_task(old.batcher.close())
+        self._retire([self.state.pool.pop(k) for k in list(self.state.pool)
+                      if k[0] == name and k[1] not in keep])  # fmt: skip
+
+    def _retire(self, versions: list[Deployed]) -> None:
+        """Unload versions no longer wanted: each batcher is closed once no request has picked
+        the version for ``retire_grace`` seconds and what it queued is answered."""
+        for old in versions:
+            self.metrics.model_info.labels(old.name, old.number, old.model.flavor, old.role).set(0)
+            task = asyncio.get_running_loop().create_task(self._close_when_idle(old))
+            self._retiring[task] = old
+            task.add_done_callback(self._retired)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        old = self._retiring.pop(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.metrics.task_failed("retire")
+            log.error("%s: version %s could not be unloaded", old.name, old.number,
+                      exc_info=task.exception())  # fmt: skip
+
+    async def _close_when_idle(self, old: Deployed) -> None:
+        while (idle := time.monotonic() - old.last_used) < self.retire_grace:
+            await asyncio.sleep(self.retire_grace - idle)
+        await old.batcher.close()  # requests already holding it finish first
+        log.info("%s: version %s unloaded (%s)", old.name, old.number, old.role)
 
     async def _load(self, version: ModelVersion, *, role: str) -> Deployed:
         model = await asyncio.to_thread(self.registry.load_version, version)
@@ -376,6 +514,7 @@ class ModelTable:
             name=name,
         )
         self.metrics.model_info.labels(name, str(version.version), model.flavor, role).set(1)
+        self.metrics.loads.labels(name, role).inc()
         classes = model.classes
         return Deployed(
             version=version,
@@ -384,6 +523,8 @@ class ModelTable:
             batcher=batcher,
             profile=profile,
             class_names=[str(c) for c in classes.tolist()] if classes is not None else None,
+            role=role,
+            last_used=time.monotonic(),
         )
 
     def _cpu_observer(self, version: ModelVersion) -> Callable[[float], None] | None:
@@ -409,6 +550,10 @@ class ModelTable:
         reasons = [] if self.started else ["the model table has not started"]
         if self._watcher is not None and self._watcher.done():
             reasons.append("the registry watcher stopped")
+        stale = self._staleness()
+        if stale is not None:
+            reasons.append(stale)
+        reasons += [why for check in self.checks if (why := check()) is not None]
         for name, number in sorted(self.state.production.items()):
             if name not in self.state.live:
                 problem = self.state.problems.get((name, "production"))
@@ -426,6 +571,17 @@ class ModelTable:
     @property
     def ready(self) -> bool:
         return bool(self.readiness()["ready"])
+
+    def _staleness(self) -> str | None:
+        """Why the registry view is stale (None: it is not); a load in progress gets time."""
+        if not self.started or self._read_at is None:
+            return None
+        age = time.monotonic() - self._read_at
+        bound = self.stale_after + (LOAD_ALLOWANCE if self._watcher_loads else 0.0)
+        if age <= bound:
+            return None
+        return (f"the registry view is stale: no successful registry read for {age:.1f} s "
+                f"(bound {bound:g} s)")  # fmt: skip
 
 
 def _predict_fn(
