@@ -32,6 +32,7 @@ from watchkeeper.registry import Registry
 from watchkeeper.registry.deployments import Deployment, DeploymentEvent, DeploymentStore
 from watchkeeper.registry.leases import Fence, StaleEpoch
 from watchkeeper.registry.live import LiveStatsStore
+from watchkeeper.rollout.ab_units import ABLooks
 from watchkeeper.rollout.guards import (
     MIN_LATENCY_REQUESTS,
     OPTIONAL,
@@ -44,7 +45,7 @@ from watchkeeper.rollout.guards import (
     traffic_checks,
 )
 from watchkeeper.rollout.plan import Plan
-from watchkeeper.rollout.stats import ABAnalysis, ab_analysis, sample_size
+from watchkeeper.rollout.stats import ABAnalysis, sample_size
 
 log = logging.getLogger("watchkeeper.rollout")
 CONTROLLER = "controller"
@@ -90,6 +91,7 @@ class Rollouts:
         self.live = live or LiveStatsStore(registry.engine)
         self.actor = actor or registry.actor
         self._classify: dict[tuple[str, int], bool] = {}
+        self._ab = ABLooks(logbook) if logbook is not None else None  # per-key, incremental
 
     # --- what people do --------------------------------------------------------------------
 
@@ -317,25 +319,9 @@ class Rollouts:
 
     def _ab_status(self, d: Deployment, plan: Plan) -> Status:
         """Per-arm means of the business metric, the always-valid difference and p-value."""
-        if self.logbook is None or d.baseline is None or d.candidate is None:
+        if self._ab is None:
             return Status(d)
-        metric = (
-            plan.ab_metric
-            if plan.ab_metric.startswith("outcome_")
-            else (f"outcome_{plan.ab_metric}")
-        )
-        arms: list[list[float]] = []
-        for version in (d.baseline, d.candidate):
-            joined = self.logbook.join_feedback(d.model, d.started_at, self.clock(),
-                                                version=version, role="primary")  # fmt: skip
-            if metric not in joined.column_names:
-                arms.append([])
-                continue
-            values = joined.column(metric).drop_null().to_numpy(zero_copy_only=False)
-            arms.append(values.astype(float).tolist())
-        analysis = ab_analysis(arms[0], arms[1], alpha=plan.guards.alpha) if all(
-            len(a) >= 2 for a in arms
-        ) else None  # fmt: skip
+        analysis = self._ab.look(d, plan.ab_metric, now=self.clock(), alpha=plan.guards.alpha)
         size = None
         if plan.ab_mde is not None and analysis is not None and analysis.control.std > 0:
             size = sample_size(plan.ab_mde, std=analysis.control.std, alpha=plan.guards.alpha)
