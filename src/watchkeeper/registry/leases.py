@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, DateTime, insert, select, update
+from sqlalchemy import CursorResult, DateTime, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
@@ -42,6 +42,9 @@ from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.schema import LeaseRow
 
 log = logging.getLogger("watchkeeper.leases")
+# A process paused inside a lease transaction holds the lease row's lock: PostgreSQL ends such a
+# transaction after this long idle, so a takeover waits for it at most this long.
+IDLE_IN_TRANSACTION_MS = 5000
 
 
 class StaleEpoch(Conflict):
@@ -101,6 +104,7 @@ class LeaseStore:
         database's clock); the epoch held afterwards, or None if another holder has it."""
         try:
             with session_scope(self.engine, write=True) as session:
+                _bound_idle(session)
                 if epoch is not None and _rows(session.execute(
                     update(LeaseRow)
                     .where(LeaseRow.name == name, LeaseRow.holder == holder,
@@ -150,6 +154,7 @@ class LeaseStore:
 def check_fence(session: Session, fence: Fence) -> None:
     """Inside a write transaction: lock the lease row if ``fence`` still holds it, unexpired;
     else :class:`StaleEpoch` (the caller's transaction rolls back)."""
+    _bound_idle(session)
     held = _rows(session.execute(
         update(LeaseRow)
         .where(LeaseRow.name == fence.lease, LeaseRow.epoch == fence.epoch,
@@ -170,6 +175,13 @@ def fenced(engine: Engine, fence: Fence) -> Iterator[Session]:
     with session_scope(engine, write=True) as session:
         check_fence(session, fence)
         yield session
+
+
+def _bound_idle(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+        )
 
 
 def _rows(result: object) -> int:
