@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import insert
 
 from watchkeeper.registry import Registry
-from watchkeeper.registry.live import LATENCY_EDGES_MS
+from watchkeeper.registry.live import latency_sketch
 from watchkeeper.registry.schema import LiveStatsRow, MonitorResultRow
 from watchkeeper.registry.store import NewVersion
 
@@ -58,6 +58,7 @@ def seed_fleet(registry: Registry, *, models: int, days: int, now: datetime,
             results.append(result("performance", "", "label_lag_p50_s", 3600.0))
     live = []
     minute_now = now.replace(minute=0)
+    latency = latency_sketch().add(7.0, count=50).add(15.0, count=10).to_dict()
     for i in range(models):
         minutes = days * 24 * 60 if i == 0 else busy_minutes
         for m in range(minutes):
@@ -65,8 +66,6 @@ def seed_fleet(registry: Registry, *, models: int, days: int, now: datetime,
             row = {"model_name": name_of(i), "version": 1, "replica": "r1", "window_start": at,
                    "updated_at": at}  # fmt: skip
             live.append(row | {"kind": "requests", "counts": [60, 59, 0, 1]})
-            latency = [0] * (len(LATENCY_EDGES_MS) + 1)
-            latency[4], latency[5] = 50, 10
             live.append(row | {"kind": "latency_ms", "counts": latency})
     with registry.engine.begin() as connection:
         connection.execute(insert(MonitorResultRow), results)

@@ -18,7 +18,7 @@ from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.profile import bin_counts
 from watchkeeper.monitoring.results import CheckResult
 from watchkeeper.registry import Registry
-from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveCounts
+from watchkeeper.registry.live import LiveCounts, latency_sketch
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.schema import LiveStatsRow
 from watchkeeper.rollout.controller import Rollouts
@@ -116,12 +116,10 @@ def _live(registry: Registry, X: pd.DataFrame, now: datetime) -> list[LiveCounts
         for name, version, n in ((HISTORY, 2, 120), (DRIFTED, 1, 60), (CANARY, 1, 90),
                                  (CANARY, 2, 10)):  # fmt: skip
             errors = 1 if name == DRIFTED and minute % 3 == 0 else 0
-            latency = np.bincount(np.searchsorted(LATENCY_EDGES_MS, rng.gamma(2.0, 2.0, n)),
-                                  minlength=len(LATENCY_EDGES_MS) + 1)  # fmt: skip
+            latency = latency_sketch().update(rng.gamma(2.0, 2.0, n))
             out += [LiveCounts(name, version, "replica-1", at, "requests",
                                (n, n - errors, 0, errors)),
-                    LiveCounts(name, version, "replica-1", at, "latency_ms",
-                               tuple(int(c) for c in latency))]  # fmt: skip
+                    LiveCounts(name, version, "replica-1", at, "latency_ms", latency)]  # fmt: skip
             rows = X.sample(n=min(n, len(X)), random_state=minute)
             for feature in X.columns:
                 counts = bin_counts(rows[feature].to_numpy(), profile.features[feature].edges)
@@ -133,7 +131,7 @@ def _live(registry: Registry, X: pd.DataFrame, now: datetime) -> list[LiveCounts
 def write_live(registry: Registry, items: list[LiveCounts]) -> None:
     """New rows in one statement (``LiveStatsStore.write`` upserts one by one, as replicas do)."""
     rows = [{"model_name": i.model, "version": i.version, "replica": i.replica,
-             "window_start": i.window_start, "kind": i.kind, "counts": list(i.counts),
+             "window_start": i.window_start, "kind": i.kind, "counts": i.stored(),
              "updated_at": i.window_start} for i in items]  # fmt: skip
     with registry.engine.begin() as connection:
         connection.execute(insert(LiveStatsRow), rows)

@@ -9,8 +9,7 @@ import pytest
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.results import CheckResult
-from watchkeeper.registry.live import LATENCY_EDGES_MS
-from watchkeeper.rollout.stats import histogram_quantile
+from watchkeeper.registry.live import LATENCY_ALPHA, latency_sketch
 from watchkeeper.ui.series import failures, points, stamp, traffic
 from watchkeeper.ui.timerange import MAX_POINTS, RANGES, TimeRange
 
@@ -35,20 +34,25 @@ def test_an_unknown_range_is_a_user_error() -> None:
 
 
 def _sums(tr: TimeRange, rng: np.random.Generator):
-    requests, latency = {}, {}
+    """Request counts and latency sketches per version and bucket, and the latencies (ms) fed
+    to each sketch (some far beyond the old histogram's 5 s edge)."""
+    requests, latency, samples = {}, {}, {}
     for bucket in tr.buckets()[::3]:
         for version in (1, 2):
             n = int(rng.integers(1, 500))
             errors = int(rng.integers(0, n // 10 + 1))
             requests[("m", version, bucket)] = [n, n - errors - 1, 1, errors]
-            latency[("m", version, bucket)] = rng.integers(0, 50, len(LATENCY_EDGES_MS) + 1)
+            values = rng.lognormal(np.log(20.0 * version), 2.0, n)
+            samples[("m", version, bucket)] = values
+            latency[("m", version, bucket)] = latency_sketch().update(values)
     requests[("m", 1, tr.start - timedelta(days=1))] = [999, 0, 0, 999]  # outside: ignored
-    return requests, {k: [int(c) for c in v] for k, v in latency.items()}
+    latency[("m", 1, tr.start - timedelta(days=1))] = latency_sketch().add(1e9)
+    return requests, latency, samples
 
 
 def test_traffic_matches_the_counts_bucket_by_bucket() -> None:
     tr = TimeRange.parse("24h", now=NOW)
-    requests, latency = _sums(tr, np.random.default_rng(0))
+    requests, latency, samples = _sums(tr, np.random.default_rng(0))
     t = traffic(tr, requests, latency)
     buckets = tr.buckets()
     assert len(t.times) == len(t.requests_per_s) == len(t.p99_ms) == len(buckets)
@@ -65,10 +69,10 @@ def test_traffic_matches_the_counts_bucket_by_bucket() -> None:
         assert t.errors_per_s[i] == pytest.approx(
             (sides[0][3] + sides[1][3]) / tr.bucket_seconds, abs=1e-4
         )
-        merged = [a + b for a, b in zip(latency[("m", 1, bucket)], latency[("m", 2, bucket)],
-                                        strict=True)]  # fmt: skip
-        assert t.p99_ms[i] == pytest.approx(histogram_quantile(merged, LATENCY_EDGES_MS, 0.99),
-                                            abs=1e-3)  # fmt: skip
+        both = np.concatenate([samples[("m", 1, bucket)], samples[("m", 2, bucket)]])
+        for q, found in ((0.5, t.p50_ms[i]), (0.99, t.p99_ms[i])):
+            exact = np.quantile(both, q, method="lower")
+            assert found == pytest.approx(exact, rel=LATENCY_ALPHA, abs=1e-3)
         assert t.shares[1][i] + t.shares[2][i] == pytest.approx(1.0, abs=1e-3)
         assert t.shares[2][i] == pytest.approx(sides[1][0] / total, abs=1e-4)
 

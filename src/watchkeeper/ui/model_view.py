@@ -193,8 +193,8 @@ def model_charts(sources: Sources, name: str, tr: TimeRange) -> dict[str, Figure
     """Every chart of the model page, each at most a few hundred points."""
     requests = sources.live.sums(tr.start, tr.end, kind="requests", width=4, model=name,
                                  bucket_seconds=tr.bucket_seconds)  # fmt: skip
-    latency = sources.live.sums(tr.start, tr.end, kind="latency_ms", width=14, model=name,
-                                bucket_seconds=tr.bucket_seconds)  # fmt: skip
+    latency = sources.live.latency_sums(tr.start, tr.end, model=name,
+                                        bucket_seconds=tr.bucket_seconds)  # fmt: skip
     t = traffic(tr, requests, latency)
     per = f"per bucket of {_duration(tr.bucket_seconds)}"
     out: dict[str, Figure] = {

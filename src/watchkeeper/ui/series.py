@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from watchkeeper.monitoring.results import CheckResult
-from watchkeeper.registry.live import LATENCY_EDGES_MS
-from watchkeeper.rollout.stats import histogram_quantile
+from watchkeeper.monitoring.sketch import LogSketch
 from watchkeeper.ui.status import worst
 from watchkeeper.ui.timerange import MAX_POINTS, TimeRange
 
 Sums = Mapping[tuple[str, int, datetime | None], Sequence[int]]
+Sketches = Mapping[tuple[str, int, datetime | None], LogSketch]
 REQUEST_FIELDS = 4  # answered, ok, 4xx, 5xx
-LATENCY_BINS = len(LATENCY_EDGES_MS) + 1
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,9 @@ class Traffic:
     shares: dict[int, list[float | None]] = field(default_factory=dict)
 
 
-def traffic(tr: TimeRange, requests: Sums, latency: Sums) -> Traffic:
-    """Rates per second, latency percentiles and each version's share of answered requests.
+def traffic(tr: TimeRange, requests: Sums, latency: Sketches) -> Traffic:
+    """Rates per second, latency percentiles (from the versions' latency sketches, merged per
+    bucket) and each version's share of answered requests.
 
     >>> from datetime import UTC
     >>> tr = TimeRange.parse("1h", now=datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
@@ -59,13 +59,13 @@ def traffic(tr: TimeRange, requests: Sums, latency: Sums) -> Traffic:
         for k in range(REQUEST_FIELDS):
             totals[i][k] += int(counts[k]) if k < len(counts) else 0
         per_version[version][i] += int(counts[0]) if counts else 0
-    histograms = [[0] * LATENCY_BINS for _ in range(n)]
-    for (_model, _version, bucket), counts in latency.items():
+    sketches: list[LogSketch | None] = [None] * n
+    for (_model, _version, bucket), sketch in latency.items():
         i = index.get(bucket) if bucket is not None else None
         if i is None:
             continue
-        for k, c in enumerate(counts[:LATENCY_BINS]):
-            histograms[i][k] += int(c)
+        found = sketches[i]
+        sketches[i] = sketch.copy() if found is None else found.merge(sketch)
     # the newest bucket is still filling: its rate is over the time it has lasted
     seconds = [min(float(tr.bucket_seconds), (tr.end - b).total_seconds()) for b in buckets]
     return Traffic(
@@ -73,8 +73,8 @@ def traffic(tr: TimeRange, requests: Sums, latency: Sums) -> Traffic:
         requests_per_s=[round(t[0] / s, 4) for t, s in zip(totals, seconds, strict=True)],
         errors_per_s=[round(t[3] / s, 4) for t, s in zip(totals, seconds, strict=True)],
         rejected_per_s=[round(t[2] / s, 4) for t, s in zip(totals, seconds, strict=True)],
-        p50_ms=[_quantile(h, 0.5) for h in histograms],
-        p99_ms=[_quantile(h, 0.99) for h in histograms],
+        p50_ms=[_quantile(s, 0.5) for s in sketches],
+        p99_ms=[_quantile(s, 0.99) for s in sketches],
         shares={
             v: [round(c / t[0], 4) if t[0] else None for c, t in zip(cs, totals, strict=True)]
             for v, cs in sorted(per_version.items())
@@ -82,10 +82,10 @@ def traffic(tr: TimeRange, requests: Sums, latency: Sums) -> Traffic:
     )
 
 
-def _quantile(histogram: Sequence[int], q: float) -> float | None:
-    if not sum(histogram):
+def _quantile(sketch: LogSketch | None, q: float) -> float | None:
+    if sketch is None or not sketch.count:
         return None
-    return round(histogram_quantile(histogram, LATENCY_EDGES_MS, q), 3)
+    return round(sketch.quantile(q), 3)
 
 
 @dataclass(frozen=True)
