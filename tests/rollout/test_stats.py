@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -123,6 +124,14 @@ def test_too_few_units_give_no_evidence() -> None:
     json.dumps(r.to_dict(), allow_nan=False)
     # No variance at all (nobody converted yet) is no evidence either.
     assert ab_analysis(np.zeros(500), np.zeros(500)).p_value == 1.0
+
+
+def test_the_unit_is_a_row_unless_said_otherwise() -> None:
+    """Arms given as values are per-row units; ``ab_units`` marks its per-key analyses."""
+    r = ab_analysis(np.arange(200.0), np.arange(200.0))
+    assert (r.unit, r.rows) == ("row", None)
+    keyed = json.loads(json.dumps(replace(r, unit="routing_key", rows=(900, 950)).to_dict()))
+    assert (keyed["unit"], keyed["rows"], keyed["control"]["n"]) == ("routing_key", [900, 950], 200)
 
 
 def test_decision_direction() -> None:

@@ -21,7 +21,10 @@ estimates agree anyway. Plugging an estimate in for the known variance is the us
 approximation; it is accurate once each arm holds :data:`MIN_N` units, and before that the
 analysis reports no evidence. The mixture variance ``τ²`` defaults to ``(0.1 σ)²``, σ² the
 mean of the two arms' variances: the test is most sensitive to effects near a tenth of a
-standard deviation and scale-free (conversion or revenue alike).
+standard deviation and scale-free (conversion or revenue alike). A unit must be an independent
+observation: when one user's outcomes are correlated and the split is sticky per user, the
+unit is the user (routing key), not the row: :mod:`watchkeeper.rollout.ab_units` summarises
+an arm over its keys for this analysis.
 
 **Sample sizes** use the normal approximation for a two-sided fixed-horizon test.
 **Guards** are fixed-horizon one-sided tests with a margin (the latency guard: a ratio), each
