@@ -11,8 +11,8 @@ import pytest
 from watchkeeper.config import Settings
 from watchkeeper.monitoring.profile import bin_counts, profile_frame, profile_values
 from watchkeeper.registry import Registry
-from watchkeeper.registry.live import LiveStatsStore
-from watchkeeper.serving.live import LATENCY_EDGES_MS, LiveStats, Publisher
+from watchkeeper.registry.live import LiveStatsStore, latency_sketch
+from watchkeeper.serving.live import LiveStats, Publisher
 
 T0 = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 
@@ -52,10 +52,8 @@ def test_two_replicas_sum_exactly_in_the_database(store: LiveStatsStore) -> None
 
     assert merged[(1, "rows")] == [1000]
     assert merged[(1, "requests")] == [20, 18, 2, 0]
-    expected_latency = np.bincount(
-        np.searchsorted(LATENCY_EDGES_MS, sent["latency"]), minlength=len(LATENCY_EDGES_MS) + 1
-    )
-    assert merged[(1, "latency_ms")] == expected_latency.tolist()
+    sketches = store.sketches("m", T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
+    assert sketches[(1, "latency_ms")] == latency_sketch().update(sent["latency"])
     edges = profile.features["x"].edges
     assert merged[(1, "feature:x")] == bin_counts(np.concatenate(sent["x"]), edges).tolist()
     categories = list(profile.features["city"].frequencies)
@@ -132,3 +130,17 @@ def test_one_row_requests_of_two_versions_are_binned_each_on_its_own_profile(
         assert merged[(version, "rows")] == [len(values)]
         edges = profiles[version].features["x"].edges
         assert merged[(version, "feature:x")] == bin_counts(values, edges).tolist()
+
+
+def test_latency_over_five_seconds_is_counted_where_it_is(store: LiveStatsStore) -> None:
+    """Latencies past the old histogram's last edge (5 s) are no longer lumped into one open
+    bin: each lands in its own bucket of the sketch."""
+    stats = LiveStats(replica="r", clock=lambda: T0)
+    for seconds in (0.002, 4.7, 6.0, 60.0):
+        stats.observe_request("m", 1, seconds, 200)
+    Publisher(stats, store.write).publish()
+    sketch = store.sketches("m", T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))[
+        (1, "latency_ms")
+    ]
+    assert (sketch.count_above(5000.0), sketch.count_above(10_000.0)) == (2, 1)
+    assert sketch.quantile(1.0) == pytest.approx(60_000.0, rel=0.01)

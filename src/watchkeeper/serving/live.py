@@ -9,8 +9,8 @@ Kinds of counts (the meaning of each list):
 - ``requests``: [answered, ok, client errors (4xx), server errors (5xx)]
 - ``rows``: [rows predicted]
 - ``cpu_us``: [CPU microseconds spent in the model's predict calls]
-- ``latency_ms``: histogram over ``LATENCY_EDGES_MS`` (one more bin than edges: the last is
-  "above")
+- ``latency_ms``: a ``LogSketch`` of request latencies in milliseconds (1% relative error, no
+  upper limit; see ``watchkeeper.registry.live.latency_sketch``)
 - ``feature:<name>``: numeric — counts on the reference profile's bins; categorical — counts
   of the reference categories in profile order, then one for unseen values, then one for nulls
 - ``prediction``: the same, on the profile of the model's predictions
@@ -23,7 +23,6 @@ import os
 import secrets
 import socket
 import threading
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,8 @@ from watchkeeper.monitoring.profile import (
     bin_counts,
     category_counts,
 )
-from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveCounts
+from watchkeeper.monitoring.sketch import LogSketch
+from watchkeeper.registry.live import LiveCounts, latency_sketch
 
 log = logging.getLogger("watchkeeper.serving")
 
@@ -72,6 +72,7 @@ class LiveStats:
         self.replica = replica or replica_id()
         self.clock = clock
         self._totals: dict[Key, dict[str, np.ndarray[Any, Any]]] = defaultdict(dict)
+        self._latency: dict[Key, LogSketch] = {}
         self._pending: list[_Pending] = []
         self._dirty: set[Key] = set()
         self._lock = threading.Lock()
@@ -88,10 +89,11 @@ class LiveStats:
         requests = totals.get("requests")
         if requests is None:
             requests = totals["requests"] = np.zeros(4, dtype=np.int64)
-            totals["latency_ms"] = np.zeros(len(LATENCY_EDGES_MS) + 1, dtype=np.int64)
         requests[0] += count
         requests[1 if status < 400 else 2 if status < 500 else 3] += count
-        totals["latency_ms"][bisect_left(LATENCY_EDGES_MS, latency_s * 1000.0)] += count
+        if key not in self._latency:
+            self._latency[key] = latency_sketch()
+        self._latency[key].add(latency_s * 1000.0, count=count)
         self._dirty.add(key)
 
     def observe_cpu(self, model: str, version: int, seconds: float) -> None:
@@ -135,6 +137,8 @@ class LiveStats:
                 for key in dirty
                 for kind, counts in self._totals[key].items()
             ]
+            out += [LiveCounts(key[0], key[1], self.replica, key[2], "latency_ms", sketch.copy())
+                    for key in dirty if (sketch := self._latency.get(key)) is not None]  # fmt: skip
             self._forget_old()
         return out
 
@@ -161,6 +165,7 @@ class LiveStats:
         current = _minute(self.clock())
         for key in [k for k in self._totals if (current - k[2]).total_seconds() > 120]:
             del self._totals[key]
+            self._latency.pop(key, None)
 
 
 def _merged(pending: list[_Pending]) -> list[_Pending]:
