@@ -2,6 +2,7 @@
 incremental reader of the logbook, and the error rate under peeking with correlated outcomes."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,15 @@ def test_late_outcomes_count_once_and_unkeyed_requests_are_units_of_their_own(
     assert b.treatment.mean == pytest.approx(4 / 10)
     expected = keyed_summary([8, 1, 1], [4.0, 0.0, 0.0])
     assert b.treatment == expected
+
+
+def test_concurrent_looks_count_each_row_once(tmp_path: Path) -> None:
+    book = Logbook(str(tmp_path / "logbook"))
+    logged = _traffic(book, np.random.default_rng(32), range(200), START + timedelta(minutes=5))
+    looks, now = ABLooks(book), datetime.now(UTC) + timedelta(seconds=1)
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: looks.look(_deployment(), "conversion", now=now), range(4)))
+    assert {r.rows for r in found if r is not None} == {(logged[1][1], logged[2][1])}
 
 
 def test_a_new_deployment_starts_from_nothing(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ received for a row counts (a later correction of an already counted row is ignor
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -186,6 +187,7 @@ class ABLooks:
         self.overlap = overlap
         self.attribution = attribution
         self._states: dict[str, _State] = {}
+        self._lock = threading.Lock()  # API threads may look at once: each row counts once
 
     def look(
         self, d: Deployment, metric: str, *, now: datetime, alpha: float = 0.05
@@ -194,6 +196,10 @@ class ABLooks:
         until each arm has outcomes from two keys."""
         if d.baseline is None or d.candidate is None:
             return None
+        with self._lock:
+            return self._look(d, metric, now, alpha)
+
+    def _look(self, d: Deployment, metric: str, now: datetime, alpha: float) -> ABAnalysis | None:
         metric = metric if metric.startswith("outcome_") else f"outcome_{metric}"
         identity = (d.started_at, d.baseline, d.candidate, metric)
         state = self._states.get(d.model)
