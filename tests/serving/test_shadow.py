@@ -284,3 +284,39 @@ def test_a_full_call_does_not_wait_for_the_linger(shadow_of_iris) -> None:
 def test_an_impossible_policy_is_refused(bad: dict[str, float]) -> None:
     with pytest.raises(InvalidInput, match="must be"):
         ShadowPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_a_failing_shadow_drain_counts_its_copies_and_carries_on(shadow_of_iris) -> None:
+    """Promise (issue 17, item 2): an unexpected failure in a shadow's draining task (here the
+    live statistics raising once) is counted through ``on_failure``, the copies it held are
+    counted as errors, and later copies are still scored: the copier never stops silently."""
+    deployed, X, _ = shadow_of_iris
+
+    class Flaky(LiveStats):
+        fail = 1
+
+        def observe_request(self, *args, **kwargs) -> None:
+            if self.fail:
+                self.fail -= 1
+                raise RuntimeError("injected")
+            super().observe_request(*args, **kwargs)
+
+    counted: Counter[str] = Counter()
+    failures: list[str] = []
+    copier = ShadowCopier(ShadowPolicy(linger=0.01), validate=lambda d, p: pytest.fail("again"),
+                          count=lambda d, outcome, n: counted.update({outcome: n}),
+                          live=Flaky(replica="r"), logbook=None,
+                          on_failure=failures.append)  # fmt: skip
+    rows = X.to_numpy()
+
+    async def run() -> None:
+        for i in range(3):
+            copier.offer(_copy(deployed, rows[i], i))
+        await copier.drain()
+        for i in range(3, 5):
+            copier.offer(_copy(deployed, rows[i], i))
+        await copier.drain()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert failures == ["shadow_copier"]
+    assert counted == {"error": 3, "ok": 2}

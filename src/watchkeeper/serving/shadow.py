@@ -98,13 +98,14 @@ class ShadowCopier:
         self._queues: dict[tuple[str, int], deque[Copy]] = {}
         self._drains: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._wakers: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._settled: dict[tuple[str, int], int] = {}  # copies being scored, counted already
 
     def offer(self, copy: Copy) -> bool:
         """Queue a copy; False (and counted as dropped) when the shadow's queue is full."""
         key = (copy.shadow.name, copy.shadow.version.version)
         queue = self._queues.setdefault(key, deque())
         if len(queue) >= self.policy.max_queued:
-            self._dropped(copy.shadow, 1)
+            self._dropped(copy.shadow, 1, queued=False)
             return False
         queue.append(copy)
         waker = self._wakers.get(key)
@@ -130,7 +131,9 @@ class ShadowCopier:
                     if _rows(queue) < self.policy.max_rows:
                         await self._linger(key)
                     copies = _take(queue, self.policy.max_rows)
+                    self._settled[key] = 0
                     await self._score(copies)
+                    self._settled.pop(key, None)
                     failures = 0
                 except Exception:  # never leave the rest of the queue behind
                     failures += 1
@@ -233,17 +236,29 @@ class ShadowCopier:
         log.exception("shadow %s@%s: %d copies were lost", *key, len(copies))
         if self.on_failure is not None:
             self.on_failure(self.TASK)
-        if copies:
-            self._count(copies[0].shadow, "error", len(copies))
+        unsettled = len(copies) - self._settled.pop(key, 0)
+        if unsettled > 0:
+            self._count(copies[0].shadow, "error", unsettled)
 
-    def _dropped(self, shadow: Deployed, copies: int) -> None:
-        self._count(shadow, "dropped", copies)
+    def _dropped(self, shadow: Deployed, copies: int, *, queued: bool = True) -> None:
+        """``queued``: copies taken from the queue (else refused by ``offer``)."""
         self._live.observe_shadow_dropped(shadow.name, shadow.version.version, count=copies)
+        if queued:
+            self._settle(shadow, "dropped", copies)
+        else:
+            self._count(shadow, "dropped", copies)
 
     def _finish(self, shadow: Deployed, copies: int, took: float, status: int) -> None:
-        self._count(shadow, "ok" if status < 400 else "error", copies)
         self._live.observe_request(shadow.name, shadow.version.version, took, status,
                                    count=copies)  # fmt: skip
+        self._settle(shadow, "ok" if status < 400 else "error", copies)
+
+    def _settle(self, shadow: Deployed, outcome: str, copies: int) -> None:
+        """Count copies by outcome, once: a failure after this counts only the others."""
+        key = (shadow.name, shadow.version.version)
+        if key in self._settled:
+            self._settled[key] += copies
+        self._count(shadow, outcome, copies)
 
 
 def _wake(waker: asyncio.Future[None]) -> None:
