@@ -12,6 +12,10 @@ endpoint does not hold up the scheduler's round.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,12 +28,20 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select, update
+from typer.testing import CliRunner
 
 from tests.processes import (
+    ROOT,
+    SERVE_FAST,
+    Load,
     free_port,
+    holder_pid,
+    training_data,
     wait_for,
+    wait_ready,
 )
 from tests.test_notify import CHANGES
+from watchkeeper.cli.main import app
 from watchkeeper.config import Settings
 from watchkeeper.monitoring.spec import MonitorSpec
 from watchkeeper.notify import WebhookSink
@@ -234,3 +246,111 @@ def test_a_dead_webhook_endpoint_does_not_delay_the_round(
     finally:
         go_on.set()
         scheduler.close()
+
+
+# --- the headline: real processes, a real pause ---------------------------------------------
+
+SCHEDULER = ["scheduler", "--interval", "0.5", "--lease-ttl", "3", "--no-monitors",
+             "--log-level", "info"]  # fmt: skip
+STEP = ["--step-time", "1s", "--step-requests", "100"]
+
+
+def _spawn(home: Path, env: dict[str, str], name: str, *args: str) -> subprocess.Popen[bytes]:
+    """A ``watchkeeper`` process in a process group of its own; output in ``home/<name>.log``."""
+    with open(home / f"{name}.log", "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "watchkeeper", *args], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        for sig in (signal.SIGCONT, signal.SIGKILL):  # a stopped process must not stay stopped
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_leader_paused_past_its_lease_is_fenced_off_and_no_step_is_applied_twice(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path
+    settings = Settings(home=home, user="tester")
+    env = {**os.environ, "WATCHKEEPER_HOME": str(home), "WATCHKEEPER_USER": "tester",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env.pop("WATCHKEEPER_DATABASE_URL", None)
+    X, y = training_data()
+    procs: list[subprocess.Popen[bytes]] = []
+    epochs: list[int] = []  # every lease epoch the test saw, in order
+    with Registry(settings) as registry:
+        registry.register("lead", LogisticRegression().fit(X, y), input_example=X,
+                          reference_data=X, stage="production")  # fmt: skip
+        registry.register("lead", LogisticRegression(C=0.05).fit(X, y), input_example=X,
+                          reference_data=X)  # fmt: skip
+        leases = LeaseStore(registry.engine)
+
+        def lease() -> Any:
+            found = leases.get(LEASE)
+            if found is not None:
+                epochs.append(found.epoch)
+            return found
+
+        def events() -> list[Any]:
+            return list(reversed(registry.deployments.events("lead")))
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            procs.append(_spawn(home, env, f"serve-{port}", "serve", "--port", str(port),
+                                "--without-scheduler", "--log-level", "warning",
+                                *SERVE_FAST))  # fmt: skip
+            wait_ready(url, procs[0], home / f"serve-{port}.log", 1)
+            schedulers = {name: _spawn(home, env, f"scheduler-{name}", *SCHEDULER)
+                          for name in ("a", "b")}  # fmt: skip
+            procs.extend(schedulers.values())
+            first = wait_for(lease, 60, "a scheduler to take the lease")
+            (leader,) = [n for n, p in schedulers.items() if p.pid == holder_pid(first.holder)]
+            (other,) = set(schedulers) - {leader}
+            rows = X.sample(500, random_state=1).to_dict("records")
+            with Load([url], rows, "lead"):
+                result = CliRunner().invoke(app, ["deploy", "canary", "lead", "2", "--steps",
+                                                  "10,50,100", *STEP], env=env)  # fmt: skip
+                assert result.exit_code == 0, result.output
+                wait_for(lambda: registry.deployments.get("lead").step >= 1, 120,  # type: ignore[union-attr]
+                         "the leader to pass the first step")  # fmt: skip
+                os.killpg(schedulers[leader].pid, signal.SIGSTOP)  # paused, lease and all
+                taken = wait_for(lambda: (found := lease()).holder != first.holder and found,
+                                 60, "the other scheduler to take the lease")  # fmt: skip
+                assert holder_pid(taken.holder) == schedulers[other].pid
+                wait_for(lambda: any(e.epoch == taken.epoch for e in events()), 120,
+                         "the new leader to act")  # fmt: skip
+                os.killpg(schedulers[leader].pid, signal.SIGCONT)
+                stale = f"epoch {first.epoch} is stale"
+                log = home / f"scheduler-{leader}.log"
+                wait_for(lambda: stale in log.read_text(), 60, "the resumed one to be refused")
+                done = wait_for(lambda: (d := registry.deployments.get("lead")) is not None
+                                and d.state != "running" and d,
+                                120, "the canary to end")  # fmt: skip
+            after = lease()
+            assert schedulers[leader].poll() is None  # the resumed one lives on, as a follower
+        finally:
+            for proc in procs:
+                _kill_group(proc)
+        history = events()
+    assert done.state == "promoted", history[-1].reason
+    assert after.holder == taken.holder
+    assert epochs == sorted(epochs)  # the epoch never goes back
+    assert taken.epoch > first.epoch
+    controller = [(e.state, e.step, e.share, e.epoch) for e in history if e.actor == "controller"]
+    steps = [(state, step, share) for state, step, share, _ in controller]
+    assert len(set(steps)) == len(steps), controller  # no step applied twice
+    assert steps == [("running", 1, 0.5), ("running", 2, 1.0), ("promoted", 2, 1.0)], controller
+    fenced_epochs = [epoch for *_, epoch in controller]
+    assert fenced_epochs == sorted(fenced_epochs)  # nothing by the old leader after the takeover
+    assert taken.epoch in fenced_epochs
+    assert all(epoch in (first.epoch, taken.epoch) for epoch in fenced_epochs)
+    refused = [line for line in log.read_text().splitlines() if stale in line]
+    assert refused, "the resumed leader's refusal is logged"
