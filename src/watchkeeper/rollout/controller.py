@@ -91,7 +91,7 @@ class Rollouts:
         self.live = live or LiveStatsStore(registry.engine)
         self.actor = actor or registry.actor
         self._classify: dict[tuple[str, int], bool] = {}
-        self._ab = ABLooks(logbook) if logbook is not None else None  # per-key, incremental
+        self._ab = ABLooks.of(logbook) if logbook is not None else None  # per key, incremental
 
     # --- what people do --------------------------------------------------------------------
 
