@@ -98,6 +98,8 @@ def test_the_watcher_survives_an_unexpected_exception_counts_it_and_still_follow
             await asyncio.to_thread(registry.rollback, "iris")
             await until(lambda: table.get("iris").number == "1", "the rollback")
             assert failures_of(metrics, "reload_watcher") == 1
+            loads = r'watchkeeper_model_loads_total{model="iris",role="production"}'
+            assert metric(metrics.render().decode(), loads) == 2  # v1 was revived, not reloaded
             assert table.readiness()["ready"], table.readiness()
         finally:
             await table.stop()

@@ -413,7 +413,7 @@ class ModelTable:
         """The loaded version, loading (verify + warm) it first if needed; None on failure.
         A pinned version it needs moves into the pool (no second load)."""
         key = (version.name, version.version)
-        loaded = self.state.pool.get(key) or self._unpin(key, role)
+        loaded = self.state.pool.get(key) or self._unpin(key, role) or self._revive(key, role)
         if loaded is None:
             self._watcher_loads += 1
             try:
@@ -434,11 +434,23 @@ class ModelTable:
         """A pinned version taking a role in the pool: kept loaded, relabelled."""
         pinned = self.pinned.pop(key)
         if pinned is not None:
-            info = self.metrics.model_info
-            info.labels(pinned.name, pinned.number, pinned.model.flavor, pinned.role).set(0)
-            info.labels(pinned.name, pinned.number, pinned.model.flavor, role).set(1)
-            pinned.role = role
+            self._relabel(pinned, role)
         return pinned
+
+    def _revive(self, key: tuple[str, int], role: str) -> Deployed | None:
+        """A retired version wanted again before its batcher closed (a quick rollback): kept."""
+        for task, old in self._retiring.items():
+            if (old.name, old.version.version) == key and not old.batcher.closed:
+                task.cancel()  # before close() marks it closed: it stays usable
+                self._relabel(old, role)
+                return old
+        return None
+
+    def _relabel(self, deployed: Deployed, role: str) -> None:
+        info = self.metrics.model_info
+        info.labels(deployed.name, deployed.number, deployed.model.flavor, deployed.role).set(0)
+        info.labels(deployed.name, deployed.number, deployed.model.flavor, role).set(1)
+        deployed.role = role
 
     async def _loaded(self, key: tuple[str, int], role: str,
                       version: ModelVersion | None = None) -> Deployed:  # fmt: skip
