@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
+from watchkeeper.config import Settings
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.sketch import LogSketch
-from watchkeeper.registry.live import LATENCY_EDGES_MS, latency_sketch
-from watchkeeper.rollout.guards import StepTraffic, latency_guard, traffic_checks
+from watchkeeper.registry import Registry
+from watchkeeper.registry.deployments import Deployment
+from watchkeeper.registry.live import (
+    LATENCY_EDGES_MS,
+    LiveCounts,
+    LiveStatsStore,
+    latency_sketch,
+)
+from watchkeeper.rollout.guards import (
+    StepTraffic,
+    latency_guard,
+    mark,
+    step_traffic,
+    traffic_checks,
+)
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.rollout.stats import distance_lower_bound
 from watchkeeper.rollout.stats import latency_guard as histogram_latency_guard
@@ -95,6 +112,37 @@ def test_a_candidate_slower_than_the_largest_histogram_edge_fails() -> None:
                          binned(candidate))  # type: ignore[arg-type]  # fmt: skip
     assert stored.production_latency == _sketch(production)
     assert stored.candidate_latency.quantile(0.0) == pytest.approx(5000.0, rel=0.01)
+
+
+def test_a_step_sees_the_latency_since_its_mark_whatever_the_mark_holds(
+    settings: Settings,
+) -> None:
+    """The step's latency is the live sketches now less the mark taken when it began: a mark
+    written by this version (a sketch) and one written before the upgrade (a 14-bin list, with
+    the rows it summed still on the old histogram) give the same step."""
+    t0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    old_rows = [0] * (len(LATENCY_EDGES_MS) + 1)
+    old_rows[3], old_rows[13] = 40, 2  # before the step: 40 in (2, 5] ms, 2 over 5 s
+    slow = latency_sketch().update(np.full(30, 9000.0))
+    deployment = Deployment(
+        model="m", revision=1, mode="canary", state="running", candidate=2, baseline=1,
+        share=0.1, step=0, config={}, reason="", standby=None, standby_until=None,
+        started_at=t0, step_started_at=t0, updated_at=t0, updated_by="test",
+    )  # fmt: skip
+    with Registry(settings) as registry:
+        live = LiveStatsStore(registry.engine)
+        live.write([LiveCounts("m", 2, "old", t0, "latency_ms", tuple(old_rows)),
+                    LiveCounts("m", 2, "old", t0, "requests", (42, 42, 0, 0))])  # fmt: skip
+        now_mark = mark(live, deployment, t0 + timedelta(seconds=30))
+        old_mark = {**now_mark, "candidate:latency_ms": old_rows}
+        live.write([LiveCounts("m", 2, "new", t0 + timedelta(minutes=1), "latency_ms", slow),
+                    LiveCounts("m", 2, "new", t0 + timedelta(minutes=1), "requests",
+                               (30, 30, 0, 0))])  # fmt: skip
+        later = t0 + timedelta(minutes=1, seconds=30)
+        for before in (now_mark, old_mark):
+            step = step_traffic(live, replace(deployment, config={"mark": before}), later)
+            assert step.candidate == [30, 30, 0, 0]
+            assert step.candidate_latency == slow
 
 
 def test_sketch_quantiles_of_the_check_are_within_one_percent() -> None:

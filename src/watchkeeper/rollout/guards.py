@@ -97,12 +97,12 @@ def counts_mark(
     start: datetime, end: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     counts = live.merged(model, start, end, kinds=KINDS)
-    sketches = live.sketches(model, start, end)
+    sketches = live.latency_sums(start, end, model=model)  # summed by the database
     out: dict[str, Any] = {}
     for side, version in (("production", baseline), ("candidate", candidate)):
         for kind in KINDS:
             out[f"{side}:{kind}"] = list(counts.get((version or 0, kind), []))
-        latency = sketches.get((version or 0, "latency_ms")) or latency_sketch()
+        latency = sketches.get((model, version or 0, None)) or latency_sketch()
         out[f"{side}:latency_ms"] = latency.to_dict()
     return out
 
