@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from tests.processes import wait_for
 from watchkeeper.config import Settings
 from watchkeeper.registry import Registry
 from watchkeeper.registry.monitoring import MonitoringStore
@@ -71,3 +72,40 @@ def test_shutdown_lets_the_round_in_progress_finish(tmp_path: Path, monkeypatch)
     scheduler.shutdown(timeout=5)
     assert finished.is_set()
     assert not thread.is_alive()
+
+
+def test_the_lease_is_renewed_while_a_round_runs_longer_than_its_ttl(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Renewal has a thread of its own: a round stuck far past the lease's time to live (a dead
+    endpoint, a huge monitor window) does not let a second scheduler in."""
+    settings = Settings(home=tmp_path)
+    options = {"interval": 0.05, "lease_ttl": 1.0, "monitors": False}
+    first = Scheduler(settings, SchedulerOptions(holder="a", **options))
+    second = Scheduler(settings, SchedulerOptions(holder="b", **options))
+    in_round, release = threading.Event(), threading.Event()
+
+    def long_round() -> None:
+        in_round.set()
+        release.wait(120)
+
+    monkeypatch.setattr(first, "_run_due_retraining", long_round)
+    leases = first.lease.store
+    try:
+        first.start_thread()
+        assert in_round.wait(60)
+        began = leases.get("scheduler")
+        assert began is not None
+        # the expiry the lease had when the round began has passed, by the database's clock
+        wait_for(lambda: (lease := leases.get("scheduler")) is not None
+                 and lease.expires_at > began.expires_at + timedelta(seconds=2), 60,
+                 "two more TTLs of renewals")  # fmt: skip
+        assert not second.run_once()
+        lease = leases.get("scheduler")
+        assert lease is not None
+        assert (lease.holder, lease.epoch) == ("a", began.epoch)
+        assert first.leading
+    finally:
+        release.set()
+        first.shutdown(timeout=10)
+        second.close()
