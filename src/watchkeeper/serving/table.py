@@ -202,6 +202,8 @@ class ModelTable:
             raise ModelNotFound(f"no model named '{ref.name}' is served here")
         key = (ref.name, await self._number(ref))
         deployed = self.state.pool.get(key) or self.pinned.get(key)
+        if deployed is None and (deployed := self._revive(key, "pinned")) is not None:
+            self._retire(self.pinned.add(key, deployed))  # e.g. the production just replaced
         if deployed is None:
             deployed = await self._loaded(key, "pinned")
         deployed.last_used = time.monotonic()  # a retired version is not closed under it
