@@ -215,6 +215,36 @@ def test_a_job_raising_is_recorded_and_the_next_job_still_runs(
         scheduler.close()
 
 
+def test_one_deployment_failing_does_not_stop_the_others(
+    registry: Registry, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X = pd.DataFrame(np.random.default_rng(1).normal(size=(200, 2)), columns=["a", "b"])
+    model = LogisticRegression().fit(X, X["a"] > 0)
+    registry.register("n", model, input_example=X, stage="production")
+    registry.register("n", model, input_example=X)
+    for name in ("m", "n"):
+        registry.deployments.start(name, "canary", 2, share=0.1, config={}, actor="ann",
+                                   reason="try v2")  # fmt: skip
+    scheduler = Scheduler(settings, SchedulerOptions(holder="a", lease_ttl=30, monitors=False,
+                                                     batches=False, retraining=False))  # fmt: skip
+    looked: list[str] = []
+
+    def advance(d: Any, *, fence: Fence | None = None) -> None:
+        if d.model == "m":
+            raise RuntimeError("a bug in a guard")
+        looked.append(d.model)
+
+    monkeypatch.setattr(scheduler.rollouts, "advance", advance)
+    try:
+        assert scheduler.run_once()
+        assert looked == ["n"]
+        alerts = MonitoringStore(scheduler.registry.engine).alerts("m")
+        assert [(a.check, a.feature) for a in alerts] == [("scheduler", "deployment:m")]
+        assert scheduler.failures == {"deployment": 1}
+    finally:
+        scheduler.close()
+
+
 def test_a_dead_webhook_endpoint_does_not_delay_the_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
