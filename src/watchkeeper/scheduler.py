@@ -358,12 +358,18 @@ class Scheduler:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop, let the round in progress finish (a monitor check may be inside pyarrow or
         scikit-learn: leaving it running while the interpreter exits aborts the process), give
-        running jobs ``timeout`` seconds, then close."""
-        self.stop()
+        running jobs ``timeout`` seconds (the lease still held, so they can record how they
+        ended), then hand the lease over and close."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
         self.join_jobs(timeout)
+        self.stop()
         self.close()
+
+    def request_stop(self) -> None:
+        """End the loop after the round in progress; the lease is kept until :meth:`stop`."""
+        self._stop.set()
 
     def stop(self) -> None:
         """End the loop and hand the lease over at once."""

@@ -33,13 +33,12 @@ def scheduler(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     options = SchedulerOptions(interval=interval, lease_ttl=lease_ttl, monitors=monitors)
     loop = Scheduler(settings(ctx), options)
-    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    signal.signal(signal.SIGTERM, lambda *_: loop.request_stop())
     typer.echo(f"watchkeeper scheduler {options.holder}: every {interval:g} s, "
                f"lease {lease_ttl:g} s")  # fmt: skip
     try:
         loop.run_forever()
     except KeyboardInterrupt:
         pass
-    finally:
-        loop.stop()
-        loop.close()
+    finally:  # running jobs get a moment to record how they ended, then the lease goes
+        loop.shutdown(timeout=15.0)
