@@ -25,6 +25,9 @@ The tree::
     ├── IntegrityError                500, exit 1 (sha256 mismatch: tampered or corrupted)
     ├── StoreUnavailable              503, exit 1 (database or artifact store unreachable)
     ├── ModelNotReady                 503, exit 1 (known model, no loaded version to answer)
+    ├── PredictionFailed              500, exit 1 (the model raised or answered wrongly; the
+    │                                 client sees a request id, the log the exception)
+    ├── PredictionTimeout             504, exit 1 (the model did not answer in time)
     └── SchemaOutdated                503, exit 1 (run ``watchkeeper db upgrade``)
 
 Each class carries its HTTP status and CLI exit code (see ``HTTP_STATUS`` and ``EXIT_CODE``);
@@ -202,6 +205,14 @@ class ModelNotReady(WatchkeeperError):
     code = "model_not_ready"
 
 
+class PredictionFailed(WatchkeeperError):
+    code = "prediction_failed"
+
+
+class PredictionTimeout(WatchkeeperError):
+    code = "prediction_timeout"
+
+
 # The one table: most specific class wins (looked up along the MRO).
 HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     WatchkeeperError: 500,
@@ -218,6 +229,7 @@ HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     StoreUnavailable: 503,
     SchemaOutdated: 503,
     ModelNotReady: 503,
+    PredictionTimeout: 504,
 }
 
 # CLI: 0 ok, 1 a user-facing error with a one-line message, 2 usage (typer's own).

@@ -29,6 +29,13 @@ def _rate(model: str, text: str) -> float:
         raise InvalidInput(f"--log-sample {model}={text}: '{text}' is not a number") from exc
 
 
+def _seconds(flag: str, model: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--{flag} {model}={text}: '{text}' is not a number") from exc
+
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 
@@ -92,6 +99,13 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(help="Extra wait to fill a batch under load (0: adaptive only).")
     ] = 0.0,
+    predict_timeout: Annotated[
+        float, typer.Option(help="Seconds a model call may take before its requests get 504.")
+    ] = 30.0,
+    predict_timeout_for: Annotated[
+        list[str] | None,
+        typer.Option(help="Per-model prediction timeout, MODEL=SECONDS (repeatable)."),
+    ] = None,
     shadow_linger_ms: Annotated[
         float, typer.Option(help="Wait to batch a shadow's copies, ms (one model call for many).")
     ] = 10.0,
@@ -198,7 +212,15 @@ def serve(
             unseen_category=unseen_category,  # type: ignore[arg-type]
             max_rows=max_rows,
         ),
-        batching=BatchingPolicy(max_batch_rows=max_batch_rows, max_wait=max_wait_ms / 1000),
+        batching=BatchingPolicy(
+            max_batch_rows=max_batch_rows,
+            max_wait=max_wait_ms / 1000,
+            timeout=predict_timeout,
+            model_timeouts=tuple(
+                (k, _seconds("predict-timeout-for", k, v))
+                for k, v in parse_pairs(predict_timeout_for or [], "predict-timeout-for").items()
+            ),
+        ),
         shadow=ShadowPolicy(
             linger=shadow_linger_ms / 1000, max_rows=shadow_batch_rows, max_queued=shadow_queue
         ),

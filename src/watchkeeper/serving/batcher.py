@@ -6,38 +6,77 @@ in the next call (up to ``max_batch_rows``). ``max_wait`` > 0 additionally holds
 not full for up to that long, which helps expensive models under steady load. A request that is
 already a batch is never split.
 
-The model runs on one worker thread per version, so the event loop never blocks on it.
+Every submitted request gets an answer or an error, whatever the batch holds:
+
+- only requests of one layout (columns, their order and types; an array's width and type) share
+  a call; others wait for the next call, and a group that still cannot be joined is scored one
+  request at a time;
+- a model that raises fails every request of its call with :class:`PredictionFailed` (the
+  model's exception is its ``__cause__``, for the log, never for the client);
+- a model that returns another number of rows than it was given fails the call the same way;
+- a model that does not answer within the policy's timeout fails the call with
+  :class:`PredictionTimeout` (504). A thread cannot be killed: the hung call keeps its thread,
+  which is abandoned, and later calls run on a fresh one. At most ``MAX_HUNG_CALLS`` may hang at
+  once per version; past that, calls fail at once until one of them returns;
+- the drain task is kept and supervised: an unexpected exception fails the requests it held,
+  is logged and reported (``on_fault("crash")``), and draining carries on.
+
+The model runs on a worker thread per version, so the event loop never blocks on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from watchkeeper.errors import InvalidInput, PredictionFailed, PredictionTimeout, WatchkeeperError
 from watchkeeper.serving.batch import ValidatedBatch
+
+log = logging.getLogger("watchkeeper.serving")
 
 Outputs = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]
 PredictFn = Callable[[Any, bool], Outputs]
+FaultHook = Callable[[str], None]  # "crash", "timeout" (a call hung), "returned" (it came back)
+MAX_HUNG_CALLS = 4  # per version: abandoned threads still running a call past its timeout
 
 
 @dataclass(frozen=True, kw_only=True)
 class BatchingPolicy:
-    """How far concurrent requests are coalesced.
+    """How far concurrent requests are coalesced, and how long one model call may take.
+
+    ``timeout``: seconds a model call may run before its requests get 504; ``model_timeouts``:
+    per-model overrides, as ``(model, seconds)`` pairs.
 
     >>> BatchingPolicy()
-    BatchingPolicy(max_batch_rows=256, max_wait=0.0)
+    BatchingPolicy(max_batch_rows=256, max_wait=0.0, timeout=30.0, model_timeouts=())
+    >>> BatchingPolicy(model_timeouts=(("churn", 5.0),)).timeout_for("churn")
+    5.0
     """
 
     max_batch_rows: int = 256
     max_wait: float = 0.0
+    timeout: float = 30.0
+    model_timeouts: tuple[tuple[str, float], ...] = field(default=())
+
+    def __post_init__(self) -> None:  # from JSON, pairs arrive as lists
+        pairs = tuple((str(name), float(seconds)) for name, seconds in self.model_timeouts)
+        object.__setattr__(self, "model_timeouts", pairs)
+        for name, seconds in (("*", self.timeout), *pairs):
+            if not seconds > 0:
+                raise InvalidInput(f"the prediction timeout of {name} must be > 0, not {seconds}")
+
+    def timeout_for(self, model: str) -> float:
+        return dict(self.model_timeouts).get(model, self.timeout)
 
 
 @dataclass
@@ -45,6 +84,7 @@ class _Pending:
     batch: ValidatedBatch
     want_proba: bool
     future: asyncio.Future[Outputs]
+    layout: Hashable
 
 
 class MicroBatcher:
@@ -54,15 +94,20 @@ class MicroBatcher:
         *,
         policy: BatchingPolicy = BatchingPolicy(),
         on_batch: Callable[[int, int], None] | None = None,
+        on_fault: FaultHook | None = None,
         name: str = "model",
     ) -> None:
         self._predict = predict
         self.policy = policy
+        self.timeout = policy.timeout_for(name)
         self._on_batch = on_batch  # (rows in the call, requests still queued)
+        self.on_fault = on_fault  # set later by whoever counts faults, if not given here
+        self._name = name
         self._queue: deque[_Pending] = deque()
-        self._busy = False
+        self._drainer: asyncio.Task[None] | None = None  # kept: a task nobody holds may vanish
         self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wk-{name}")
+        self._executor = self._new_executor()
+        self.hung = 0  # calls past their timeout whose thread has not returned yet
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -74,25 +119,47 @@ class MicroBatcher:
     async def submit(self, batch: ValidatedBatch, *, want_proba: bool = False) -> Outputs:
         if self._closed:
             raise RuntimeError("batcher closed")  # never reached by requests: see close()
-        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(batch, want_proba, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outputs] = loop.create_future()
+        self._queue.append(_Pending(batch, want_proba, future, layout(batch.data)))
         self._idle.clear()
-        if not self._busy:
-            self._busy = True
-            asyncio.get_running_loop().create_task(self._drain())
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain(), name=f"wk-batcher-{self._name}")
         return await future
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
+        group: list[_Pending] = []
         try:
             while self._queue:
-                if self.policy.max_wait > 0:
-                    await self._gather_more()
-                group = self._take()
-                await self._run(loop, group)
+                group = []
+                try:
+                    if self.policy.max_wait > 0:
+                        await self._gather_more()
+                    self._take(group)
+                    await self._run(group)
+                except Exception as exc:  # a bug here must strand nobody: supervised
+                    self._crashed(group, exc)
         finally:
-            self._busy = False
+            self._drainer = None
+            for p in [*group, *self._queue]:  # only when cancelled: none is left else
+                _fail(p, PredictionFailed("the batcher stopped before this request was answered"))
+            self._queue.clear()
             self._idle.set()
+
+    def _crashed(self, group: list[_Pending], exc: Exception) -> None:
+        log.error("the batcher of %s failed; it carries on", self._name, exc_info=exc)
+        if not group and self._queue:  # never spin on a request that makes the batcher fail
+            group.append(self._queue.popleft())
+        for p in group:
+            _fail(p, _model_failed(exc))
+        self._report("crash")
+
+    def _report(self, fault: str) -> None:
+        if self.on_fault is not None:
+            try:
+                self.on_fault(fault)
+            except Exception:
+                log.exception("could not count a %s of the batcher of %s", fault, self._name)
 
     async def _gather_more(self) -> None:
         deadline = time.perf_counter() + self.policy.max_wait
@@ -105,29 +172,46 @@ class MicroBatcher:
     def _rows_queued(self) -> int:
         return sum(p.batch.n_rows for p in self._queue)
 
-    def _take(self) -> list[_Pending]:
-        group = [self._queue.popleft()]
-        rows = group[0].batch.n_rows
-        while self._queue and rows + self._queue[0].batch.n_rows <= self.policy.max_batch_rows:
+    def _take(self, group: list[_Pending]) -> None:
+        """The head of the queue and, up to the row limit, queued requests of its layout;
+        the others keep their order for the next call."""
+        head = self._queue.popleft()
+        group.append(head)
+        rows = head.batch.n_rows
+        rest: deque[_Pending] = deque()
+        while self._queue:
             item = self._queue.popleft()
-            rows += item.batch.n_rows
-            group.append(item)
-        return group
+            fits = rows + item.batch.n_rows <= self.policy.max_batch_rows
+            if fits and item.layout == head.layout:
+                rows += item.batch.n_rows
+                group.append(item)
+            else:
+                rest.append(item)
+        self._queue = rest
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, group: list[_Pending]) -> None:
-        data = concat([p.batch.data for p in group])
+    async def _run(self, group: list[_Pending]) -> None:
+        try:
+            data = concat([p.batch.data for p in group])
+        except Exception:  # one layout, yet not joinable: each request on its own
+            log.warning("%d requests for %s could not be joined; scored one by one",
+                        len(group), self._name, exc_info=True)  # fmt: skip
+            for p in group:
+                await self._run([p])
+            return
         want_proba = any(p.want_proba for p in group)
         rows = sum(p.batch.n_rows for p in group)
         if self._on_batch is not None:
             self._on_batch(rows, len(self._queue))
         try:
-            preds, probs = await loop.run_in_executor(
-                self._executor, self._predict, data, want_proba
-            )
-        except Exception as exc:  # handed to every waiting request, which answers 500
+            preds, probs = await self._call(data, want_proba)
+            _check_rows(preds, probs if want_proba else None, rows)
+        except WatchkeeperError as exc:  # ours: a timeout or a wrong answer
             for p in group:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+                _fail(p, exc)
+            return
+        except Exception as exc:  # the model's own: handed to every request of the call
+            for p in group:
+                _fail(p, _model_failed(exc))
             return
         start = 0
         for p in group:
@@ -137,12 +221,81 @@ class MicroBatcher:
                 p.future.set_result((preds[start:stop], part))
             start = stop
 
+    async def _call(self, data: Any, want_proba: bool) -> Outputs:
+        """The model call on the worker thread, given up after ``timeout`` seconds."""
+        if self.hung >= MAX_HUNG_CALLS:
+            raise PredictionTimeout(
+                f"{self.hung} earlier calls of this model are still running past the "
+                f"{self.timeout:g} s timeout; no new call starts until one returns"
+            )
+        call = self._executor.submit(self._predict, data, want_proba)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(call), self.timeout)
+        except TimeoutError:
+            self._abandon(call)
+            raise PredictionTimeout(f"the model did not answer within {self.timeout:g} s") from None
+
+    def _abandon(self, call: concurrent.futures.Future[Outputs]) -> None:
+        """The thread running ``call`` is left to it; later calls get a fresh thread."""
+        log.error("a call of %s ran past its %g s timeout; its thread is abandoned",
+                  self._name, self.timeout)  # fmt: skip
+        self.hung += 1
+        self._report("timeout")
+        stuck, self._executor = self._executor, self._new_executor()
+        stuck.shutdown(wait=False)
+        loop = asyncio.get_running_loop()
+
+        def returned(_: concurrent.futures.Future[Outputs]) -> None:
+            try:
+                loop.call_soon_threadsafe(self._returned)
+            except RuntimeError:  # the loop has closed: nobody is counting any more
+                pass
+
+        call.add_done_callback(returned)
+
+    def _returned(self) -> None:
+        self.hung -= 1
+        self._report("returned")
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wk-{self._name}")
+
     async def close(self) -> None:
         """Wait for queued work to finish, then release the worker thread."""
-        while self._busy or self._queue:  # woken, it may have been handed more work already
+        while self._drainer is not None or self._queue:  # woken, it may have more work already
             await self._idle.wait()
         self._closed = True
         self._executor.shutdown(wait=False)
+
+
+def layout(data: Any) -> Hashable:
+    """What must agree for requests to share one call: a frame's columns (in order) and their
+    types, an array's shape past the rows and its type. Anything else shares with nobody."""
+    if isinstance(data, pd.DataFrame):
+        return ("frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
+    if isinstance(data, np.ndarray):
+        return ("array", data.shape[1:], data.dtype.str)
+    return ("alone", id(data))
+
+
+def _check_rows(preds: Any, probs: Any, rows: int) -> None:
+    for what, out in (("predictions", preds), ("probability rows", probs)):
+        if out is None:
+            continue
+        got = np.shape(out)[0] if np.ndim(out) > 0 else 0
+        if got != rows:
+            raise PredictionFailed(f"the model returned {got} {what} for {rows} rows")
+
+
+def _model_failed(exc: Exception) -> PredictionFailed:
+    failed = PredictionFailed(f"the model raised {type(exc).__name__}")
+    failed.__cause__ = exc
+    return failed
+
+
+def _fail(p: _Pending, exc: BaseException) -> None:
+    if not p.future.done():
+        p.future.set_exception(exc)
 
 
 def concat(parts: list[Any]) -> Any:

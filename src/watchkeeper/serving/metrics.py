@@ -210,6 +210,24 @@ class ServingMetrics:
             ["task"],
             registry=r,
         )
+        self.prediction_timeouts = Counter(
+            "watchkeeper_prediction_timeouts",
+            "Model calls that did not answer within the prediction timeout (answered 504).",
+            ["model"],
+            registry=r,
+        )
+        self.hung_model_calls = Gauge(
+            "watchkeeper_hung_model_calls",
+            "Model calls past their timeout still running on an abandoned thread.",
+            ["model"],
+            registry=r,
+        )
+        self.records_dropped = Counter(
+            "watchkeeper_prediction_records_dropped",
+            "Answered predictions whose live statistics or logbook record failed (logged).",
+            ["sink"],
+            registry=r,
+        )
         ProcessCollector(registry=r)
         r.register(_CostCollector(price_per_cpu_hour))
 

@@ -8,6 +8,7 @@ side lives in ``fast.py``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import random
@@ -24,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from watchkeeper.errors import (
-    MAX_MESSAGE_CHARS,
     InvalidInput,
     PayloadTooLarge,
+    PredictionFailed,
+    PredictionTimeout,
     SchemaError,
     WatchkeeperError,
-    clip,
 )
 from watchkeeper.logbook import Logbook, PredictionBatch
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
@@ -66,6 +67,23 @@ class Reply:
 
 
 UNKNOWN = "<unknown>"  # the metric label of a model name this server does not serve
+
+
+@dataclass
+class _Call:
+    """What is known of one request as it goes: filled in step by step."""
+
+    model: str
+    request_id: str
+    routing_key: str | None
+    arrived: datetime | None
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    name: str = UNKNOWN  # the name once resolved: a served model
+    version: str = ""
+    deployed: Deployed | None = None
+    route: Route | None = None
+    parsed: ParsedBatch | None = None
+    validated: ValidatedBatch | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,81 +160,168 @@ class Predictor:
         request_id: str | None = None,
         routing_key: str | None = None,
     ) -> Reply:
-        start = time.perf_counter()
-        arrived = datetime.now(UTC) if self.logbook is not None else None
-        request_id = request_id or self._ids.next()
-        name, version, status = UNKNOWN, "", 200  # the name once resolved: a served model
-        deployed: Deployed | None = None
-        headers = [(b"content-type", JSON), (b"x-request-id", request_id.encode())]
+        call = _Call(model, request_id or self._ids.next(), routing_key,
+                     datetime.now(UTC) if self.logbook is not None else None)  # fmt: skip
+        status = 200
+        headers = [(b"content-type", JSON), (b"x-request-id", call.request_id.encode())]
         try:
-            deployed = await self.table.resolve(model)  # an unknown model: its body is not read
-            name = deployed.name
-            body = await read_body(self.limits.max_body_bytes)
-            max_rows = self.table.validation.max_rows
-            offload = len(body) > self.limits.offload_bytes
-            if offload:
-                parsed = await asyncio.to_thread(parse, body, content_type, deployed, max_rows)
-            else:
-                parsed = parse(body, content_type, deployed, max_rows)
-            del body
-            route = self.table.route(model) if "@" not in model else None
-            if route is not None:
-                routing_key = routing_key or _field_key(parsed, route.routing_field)
-                if route.answers and to_candidate(name, route.share, routing_key, self._rng):
-                    deployed = route.candidate
-            version = deployed.number
-            if offload:
-                validated = await asyncio.to_thread(self._validate, deployed, parsed)
-            else:
-                validated = self._validate(deployed, parsed)
-            predictions, probabilities = await deployed.batcher.submit(
-                validated, want_proba=parsed.return_probabilities
-            )
-            out = render(Answer(deployed, request_id, parsed, predictions, probabilities))
-            headers.append((b"x-model-version", version.encode()))
-            self._child(self.metrics.rows, name, version).inc(validated.n_rows)
-            names = deployed.model.input_names or []
-            self.live.observe_batch(
-                name, int(version), names, validated.data, predictions, deployed.profile
-            )
-            if self.logbook is not None:
-                self.logbook.log_predictions(
-                    PredictionBatch(
-                        request_id=request_id,
-                        model=name,
-                        version=deployed.version.version,
-                        role="primary",
-                        timestamp=arrived or datetime.now(UTC),
-                        features=validated.data,
-                        feature_names=names,
-                        predictions=predictions,
-                        probabilities=probabilities,
-                        classes=deployed.class_names,
-                        latency_s=time.perf_counter() - start,
-                        routing_key=routing_key,
-                    )
-                )
-            if route is not None and route.mode == "shadow":
-                same = route.same_signature
-                self._shadow(route, parsed, validated if same else None, request_id,
-                             routing_key, arrived)  # fmt: skip
+            answer = await self._answer(call, parse, read_body, content_type)
+            out = render(answer)
+        except PredictionTimeout as exc:
+            status = exc.http_status
+            log.error("%s, request id %s: %s", model, call.request_id, exc.message)
+            out = _json.error_body(exc)
+        except PredictionFailed as exc:
+            status, out = 500, self._failed(call, exc, "the model")
         except WatchkeeperError as exc:
             status = exc.http_status
-            if isinstance(exc, SchemaError) and deployed is not None:
-                self._count_problems(deployed, exc)
+            if isinstance(exc, SchemaError) and call.deployed is not None:
+                self._count_problems(call.deployed, exc)
             out = _json.error_body(exc)
-        except Exception as exc:  # the model itself failed: our fault, never the client's
-            log.exception("prediction failed for %s", model)
-            status = 500
-            message = clip(f"{type(exc).__name__}: {exc}", MAX_MESSAGE_CHARS)
-            out = _json.dumps(
-                {"error": {"code": "prediction_failed", "message": message, "details": []}}
-            )
-        took = time.perf_counter() - start
-        self._observe(name, version, protocol, status, took)
-        if deployed is not None:
-            self.live.observe_request(name, deployed.version.version, took, status)
+        except Exception as exc:  # our own fault, never the client's
+            status, out = 500, self._failed(call, exc, "the server")
+        else:
+            headers.append((b"x-model-version", call.version.encode()))
+            self._record(call, answer)
+        took = time.perf_counter() - call.start
+        self._observe(call.name, call.version, protocol, status, took)
+        if call.deployed is not None:
+            number = call.deployed.version.version
+            observe = self.live.observe_request
+            self._keep("live", call, lambda: observe(call.name, number, took, status))
         return Reply(status, out, headers)
+
+    async def _answer(
+        self, call: _Call, parse: Parse, read_body: ReadBody, content_type: str
+    ) -> Answer:
+        """Parse and validate with the signature of the version that answers, then predict."""
+        production = await self.table.resolve(call.model)  # unknown model: body not read
+        call.deployed, call.name = production, production.name
+        body = await read_body(self.limits.max_body_bytes)
+        offload = len(body) > self.limits.offload_bytes
+
+        async def read(deployed: Deployed) -> ParsedBatch:
+            return await self._parse(parse, body, content_type, deployed, offload)
+
+        call.route = self.table.route(call.model) if "@" not in call.model else None
+        deployed, parsed = await self._pick(call, production, read)
+        body = b""  # the request's bytes are not kept while the model runs
+        call.deployed, call.version = deployed, deployed.number
+        if offload:
+            validated = await asyncio.to_thread(self._validate, deployed, parsed)
+        else:
+            validated = self._validate(deployed, parsed)
+        call.parsed, call.validated = parsed, validated
+        self._supervise(deployed)
+        predictions, probabilities = await deployed.batcher.submit(
+            validated, want_proba=parsed.return_probabilities
+        )
+        return Answer(deployed, call.request_id, parsed, predictions, probabilities)
+
+    async def _pick(
+        self, call: _Call, production: Deployed, read: Callable[[Deployed], Awaitable[ParsedBatch]]
+    ) -> tuple[Deployed, ParsedBatch]:
+        """The version that answers, and the request as that version reads it. A routing key
+        taken from the body comes from production's reading of it, or the candidate's when
+        production cannot read it (a candidate with another signature)."""
+        route = call.route
+        if route is None:
+            return production, await read(production)
+        parsed, reader = None, production
+        if call.routing_key is None and route.routing_field is not None:
+            try:
+                parsed = await read(production)
+            except WatchkeeperError:
+                if not route.answers or route.same_signature:
+                    raise
+                parsed, reader = await read(route.candidate), route.candidate
+            call.routing_key = _field_key(parsed, route.routing_field)
+        chosen = production
+        if route.answers and to_candidate(call.name, route.share, call.routing_key, self._rng):
+            chosen = route.candidate
+        if parsed is None or (reader is not chosen and not route.same_signature):
+            parsed = await read(chosen)
+        return chosen, parsed
+
+    async def _parse(
+        self, parse: Parse, body: bytes, content_type: str, deployed: Deployed, offload: bool
+    ) -> ParsedBatch:
+        max_rows = self.table.validation.max_rows
+        if offload:
+            return await asyncio.to_thread(parse, body, content_type, deployed, max_rows)
+        return parse(body, content_type, deployed, max_rows)
+
+    def _failed(self, call: _Call, exc: Exception, who: str) -> bytes:
+        """A 500's body: the request id, never the exception's text, which goes to the log."""
+        log.error("prediction failed for %s, request id %s", call.model, call.request_id,
+                  exc_info=exc)  # fmt: skip
+        return _json.error_body(PredictionFailed(
+            f"{who} failed on this request; see the server log, request id {call.request_id}"
+        ))  # fmt: skip
+
+    def _record(self, call: _Call, answer: Answer) -> None:
+        """After the answer: counters, live statistics, the logbook and the shadow copy. A
+        failure here never turns an answered prediction into an error: it is logged and
+        counted as a dropped record."""
+        deployed, validated = answer.deployed, call.validated
+        assert validated is not None  # set by _answer before any prediction
+        self._child(self.metrics.rows, call.name, call.version).inc(validated.n_rows)
+        names = deployed.model.input_names or []
+        self._keep("live", call, lambda: self.live.observe_batch(
+            call.name, int(call.version), names, validated.data, answer.predictions,
+            deployed.profile,
+        ))  # fmt: skip
+        logbook = self.logbook
+        if logbook is not None:
+            self._keep("logbook", call, lambda: logbook.log_predictions(PredictionBatch(
+                request_id=call.request_id,
+                model=call.name,
+                version=deployed.version.version,
+                role="primary",
+                timestamp=call.arrived or datetime.now(UTC),
+                features=validated.data,
+                feature_names=names,
+                predictions=answer.predictions,
+                probabilities=answer.probabilities,
+                classes=deployed.class_names,
+                latency_s=time.perf_counter() - call.start,
+                routing_key=call.routing_key,
+            )))  # fmt: skip
+        route, parsed = call.route, call.parsed
+        if route is not None and route.mode == "shadow" and parsed is not None:
+            same = route.same_signature
+            self._keep("shadow", call, lambda: self._shadow(
+                route, parsed, validated if same else None, call.request_id, call.routing_key,
+                call.arrived,
+            ))  # fmt: skip
+
+    def _keep(self, sink: str, call: _Call, record: Callable[[], object]) -> None:
+        try:
+            record()
+        except Exception:
+            log.exception("the %s record of request id %s was dropped", sink, call.request_id)
+            self._child(self.metrics.records_dropped, sink).inc()
+
+    def _supervise(self, deployed: Deployed) -> None:
+        """Faults of a version's batcher are counted here (the table builds batchers without
+        the metrics)."""
+        batcher = deployed.batcher
+        if batcher.on_fault is not None:
+            return
+        failures = self.metrics.task_failures.labels("batcher")
+        timeouts = self.metrics.prediction_timeouts.labels(deployed.name)
+        hung = self.metrics.hung_model_calls.labels(deployed.name)
+
+        def count(fault: str) -> None:
+            if fault == "crash":
+                failures.inc()
+            elif fault == "timeout":
+                timeouts.inc()
+                hung.inc()
+            elif fault == "returned":
+                hung.dec()
+
+        batcher.on_fault = count
 
     def _shadow(
         self, route: Route, parsed: ParsedBatch, validated: ValidatedBatch | None,
@@ -228,6 +333,7 @@ class Predictor:
         (validating again would give the same batch, at a cost, and count its input problems
         twice)."""
         shadow = route.candidate
+        self._supervise(shadow)
         if route.share < 1.0 and self._rng.random() >= route.share:
             return
         copy = Copy(shadow, parsed, validated, request_id, routing_key,
