@@ -17,9 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from scipy.special import bdtr, bdtrc
 
-from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.drift import jensenshannon, ks
 from watchkeeper.monitoring.sketch import LogSketch
@@ -27,11 +25,10 @@ from watchkeeper.registry.deployments import Deployment
 from watchkeeper.registry.live import LiveStatsStore, latency_sketch, read_latency
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.rollout.stats import (
-    GuardResult,
-    Verdict,
     compare_predictions,
     distance_lower_bound,
     error_rate_guard,
+    latency_guard,
     loss_guard,
 )
 
@@ -172,49 +169,6 @@ def traffic_checks(traffic: StepTraffic, plan: Plan, *, final: bool = True) -> l
         out.append(Check("latency_p99_ratio", test.statistic, guards.max_latency_ratio, status,
                          detail))  # fmt: skip
     return out
-
-
-def latency_guard(
-    production: LogSketch, candidate: LogSketch, *, max_ratio: float = 1.5,
-    quantile: float = 0.99, alpha: float = 0.05,
-) -> GuardResult:  # fmt: skip
-    """Is the candidate's ``quantile`` latency above ``max_ratio`` times production's?
-
-    The binomial tail test of ``watchkeeper.rollout.stats.latency_guard``, on sketches: with
-    ``T = max_ratio · q_production``, a candidate whose quantile is at most ``T`` has at most
-    ``1 - quantile`` of its requests above ``T``, so ``k`` of its ``n`` above ``T`` gives
-    ``p_harm = P(X ≥ k; n, 1 - quantile)``. ``k`` is :meth:`LogSketch.count_above` over the
-    whole range: a sketch has no open last bin, so a request of a minute counts above a limit
-    of seconds (the fixed histogram's last bin, above 5 s, counted nothing above a limit past
-    5 s). ``statistic`` is the ratio of the two quantiles, ``difference`` the candidate's share
-    above ``T`` minus ``1 - quantile``, ``margin`` is ``max_ratio``.
-
-    >>> prod = latency_sketch().update([4.0] * 980 + [4700.0] * 20)  # p99 about 4.7 s
-    >>> latency_guard(prod, latency_sketch().update([4.0] * 99 + [4000.0])).verdict
-    'inconclusive'
-    >>> latency_guard(prod, latency_sketch().update([60_000.0] * 100)).verdict
-    'worse'
-    """
-    for name, level in (("alpha", alpha), ("quantile", quantile)):
-        if not 0 < level < 1:
-            raise InvalidInput(f"{name} must be in (0, 1), got {level!r}")
-    n_p, n_c = production.count, candidate.count
-    if min(n_p, n_c) == 0:
-        raise InvalidInput("need two non-empty latency sketches")
-    if max_ratio <= 0:
-        raise InvalidInput(f"max_ratio must be positive, got {max_ratio!r}")
-    q_p, q_c = production.quantile(quantile), candidate.quantile(quantile)
-    above = candidate.count_above(max_ratio * q_p)
-    tail = 1.0 - quantile
-    p_harm = 1.0 if above == 0 else float(bdtrc(above - 1, n_c, tail))
-    p_noninf = float(bdtr(above, n_c, tail))
-    verdict: Verdict = (
-        "not_worse" if p_noninf < alpha else "worse" if p_harm < alpha else "inconclusive"
-    )
-    return GuardResult(method="binomial_tail", statistic=q_c / q_p if q_p > 0 else 1.0,
-                       difference=above / n_c - tail, margin=max_ratio,
-                       p_noninferiority=p_noninf, p_harm=p_harm, alpha=alpha, verdict=verdict,
-                       n_production=n_p, n_candidate=n_c)  # fmt: skip
 
 
 def prediction_checks(

@@ -37,7 +37,6 @@ peeking. **Prediction comparisons** reuse the drift tests of :mod:`watchkeeper.m
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -48,6 +47,7 @@ from scipy.special import bdtr, bdtrc, ndtr, ndtri, stdtr
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.drift import DriftResult, jensenshannon, ks
 from watchkeeper.monitoring.drift.result import json_float
+from watchkeeper.monitoring.sketch import LogSketch
 
 __all__ = [
     "DEFAULT_RELATIVE_MIXTURE_SD",
@@ -60,7 +60,6 @@ __all__ = [
     "compare_predictions",
     "distance_lower_bound",
     "error_rate_guard",
-    "histogram_quantile",
     "latency_guard",
     "loss_guard",
     "sample_size",
@@ -448,9 +447,8 @@ def loss_guard(
 
 
 def latency_guard(
-    production: Sequence[int],
-    candidate: Sequence[int],
-    edges: Sequence[float],
+    production: LogSketch,
+    candidate: LogSketch,
     *,
     max_ratio: float = 1.5,
     quantile: float = 0.99,
@@ -458,37 +456,34 @@ def latency_guard(
 ) -> GuardResult:
     """Is the candidate's ``quantile`` latency above ``max_ratio`` times production's?
 
-    Both sides are latency histograms over ``edges`` (one more bin than edges, the last one
-    open). With ``T = max_ratio · q_production``: if the candidate's quantile is at most ``T``,
-    at most ``1 - quantile`` of its requests take longer than ``T``, so ``k`` of its ``n``
-    requests above ``T`` has the binomial tail ``P(X ≥ k; n, 1 - quantile)`` as ``p_harm``.
-    Comparing the two raw quantiles instead fails good candidates: a p99 taken from the few
-    requests of a 1% canary step is nearly their maximum, while production's is a true p99.
-    Production's quantile is taken as known (it has most of the traffic, or the whole
-    deployment's at the last step). Quantiles and counts are interpolated linearly inside a
-    bin. ``statistic`` is the ratio of the two quantiles, ``difference`` the candidate's share
-    above ``T`` minus ``1 - quantile``, ``margin`` is ``max_ratio``.
+    Both sides are latency sketches (``monitoring.sketch``). With ``T = max_ratio ·
+    q_production``: if the candidate's quantile is at most ``T``, at most ``1 - quantile`` of
+    its requests take longer than ``T``, so ``k`` of its ``n`` requests above ``T`` has the
+    binomial tail ``P(X ≥ k; n, 1 - quantile)`` as ``p_harm``. Comparing the two raw quantiles
+    instead fails good candidates: a p99 taken from the few requests of a 1% canary step is
+    nearly their maximum, while production's is a true p99. Production's quantile is taken as
+    known (it has most of the traffic, or the whole deployment's at the last step). ``k`` is
+    :meth:`LogSketch.count_above` over the whole range: a sketch has no open last bin, so a
+    request of a minute counts above a limit of seconds. ``statistic`` is the ratio of the two
+    quantiles, ``difference`` the candidate's share above ``T`` minus ``1 - quantile``,
+    ``margin`` is ``max_ratio``.
 
-    >>> edges = [1, 2, 5, 10, 20, 50]
-    >>> fast, same = [500, 400, 90, 10, 0, 0, 0], [50, 40, 9, 1, 0, 0, 0]
-    >>> latency_guard(fast, same, edges).verdict
+    >>> ms = lambda values: LogSketch(alpha=0.01, floor=0.001).update(values)
+    >>> prod = ms([4.0] * 980 + [4700.0] * 20)  # p99 about 4.7 s
+    >>> latency_guard(prod, ms([4.0] * 99 + [4000.0])).verdict
     'inconclusive'
-    >>> latency_guard(fast, [0, 0, 0, 0, 30, 70, 0], edges).verdict
+    >>> latency_guard(prod, ms([60_000.0] * 100)).verdict
     'worse'
     """
     _check_level("alpha", alpha)
     _check_level("quantile", quantile)
-    n_p, n_c = int(sum(production)), int(sum(candidate))
-    if min(n_p, n_c) == 0 or len(production) != len(edges) + 1 != len(candidate):
-        raise InvalidInput("need two non-empty histograms of len(edges) + 1 bins")
+    n_p, n_c = production.count, candidate.count
+    if min(n_p, n_c) == 0:
+        raise InvalidInput("need two non-empty latency sketches")
     if max_ratio <= 0:
         raise InvalidInput(f"max_ratio must be positive, got {max_ratio!r}")
-    q_p, q_c = (
-        histogram_quantile(production, edges, quantile),
-        histogram_quantile(candidate, edges, quantile),
-    )
-    limit = max_ratio * q_p
-    above = int(_count_above(candidate, edges, limit))
+    q_p, q_c = production.quantile(quantile), candidate.quantile(quantile)
+    above = candidate.count_above(max_ratio * q_p)
     tail = 1.0 - quantile
     p_harm = 1.0 if above == 0 else float(bdtrc(above - 1, n_c, tail))
     p_noninf = float(bdtr(above, n_c, tail))
@@ -539,39 +534,6 @@ def _js_distance(p: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> npt.
         kl_q = np.where(q > 0, q * np.log2(q / mix), 0.0).sum(axis=1)
     distance: npt.NDArray[Any] = np.sqrt(np.clip((kl_p + kl_q) / 2, 0.0, 1.0))
     return distance
-
-
-def histogram_quantile(counts: Sequence[int], edges: Sequence[float], q: float) -> float:
-    """The ``q``-quantile of values binned on ``edges`` (bins ``[0, e0], (e0, e1], …, (e_last,
-    ∞)``), linear inside its bin; the last edge when it falls in the open bin.
-
-    >>> histogram_quantile([0, 10, 10, 0], [1, 3, 5], 0.75)
-    4.0
-    """
-    total = sum(counts)
-    target = q * total
-    running, lower = 0.0, 0.0
-    for i, count in enumerate(counts):
-        if i == len(edges):
-            break
-        upper = float(edges[i])
-        if count and running + count >= target:
-            return lower + (upper - lower) * (target - running) / count
-        running, lower = running + count, upper
-    return float(edges[-1])
-
-
-def _count_above(counts: Sequence[int], edges: Sequence[float], limit: float) -> float:
-    """How many binned values exceed ``limit``, assuming them uniform inside a bin."""
-    above, lower = 0.0, 0.0
-    for i, count in enumerate(counts):
-        upper = float(edges[i]) if i < len(edges) else math.inf
-        if lower >= limit:
-            above += count
-        elif upper > limit and math.isfinite(upper):
-            above += count * (upper - limit) / (upper - lower)
-        lower = upper
-    return above
 
 
 def _guard(
