@@ -108,15 +108,17 @@ def test_a_web_page_cannot_drive_the_local_management_api(tmp_path: Path, serve)
     empty = httpx.post(served.url + "/api/v1/models/iris/rollback")  # no body, no type
     assert empty.status_code == 415
     for headers in ({"origin": "https://evil.example"}, {"origin": "null"},
+                    {"referer": "https://evil.example/page"},
                     {"sec-fetch-site": "cross-site"}):  # fmt: skip
         refused = httpx.post(stage, content=body,
                              headers={"content-type": "application/json", **headers})  # fmt: skip
         assert refused.status_code == 403, headers
         assert "cross-site" in refused.json()["error"]["message"]
-    # a cross-site POST to the dashboard's actions is refused the same way
-    action = httpx.post(served.url + "/ui/actions/models/iris/rollback",
-                        data={"csrf": "x"}, headers={"origin": "https://evil.example"})  # fmt: skip
-    assert action.status_code == 403
+    # a cross-site POST to the dashboard's actions and login is refused the same way
+    for path in ("/ui/actions/models/iris/rollback", "/ui/login"):
+        action = httpx.post(served.url + path, data={"csrf": "x"},
+                            headers={"origin": "https://evil.example"})  # fmt: skip
+        assert action.status_code == 403, path
     assert _production(home) == 1
     same_origin = httpx.post(stage, json={"stage": "production"},
                              headers={"origin": served.url})  # fmt: skip

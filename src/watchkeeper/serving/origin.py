@@ -11,8 +11,9 @@ stops both in front of every route, the prediction fast path included:
   ``serve --allowed-host NAME`` (``.example.com`` admits its subdomains, ``*`` any name). Health
   probes (``/healthz``, ``/readyz``, ``/v2/health/*``) are exempt: orchestrators send a pod's IP.
 - A request that can change something (any method but GET, HEAD, OPTIONS) from a browser must
-  come from this very origin: an ``Origin`` header, when sent, must equal ``Host``; ``Origin:
-  null`` and ``Sec-Fetch-Site: cross-site``/``same-site`` are refused. Clients that are not
+  come from this very origin: an ``Origin`` header (or, without one, a ``Referer``), when sent,
+  must name ``Host``; ``Origin: null`` and ``Sec-Fetch-Site: cross-site``/``same-site`` are
+  refused. Clients that are not
   browsers send neither header and pass (they still need a token where one is required).
 
 The management API also accepts only ``application/json`` bodies on mutations
@@ -92,12 +93,14 @@ class OriginGuard:
         await send({"type": "http.response.body", "body": body})
 
     def check(self, scope: Scope) -> WatchkeeperError | None:
-        host = origin = fetch_site = None
+        host = origin = referer = fetch_site = None
         for key, value in scope["headers"]:
             if key == b"host":
                 host = value.decode("latin-1")
             elif key == b"origin":
                 origin = value.decode("latin-1")
+            elif key == b"referer":
+                referer = value.decode("latin-1")
             elif key == b"sec-fetch-site":
                 fetch_site = value.decode("latin-1").lower()
         if scope["path"] not in PROBES and not self.hosts.allows(host or ""):
@@ -108,9 +111,10 @@ class OriginGuard:
             )
         if scope["method"] in SAFE_METHODS:
             return None
-        if origin is not None:
-            if origin == "null" or urlsplit(origin).netloc.lower() != (host or "").lower():
-                return Forbidden(f"cross-site request refused (Origin {origin[:100]!r})")
+        source, header = (origin, "Origin") if origin is not None else (referer, "Referer")
+        if source is not None:
+            if source == "null" or urlsplit(source).netloc.lower() != (host or "").lower():
+                return Forbidden(f"cross-site request refused ({header} {source[:100]!r})")
         elif fetch_site in ("cross-site", "same-site"):
             return Forbidden(f"cross-site request refused (Sec-Fetch-Site: {fetch_site})")
         return None

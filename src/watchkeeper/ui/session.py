@@ -4,7 +4,8 @@ The dashboard's session lives on the server (``registry/sessions.py``): the ``wk
 cookie (HTTP-only, SameSite=Strict, Path=/) holds only a random id; the session's random CSRF
 value, expiry and token are looked up with it. With tokens, the login form opens a session;
 without any token ever created, the first page a browser opens starts a local session. Every
-form POST must carry its session's CSRF value and come from this origin.
+form POST must carry its session's CSRF value; that it comes from this origin is checked in
+front of the app for every request (``serving.origin.OriginGuard``).
 """
 
 from __future__ import annotations
@@ -73,17 +74,10 @@ async def form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
-def same_origin(request: Request) -> bool:
-    """A browser's POST names where it comes from; it must be this dashboard. (Non-browser
-    clients send neither header and still need the session and the CSRF value.)"""
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null":
-        return source is None
-    return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
-
-
 def form_allowed(who: Principal, request: Request, fields: dict[str, str]) -> bool:
-    return same_origin(request) and csrf_ok(who, fields.get("csrf"))
+    """The form carries its session's CSRF value. (Where it comes from is checked for every
+    request in front of the app: ``serving.origin.OriginGuard``.)"""
+    return csrf_ok(who, fields.get("csrf"))
 
 
 def set_session(response: Response, request: Request, secret: str) -> None:
