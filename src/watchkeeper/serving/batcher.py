@@ -101,7 +101,7 @@ class MicroBatcher:
         self.policy = policy
         self.timeout = policy.timeout_for(name)
         self._on_batch = on_batch  # (rows in the call, requests still queued)
-        self.on_fault = on_fault  # set later by whoever counts faults, if not given here
+        self.on_fault = on_fault
         self._name = name
         self._queue: deque[_Pending] = deque()
         self._drainer: asyncio.Task[None] | None = None  # kept: a task nobody holds may vanish

@@ -235,6 +235,24 @@ class ServingMetrics:
         """Count one failure of background task ``task`` (a fixed name, never user input)."""
         self.task_failures.labels(task).inc()
 
+    def batcher_faults(self, model: str) -> Callable[[str], None]:
+        """The hook a model's micro-batcher reports its faults to (``serving/batcher.py``):
+        a crash of its drain task, a call past its timeout, a hung call that came back."""
+        failures = self.task_failures.labels("batcher")
+        timeouts = self.prediction_timeouts.labels(model)
+        hung = self.hung_model_calls.labels(model)
+
+        def count(fault: str) -> None:
+            if fault == "crash":
+                failures.inc()
+            elif fault == "timeout":
+                timeouts.inc()
+                hung.inc()
+            elif fault == "returned":
+                hung.dec()
+
+        return count
+
     def watch_logbook(self, stats: Callable[[], LogbookStats]) -> None:
         self.registry.register(_LogbookCollector(stats))
 

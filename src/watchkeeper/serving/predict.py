@@ -212,7 +212,6 @@ class Predictor:
         else:
             validated = self._validate(deployed, parsed)
         call.parsed, call.validated = parsed, validated
-        self._supervise(deployed)
         predictions, probabilities = await deployed.batcher.submit(
             validated, want_proba=parsed.return_probabilities
         )
@@ -302,27 +301,6 @@ class Predictor:
             log.exception("the %s record of request id %s was dropped", sink, call.request_id)
             self._child(self.metrics.records_dropped, sink).inc()
 
-    def _supervise(self, deployed: Deployed) -> None:
-        """Faults of a version's batcher are counted here (the table builds batchers without
-        the metrics)."""
-        batcher = deployed.batcher
-        if batcher.on_fault is not None:
-            return
-        failures = self.metrics.task_failures.labels("batcher")
-        timeouts = self.metrics.prediction_timeouts.labels(deployed.name)
-        hung = self.metrics.hung_model_calls.labels(deployed.name)
-
-        def count(fault: str) -> None:
-            if fault == "crash":
-                failures.inc()
-            elif fault == "timeout":
-                timeouts.inc()
-                hung.inc()
-            elif fault == "returned":
-                hung.dec()
-
-        batcher.on_fault = count
-
     def _shadow(
         self, route: Route, parsed: ParsedBatch, validated: ValidatedBatch | None,
         request_id: str, routing_key: str | None, arrived: datetime | None,
@@ -333,7 +311,6 @@ class Predictor:
         (validating again would give the same batch, at a cost, and count its input problems
         twice)."""
         shadow = route.candidate
-        self._supervise(shadow)
         if route.share < 1.0 and self._rng.random() >= route.share:
             return
         copy = Copy(shadow, parsed, validated, request_id, routing_key,

@@ -525,6 +525,7 @@ class ModelTable:
             _predict_fn(model, self._cpu_observer(version)),
             policy=self.batching,
             on_batch=self._batch_observer(name),
+            on_fault=self.metrics.batcher_faults(name),
             name=name,
         )
         self.metrics.model_info.labels(name, str(version.version), model.flavor, role).set(1)
