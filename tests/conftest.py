@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from watchkeeper.config import Settings
+from watchkeeper.registry import Registry
 
 POSTGRES_URL = os.environ.get(
     "WATCHKEEPER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -86,3 +87,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(home=tmp_path / "home", database_url=database_url, user="tester")
+
+
+@pytest.fixture
+def two_versions(settings: Settings) -> Iterator[Registry]:
+    """A registry (SQLite and PostgreSQL) with model ``m``: v1 in production, v2 beside it."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
+    model = LogisticRegression().fit(X, X["a"] > 0)
+    with Registry(settings) as registry:
+        registry.register("m", model, input_example=X, stage="production")
+        registry.register("m", model, input_example=X)
+        yield registry

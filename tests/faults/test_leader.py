@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -65,14 +64,8 @@ def _expire(registry: Registry, *, seconds: float = -1.0) -> None:
 
 
 @pytest.fixture
-def registry(settings: Settings) -> Iterator[Registry]:
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
-    model = LogisticRegression().fit(X, X["a"] > 0)
-    with Registry(settings) as registry:
-        registry.register("m", model, input_example=X, stage="production")
-        registry.register("m", model, input_example=X)
-        yield registry
+def registry(two_versions: Registry) -> Registry:
+    return two_versions
 
 
 # --- the lease, on both backends -----------------------------------------------------------------

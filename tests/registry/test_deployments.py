@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-from watchkeeper.config import Settings
 from watchkeeper.errors import Conflict, InvalidInput, VersionNotFound
 from watchkeeper.registry import Registry
 
 
 @pytest.fixture
-def registry(settings: Settings):
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
-    model = LogisticRegression().fit(X, X["a"] > 0)
-    with Registry(settings) as registry:
-        registry.register("m", model, input_example=X, stage="production")
-        registry.register("m", model, input_example=X)
-        yield registry
+def registry(two_versions: Registry) -> Registry:
+    return two_versions
 
 
 def test_start_update_and_promote_in_one_record(registry: Registry) -> None:
