@@ -1,3 +1,6 @@
+"""``python -m watchkeeper``: the CLI (how ``watchkeeper serve`` starts its scheduler)."""
+
 from watchkeeper.cli.main import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -84,6 +84,14 @@ class Settings:
     def resolved_logbook_url(self) -> str:
         return self.logbook_url or str(self.home.resolve() / "logbook")
 
+    def to_env(self) -> dict[str, str]:
+        """The ``WATCHKEEPER_*`` variables that make :meth:`load` in another process see the
+        same stores and user (the monitor and retraining tables come from the same TOML file)."""
+        values = {"home": str(self.home.resolve()), "database_url": self.database_url,
+                  "artifact_url": self.artifact_url, "logbook_url": self.logbook_url,
+                  "user": self.user}  # fmt: skip
+        return {f"{ENV_PREFIX}{k.upper()}": v for k, v in values.items() if v}
+
     @classmethod
     def load(
         cls,

@@ -106,6 +106,11 @@ class Scheduler:
         self._thread: threading.Thread | None = None  # the loop, when start_thread() ran it
 
     @property
+    def stopping(self) -> threading.Event:
+        """Set once the loop has been asked to stop."""
+        return self._stop
+
+    @property
     def leading(self) -> bool:
         return self.lease.fence() is not None
 

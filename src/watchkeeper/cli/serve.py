@@ -11,6 +11,7 @@ from watchkeeper.cli._common import open_registry, parse_pairs, settings
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.registry.tokens import TokenStore
+from watchkeeper.scheduler_process import ChildOptions, SchedulerProcess
 from watchkeeper.serving.app import ServeOptions
 from watchkeeper.serving.auth import DATA_PLANE
 from watchkeeper.serving.batcher import BatchingPolicy
@@ -166,10 +167,14 @@ def serve(
         bool,
         typer.Option(
             "--with-scheduler/--without-scheduler",
-            help="Run the scheduler (rollouts, monitors) in this process; one acts at a time.",
+            help="Run the scheduler (rollouts, monitors, batch, retraining) in a child "
+            "process; one acts at a time across replicas.",
         ),
     ] = True,
     scheduler_interval: Annotated[float, typer.Option(help="Scheduler period, s.")] = 1.0,
+    scheduler_nice: Annotated[
+        int, typer.Option(help="CPU niceness added to the scheduler process (0-19).")
+    ] = 10,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -226,7 +231,6 @@ def serve(
         ),
         price_per_cpu_hour=price_per_cpu_hour,
         live_stats_interval=live_stats_interval,
-        scheduler_interval=scheduler_interval if with_scheduler else None,
         logbook=LogbookConfig(
             flush_rows=log_flush_rows,
             flush_interval=log_flush_interval,
@@ -247,4 +251,20 @@ def serve(
     options = replace(options, allowed_hosts=exposed.allowed_hosts, require_token=protected,
                       auth_required=exposed.auth_required)  # fmt: skip
     typer.echo(f"watchkeeper serving on http://{host}:{port} (docs: /docs, metrics: /metrics)")
-    run_server(settings(ctx), options, host=host, port=port, workers=workers, log_level=log_level)
+    if not 0 <= scheduler_nice <= 19:
+        raise InvalidInput(f"--scheduler-nice must be within 0..19, not {scheduler_nice}")
+    if scheduler_interval <= 0:
+        raise InvalidInput(f"--scheduler-interval must be > 0, not {scheduler_interval:g}")
+    child = None
+    if with_scheduler:
+        child = SchedulerProcess(settings(ctx), ChildOptions(
+            interval=scheduler_interval, nice=scheduler_nice,
+            log_level="debug" if log_level == "trace" else log_level,
+        ))  # fmt: skip
+        child.start()
+    try:
+        run_server(settings(ctx), options, host=host, port=port, workers=workers,
+                   log_level=log_level)  # fmt: skip
+    finally:
+        if child is not None:
+            child.stop()

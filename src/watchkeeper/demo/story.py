@@ -34,6 +34,7 @@ from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.retraining import RetrainStore
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.rollout.plan import Plan
+from watchkeeper.scheduler import Scheduler, SchedulerOptions
 from watchkeeper.serving.app import ServeOptions, create_app
 
 NAME = "churn"
@@ -171,6 +172,10 @@ def run_demo(home: Path, *, fast: bool = False, port: int | None = None,
             "promoted to production")  # fmt: skip
     port = port or free_port()
     server, thread = _serve(settings, port)
+    # the demo is one process: its scheduler is a thread here (`watchkeeper serve` runs it
+    # as a child process, away from the serving path)
+    scheduler = Scheduler(settings, SchedulerOptions(interval=0.5, lease_ttl=5.0))
+    scheduler.start_thread()
     outcome.url = f"http://127.0.0.1:{port}"
     say(f"[bold]2.[/] serving at {outcome.url} with the scheduler (monitors, retraining, "
         f"rollouts); dashboard: {outcome.url}/ui")  # fmt: skip
@@ -200,6 +205,7 @@ def run_demo(home: Path, *, fast: bool = False, port: int | None = None,
     finally:
         traffic.stop.set()
         traffic.join(timeout=30)
+        scheduler.shutdown()
         server.should_exit = True
         thread.join(timeout=60)
         outcome.seconds = time.monotonic() - began
@@ -235,8 +241,7 @@ def _train_and_register(registry: Registry, home: Path) -> int:
 
 def _serve(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     options = ServeOptions(poll_interval=0.1, live_stats_interval=0.5,
-                           logbook=LogbookConfig(flush_interval=0.5),
-                           scheduler_interval=0.5, scheduler_lease_ttl=5.0)  # fmt: skip
+                           logbook=LogbookConfig(flush_interval=0.5))  # fmt: skip
     config = uvicorn.Config(create_app(settings, options), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on")  # fmt: skip
     server = uvicorn.Server(config)

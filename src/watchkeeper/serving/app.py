@@ -25,7 +25,6 @@ from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.tokens import TokenStore
-from watchkeeper.scheduler import Scheduler, SchedulerOptions
 from watchkeeper.serving import api, deploy_api, feedback, openapi
 from watchkeeper.serving.auth import Authenticator
 from watchkeeper.serving.batch import ParsedBatch
@@ -58,8 +57,6 @@ class ServeOptions:
     price_per_cpu_hour: float = 0.05
     live_stats_interval: float = 5.0
     logbook: LogbookConfig | None = field(default_factory=LogbookConfig)  # None: no logging
-    scheduler_interval: float | None = None  # run the scheduler in this process (None: no)
-    scheduler_lease_ttl: float = 10.0
     allowed_hosts: tuple[str, ...] = LOOPBACK  # Host names clients may use (see origin.py)
     require_token: tuple[str, ...] = ()  # data-plane routes needing a token: predict, feedback
     auth_required: bool = False  # bound beyond loopback: never run without authentication
@@ -112,29 +109,15 @@ class Server:
         self.predictor.shadows.on_failure = self.metrics.task_failed
         await self.table.start()
         publisher.start()
-        scheduler = self._start_scheduler()
         try:
             yield
         finally:
-            if scheduler is not None:
-                await asyncio.to_thread(scheduler.shutdown)
             await self.predictor.drain_shadows()
             await self.table.stop()  # in-flight predictions are answered (and logged) first
             if self.logbook is not None:
                 await asyncio.to_thread(self.logbook.close)
             await asyncio.to_thread(publisher.close)
             self.registry.close()
-
-    def _start_scheduler(self) -> Scheduler | None:
-        """The embedded scheduler: a thread here; the database lease keeps it a singleton
-        however many workers and replicas start one."""
-        if self.options.scheduler_interval is None:
-            return None
-        options = SchedulerOptions(interval=self.options.scheduler_interval,
-                                   lease_ttl=self.options.scheduler_lease_ttl)  # fmt: skip
-        scheduler = Scheduler(self.settings, options)
-        scheduler.start_thread()
-        return scheduler
 
     def _open_logbook(self) -> Logbook | None:
         if self.options.logbook is None:

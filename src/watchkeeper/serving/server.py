@@ -69,8 +69,6 @@ def options_from_env() -> ServeOptions:
         price_per_cpu_hour=data["price_per_cpu_hour"],
         live_stats_interval=data["live_stats_interval"],
         logbook=LogbookConfig(**data["logbook"]) if data["logbook"] is not None else None,
-        scheduler_interval=data["scheduler_interval"],
-        scheduler_lease_ttl=data["scheduler_lease_ttl"],
         allowed_hosts=tuple(data["allowed_hosts"]),
         require_token=tuple(data["require_token"]),
         auth_required=data["auth_required"],
@@ -96,14 +94,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Run until SIGINT/SIGTERM; in-flight requests finish before the process exits."""
-    for key, value in (
-        ("WATCHKEEPER_HOME", str(settings.home)),
-        ("WATCHKEEPER_DATABASE_URL", settings.database_url),
-        ("WATCHKEEPER_ARTIFACT_URL", settings.artifact_url),
-        ("WATCHKEEPER_USER", settings.user),
-    ):
-        if value:
-            os.environ[key] = value
+    os.environ.update(settings.to_env())
     os.environ[OPTIONS_ENV] = options_to_env(options)
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with this
     # handler in place that ends the process with status 0 instead of "killed by SIGTERM".
