@@ -1,4 +1,4 @@
-"""Hot reload under faults: the watcher survives, a stale registry view is not ready, pinned
+"""Hot reload under faults: the watcher survives, a stale registry view is reported, pinned
 versions load once and stay bounded, and ``name@latest`` follows registrations.
 
 In-process tests drive a ``ModelTable`` over a real registry wrapped to fail on demand; server
@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,13 @@ from tests.processes import wait_for
 from tests.security.conftest import Served, iris_registry
 from watchkeeper.config import Settings
 from watchkeeper.errors import StoreUnavailable
+from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
+from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.serving.live import LiveStats, Publisher
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.pins import PinPolicy
+from watchkeeper.serving.readiness import StaleView
 from watchkeeper.serving.table import ModelTable
 
 BOUND = 30.0  # seconds any single wait may take before the test fails instead of hanging
@@ -112,30 +116,36 @@ def test_the_watcher_survives_an_unexpected_exception_counts_it_and_still_follow
         registry.close()
 
 
-def test_a_stale_registry_view_makes_the_replica_unready_with_the_reason_until_reads_work(
-    tmp_path: Path,
+@pytest.mark.parametrize("stale_view", ["degraded", "unready"])
+def test_a_stale_registry_view_is_reported_with_the_reason_until_reads_work(
+    tmp_path: Path, stale_view: StaleView
 ) -> None:
     """Promise: while the registry cannot be read for longer than the staleness bound, the
-    replica is not ready and says why (it keeps answering from what it loaded); the failures
-    are counted; once reads work again it is ready again by itself."""
+    replica says so with the reason and keeps answering from what it loaded: degraded but
+    ready by default (a database outage every replica sees must not empty the load balancer),
+    not ready with ``--stale-view unready``; the failures are counted; once reads work again
+    it is plainly ready by itself."""
     registry = iris_registry(tmp_path / "home")
     faulty = Faulty(registry, lambda: StoreUnavailable("injected: the database is away"))
     metrics = ServingMetrics()
-    table = ModelTable(faulty, metrics=metrics, poll_interval=0.02)  # type: ignore[arg-type]
+    table = ModelTable(faulty, metrics=metrics, poll_interval=0.02,  # type: ignore[arg-type]
+                       stale_view=stale_view)  # fmt: skip
     table.stale_after = 0.5  # the bound is max(5 s, 20 polls) by default: shortened here
 
     async def run() -> None:
         await table.start()
         try:
-            assert table.ready
+            assert table.readiness()["status"] == "ready"
             faulty.failures = 10**9
-            state = await until(lambda: (s := table.readiness())["ready"] is False and s,
-                                "the replica to turn unready")  # fmt: skip
+            expected = "degraded" if stale_view == "degraded" else "not_ready"
+            state = await until(lambda: (s := table.readiness())["status"] == expected and s,
+                                f"the replica to turn {expected}")  # fmt: skip
             assert "registry view is stale" in state["reason"], state
+            assert state["ready"] is (stale_view == "degraded")
             assert table.get("iris").number == "1"  # still serving what is loaded
             assert failures_of(metrics, "reload_watcher") >= 1
             faulty.failures = 0
-            await until(lambda: table.ready, "the replica to be ready again")
+            await until(lambda: table.readiness()["status"] == "ready", "plainly ready again")
         finally:
             await table.stop()
 
@@ -281,32 +291,67 @@ def test_latest_and_aliases_follow_the_registry_on_a_running_server(tmp_path: Pa
 
 
 @pytest.mark.postgres
-def test_the_database_away_makes_readyz_503_with_the_reason_and_it_recovers(
+def test_the_database_away_leaves_the_replica_serving_degraded_and_everything_resumes(
     tmp_path: Path, serve, relayed_postgres
 ) -> None:
-    """Promise (a running server): with the metadata database unreachable for longer than the
-    staleness bound (max(5 s, 20 polls)), /readyz answers 503 naming the stale registry view,
-    predictions keep coming from the loaded version, the watcher's failures are counted, and
-    /readyz is 200 again once the database is back."""
+    """Promise (a running server): with the metadata database unreachable beyond the staleness
+    bound (max(5 s, 20 polls)), predictions keep coming from the loaded version and are written
+    to the logbook, /readyz answers 200 ``degraded`` naming the stale registry view, the
+    watcher's failures are counted; when the database returns, /readyz is plainly ready, the
+    live totals of the requests answered meanwhile reach the database (nothing lost) and a
+    promotion made after the return reaches the replica."""
     url, relay = relayed_postgres
     home = tmp_path / "home"
     X, y = load_iris(return_X_y=True, as_frame=True)
     X.columns = ["a", "b", "c", "d"]
-    with Registry(Settings(home=home, database_url=url, user="tester")) as registry:
-        registry.register("iris", LogisticRegression(max_iter=300).fit(X, y), input_example=X)
+    settings = Settings(home=home, database_url=url, user="tester")
+    with Registry(settings) as registry:
+        for c in (1.0, 0.01):
+            model = LogisticRegression(C=c, max_iter=300).fit(X, y)
+            registry.register("iris", model, input_example=X)
         registry.promote("iris", 1, "production")
-    served = serve(*SERVE, home=home, env={"WATCHKEEPER_DATABASE_URL": url})
+    served = serve("--without-scheduler", "--live-stats-interval", "0.2",
+                   "--log-flush-interval", "0.2", home=home,
+                   env={"WATCHKEEPER_DATABASE_URL": url})  # fmt: skip
     wait_for(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, BOUND, "ready")
     relay.close()
     try:
-        answer = wait_for(lambda: (r := httpx.get(f"{served.url}/readyz", timeout=5))
-                          .status_code == 503 and r, BOUND, "/readyz to turn 503")  # fmt: skip
+        answer = wait_for(
+            lambda: (
+                (r := httpx.get(f"{served.url}/readyz", timeout=5)).json()["status"] == "degraded"
+                and r
+            ),
+            BOUND,
+            "/readyz degraded",
+        )
+        assert answer.status_code == 200
         assert "registry view is stale" in answer.json()["reason"], answer.json()
-        r = httpx.post(f"{served.url}/v1/models/iris:predict", json=ROW, timeout=BOUND)
-        assert (r.status_code, r.json()["model_version"]) == (200, "1")
+        for _ in range(5):
+            r = httpx.post(f"{served.url}/v1/models/iris:predict", json=ROW, timeout=BOUND)
+            assert (r.status_code, r.json()["model_version"]) == (200, "1")
         text = httpx.get(f"{served.url}/metrics", timeout=5).text
         assert metric(text, r'watchkeeper_background_task_failures_total{task="reload_watcher"}')
+        logbook = Logbook(settings.resolved_logbook_url)
+        wait_for(lambda: _logged(logbook) >= 5, BOUND, "the outage's requests in the logbook")
     finally:
         relay.open()
-    wait_for(lambda: httpx.get(f"{served.url}/readyz", timeout=5).status_code == 200, 60,
-             "/readyz to recover")  # fmt: skip
+    wait_for(lambda: httpx.get(f"{served.url}/readyz", timeout=5).json()["status"] == "ready",
+             60, "/readyz to recover")  # fmt: skip
+    with Registry(settings) as registry:
+        live = LiveStatsStore(registry.engine)
+        wait_for(lambda: _live_requests(live) >= 5, 60, "the outage's live totals to arrive")
+        registry.promote("iris", 2, "production")
+    wait_for(lambda: httpx.post(f"{served.url}/v1/models/iris:predict", json=ROW,
+                                timeout=BOUND).json()["model_version"] == "2",
+             BOUND, "the promotion to reach the replica")  # fmt: skip
+
+
+def _logged(logbook: Logbook) -> int:
+    now = datetime.now(UTC)
+    return logbook.read("iris", now - timedelta(hours=1), now + timedelta(hours=1)).num_rows
+
+
+def _live_requests(live: LiveStatsStore) -> int:
+    now = datetime.now(UTC)
+    merged = live.merged("iris", now - timedelta(hours=1), now + timedelta(hours=1))
+    return int(merged.get((1, "requests"), [0])[0])

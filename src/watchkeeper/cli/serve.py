@@ -18,6 +18,7 @@ from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.origin import LOOPBACK
 from watchkeeper.serving.pins import PinPolicy
 from watchkeeper.serving.predict import Limits
+from watchkeeper.serving.readiness import STALE_VIEWS
 from watchkeeper.serving.server import serve as run_server
 from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.validation import ValidationPolicy
@@ -133,6 +134,13 @@ def serve(
         str, typer.Option(help="Categories not seen in training: reject or count.")
     ] = "reject",
     poll_interval: Annotated[float, typer.Option(help="Registry poll period, seconds.")] = 0.25,
+    stale_view: Annotated[
+        str,
+        typer.Option(
+            help="When the registry cannot be read (database away): 'degraded' keeps /readyz "
+            "200 with the reason, 'unready' answers 503."
+        ),
+    ] = "degraded",
     max_pinned_versions: Annotated[
         int, typer.Option(help="Pinned versions (name@3, name@latest) loaded at once at most.")
     ] = 8,
@@ -194,6 +202,8 @@ def serve(
     for name, value in (("out-of-range", out_of_range), ("unseen-category", unseen_category)):
         if value not in ("count", "reject"):
             raise InvalidInput(f"--{name} must be 'count' or 'reject', not '{value}'")
+    if stale_view not in STALE_VIEWS:
+        raise InvalidInput(f"--stale-view must be 'degraded' or 'unready', not '{stale_view}'")
     if workers < 1:
         raise InvalidInput("--workers must be at least 1")
     if shadow_linger_ms < 0:
@@ -206,6 +216,7 @@ def serve(
         models=tuple(only or ()),
         mlflow_model=model,
         poll_interval=poll_interval,
+        stale_view=stale_view,
         max_pinned_versions=max_pinned_versions,
         pinned_idle_seconds=pinned_idle_seconds,
         limits=Limits(

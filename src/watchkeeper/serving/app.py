@@ -36,6 +36,7 @@ from watchkeeper.serving.origin import LOOPBACK, OriginGuard
 from watchkeeper.serving.pins import PinPolicy
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
+from watchkeeper.serving.readiness import StaleView
 from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable
 from watchkeeper.serving.validation import ValidationPolicy
@@ -60,6 +61,7 @@ class ServeOptions:
     allowed_hosts: tuple[str, ...] = LOOPBACK  # Host names clients may use (see origin.py)
     require_token: tuple[str, ...] = ()  # data-plane routes needing a token: predict, feedback
     auth_required: bool = False  # bound beyond loopback: never run without authentication
+    stale_view: StaleView = "degraded"  # a stale registry view: degraded (200) or unready
 
 
 class Server:
@@ -94,6 +96,7 @@ class Server:
                 max_versions=self.options.max_pinned_versions,
                 idle_seconds=self.options.pinned_idle_seconds,
             ),
+            stale_view=self.options.stale_view,
         )
         publisher = Publisher(
             self.live,

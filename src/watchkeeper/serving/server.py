@@ -72,6 +72,7 @@ def options_from_env() -> ServeOptions:
         allowed_hosts=tuple(data["allowed_hosts"]),
         require_token=tuple(data["require_token"]),
         auth_required=data["auth_required"],
+        stale_view=data["stale_view"],
     )
 
 

@@ -11,8 +11,8 @@ The watcher is supervised: a round that fails (the database away, or a bug) is l
 in ``watchkeeper_background_task_failures_total{task="reload_watcher"}`` and tried again with
 backoff (up to ``WATCH_BACKOFF_MAX`` apart); a model whose sync fails is retried on its own
 without holding the others back. A replica whose view of the registry is stale (no successful
-read of the revisions for ``max(5 s, 20 x poll_interval)``, while not loading a version) is not
-ready, and neither is one whose watcher stopped.
+read of the revisions for ``max(5 s, 20 x poll_interval)``, while not loading a version) is
+degraded but answering (``readiness.py``); one whose watcher stopped is not ready.
 
 Every version is loaded once however many ask for it at the same time (single-flight: the
 watcher and any number of requests await the same load). Pinned versions (``name@3``,
@@ -60,6 +60,7 @@ from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher, Outputs
 from watchkeeper.serving.live import replica_id
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.pins import PinnedVersions, PinPolicy
+from watchkeeper.serving.readiness import Readiness, StaleView, stale_reason
 from watchkeeper.serving.validation import ValidationPolicy, Validator
 
 log = logging.getLogger("watchkeeper.serving")
@@ -157,6 +158,7 @@ class ModelTable:
         replica: str | None = None,
         pins: PinPolicy | None = None,
         retire_grace: float = 5.0,
+        stale_view: StaleView = "degraded",
     ) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -170,6 +172,7 @@ class ModelTable:
         self.pinned: PinnedVersions[Deployed] = PinnedVersions(pins or PinPolicy())
         self.retire_grace = retire_grace
         self.stale_after = max(STALE_MIN, STALE_POLLS * poll_interval)
+        self.stale_view = stale_view
         self.checks: list[Check] = []
         self._watcher: asyncio.Task[None] | None = None
         self._retiring: dict[asyncio.Task[None], Deployed] = {}
@@ -338,6 +341,7 @@ class ModelTable:
             self.metrics.reloads.labels(name).inc()
             log.info("%s now serves version %s", name, version.version)
         self._retire_unwanted(name, keep)
+        self._label_roles(name, primary, route)
         if deployment is not None and deployment.active and route is None:
             await self._report(deployment)  # only if its candidate could not be loaded
 
@@ -449,10 +453,19 @@ class ModelTable:
         return None
 
     def _relabel(self, deployed: Deployed, role: str) -> None:
-        info = self.metrics.model_info
-        info.labels(deployed.name, deployed.number, deployed.model.flavor, deployed.role).set(0)
-        info.labels(deployed.name, deployed.number, deployed.model.flavor, role).set(1)
+        self.metrics.version_role(deployed.name, deployed.number, deployed.model.flavor, role)
         deployed.role = role
+
+    def _label_roles(self, name: str, primary: Deployed, route: Route | None) -> None:
+        """After a sync, each loaded version of ``name`` is labelled with the role it plays now
+        (a promoted candidate is production, the previous production a standby)."""
+        candidate = route.candidate if route is not None else None
+        for (model, _), deployed in self.state.pool.items():
+            if model == name:
+                role = ("production" if deployed is primary else
+                        "candidate" if deployed is candidate else "standby")  # fmt: skip
+                if deployed.role != role:
+                    self._relabel(deployed, role)
 
     async def _loaded(self, key: tuple[str, int], role: str,
                       version: ModelVersion | None = None) -> Deployed:  # fmt: skip
@@ -495,13 +508,15 @@ class ModelTable:
         """Unload versions no longer wanted: each batcher is closed once no request has picked
         the version for ``retire_grace`` seconds and what it queued is answered."""
         for old in versions:
-            self.metrics.model_info.labels(old.name, old.number, old.model.flavor, old.role).set(0)
+            self.metrics.version_retired(old.name, old.number)
             task = asyncio.get_running_loop().create_task(self._close_when_idle(old))
             self._retiring[task] = old
             task.add_done_callback(self._retired)
 
     def _retired(self, task: asyncio.Task[None]) -> None:
         old = self._retiring.pop(task)
+        if not task.cancelled():  # cancelled: revived, or the server stops
+            self.metrics.version_unloaded(old.name, old.number)
         if not task.cancelled() and task.exception() is not None:
             self.metrics.task_failed("retire")
             log.error("%s: version %s could not be unloaded", old.name, old.number,
@@ -519,16 +534,18 @@ class ModelTable:
         profile = await asyncio.to_thread(self.registry.profile_of, version, verify=False)
         signature = model.signature
         validator = Validator(signature, self.validation) if signature is not None else None
+        if signature is None:
+            log.warning("%s has no signature: its requests reach the model unvalidated", version.ref)
         await asyncio.to_thread(_warm, model, validator)
-        name = version.name
+        name, number = version.name, str(version.version)
+        self.metrics.version_loaded(name, number, model.flavor, role)  # before its series
         batcher = MicroBatcher(
             _predict_fn(model, self._cpu_observer(version)),
             policy=self.batching,
-            on_batch=self._batch_observer(name),
+            on_batch=self._batch_observer(name, number),
             on_fault=self.metrics.batcher_faults(name),
             name=name,
         )
-        self.metrics.model_info.labels(name, str(version.version), model.flavor, role).set(1)
         self.metrics.loads.labels(name, role).inc()
         classes = model.classes
         return Deployed(
@@ -548,9 +565,9 @@ class ModelTable:
             return None
         return lambda seconds: on_cpu(version.name, version.version, seconds)
 
-    def _batch_observer(self, name: str) -> Callable[[int, int], None]:
-        rows = self.metrics.batch_rows.labels(name)
-        depth = self.metrics.queue_depth.labels(name)
+    def _batch_observer(self, name: str, number: str) -> Callable[[int, int], None]:
+        rows = self.metrics.child(self.metrics.batch_rows, name, number)
+        depth = self.metrics.child(self.metrics.queue_depth, name, number)
 
         def observe(n_rows: int, queued: int) -> None:
             rows.observe(n_rows)
@@ -560,43 +577,41 @@ class ModelTable:
 
     def readiness(self) -> dict[str, Any]:
         """``ready`` when started and every model whose production version was tried here is
-        answering; ``problems`` lists every version that could not be loaded, in any role;
-        ``reason`` says why the replica is not ready."""
-        reasons = [] if self.started else ["the model table has not started"]
+        answering; ``degraded`` (still ready) while the registry view is stale, unless
+        ``stale_view`` is ``unready``; ``problems`` lists every version that could not be
+        loaded, in any role; ``reason`` says what is wrong (see readiness.py)."""
+        state = Readiness(
+            models={d.name: d.number for d in self.state.live.values()},
+            problems=[p.to_dict() for _, p in sorted(self.state.problems.items())],
+        )
+        if not self.started:
+            state.blocking.append("the model table has not started")
         if self._watcher is not None and self._watcher.done():
-            reasons.append("the registry watcher stopped")
-        stale = self._staleness()
+            state.blocking.append("the registry watcher stopped")
+        stale = stale_reason(self.view_age(), self._stale_bound())
         if stale is not None:
-            reasons.append(stale)
-        reasons += [why for check in self.checks if (why := check()) is not None]
+            (state.blocking if self.stale_view == "unready" else state.degraded).append(stale)
+        state.blocking += [why for check in self.checks if (why := check()) is not None]
         for name, number in sorted(self.state.production.items()):
             if name not in self.state.live:
                 problem = self.state.problems.get((name, "production"))
                 why = problem.text if problem is not None else f"version {number} is not loaded"
-                reasons.append(f"model '{name}' is not served: {why}")
-        out: dict[str, Any] = {
-            "ready": not reasons,
-            "models": {d.name: d.number for d in self.state.live.values()},
-            "problems": [p.to_dict() for _, p in sorted(self.state.problems.items())],
-        }
-        if reasons:
-            out["reason"] = "; ".join(reasons)
-        return out
+                state.blocking.append(f"model '{name}' is not served: {why}")
+        return state.to_dict()
 
     @property
     def ready(self) -> bool:
         return bool(self.readiness()["ready"])
 
-    def _staleness(self) -> str | None:
-        """Why the registry view is stale (None: it is not); a load in progress gets time."""
+    def view_age(self) -> float:
+        """Seconds since the registry was last read successfully (0 before the start)."""
         if not self.started or self._read_at is None:
-            return None
-        age = time.monotonic() - self._read_at
-        bound = self.stale_after + (LOAD_ALLOWANCE if self._watcher_loads else 0.0)
-        if age <= bound:
-            return None
-        return (f"the registry view is stale: no successful registry read for {age:.1f} s "
-                f"(bound {bound:g} s)")  # fmt: skip
+            return 0.0
+        return time.monotonic() - self._read_at
+
+    def _stale_bound(self) -> float:
+        """A load in progress gets time: the watcher reads again once it is done."""
+        return self.stale_after + (LOAD_ALLOWANCE if self._watcher_loads else 0.0)
 
 
 def _predict_fn(
