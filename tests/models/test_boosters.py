@@ -66,7 +66,7 @@ def test_lightgbm_regressor(tmp_path: Path, diabetes) -> None:
 def test_lightgbm_raw_boosters(tmp_path: Path, cancer, diabetes) -> None:
     X, y = cancer
     binary = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), 5)
-    save_model(binary, tmp_path / "b")
+    save_model(binary, tmp_path / "b", input_example=X)  # LightGBM stored "mean_radius"
     loaded = load_model(tmp_path / "b")
     p = binary.predict(X.to_numpy())
     np.testing.assert_array_equal(loaded.predict_proba(X), np.column_stack([1 - p, p]))

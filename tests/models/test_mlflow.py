@@ -72,9 +72,12 @@ def test_sklearn(tmp_path: Path, request, iris, serialization: str, model_name: 
 
 
 def test_sklearn_without_signature(tmp_path: Path, logreg, iris) -> None:
+    """An MLmodel without a signature: the estimator's feature_names_in_ become it (floats)."""
     source = _sklearn_dir(tmp_path, logreg, "cloudpickle", None)
     manifest = package_from_path(source, tmp_path / "pkg")
-    assert manifest.signature is None
+    assert manifest.signature is not None
+    assert manifest.signature.names == list(logreg.feature_names_in_)
+    assert {c.dtype for c in manifest.signature.columns} == {"float"}
     X, _ = iris
     np.testing.assert_array_equal(load_model(tmp_path / "pkg").predict(X), logreg.predict(X))
 
@@ -147,7 +150,7 @@ def test_lightgbm_pickled_wrapper_is_stored_natively(tmp_path: Path, iris) -> No
     }
     write_mlmodel(source, flavors)
     (source / "model.pkl").write_bytes(cloudpickle.dumps(model))
-    manifest = package_from_path(source, tmp_path / "pkg")
+    manifest = package_from_path(source, tmp_path / "pkg", input_example=X)
     assert manifest.files.keys() == {"model.txt"}
     loaded = load_model(tmp_path / "pkg")
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -44,10 +44,12 @@ def test_existing_package_is_copied_and_verified(tmp_path: Path, models, iris) -
     copied = package_from_path(tmp_path / "a", tmp_path / "b")
     assert copied == original
     assert copied.digest() == original.digest()
-    replaced = package_from_path(tmp_path / "a", tmp_path / "c", input_example=iris[0].iloc[:, :2])
+    replaced = package_from_path(tmp_path / "a", tmp_path / "c", input_example=iris[0].head(3))
     assert replaced.signature is not None
-    assert len(replaced.signature) == 2
+    assert replaced.signature != original.signature  # ranges of 3 rows, not 150
     assert replaced.files == original.files
+    with pytest.raises(InvalidInput, match="lacks the model's input"):
+        package_from_path(tmp_path / "a", tmp_path / "f", input_example=iris[0].iloc[:, :2])
     with pytest.raises(InvalidInput, match="is a sklearn package, not onnx"):
         package_from_path(tmp_path / "a", tmp_path / "d", flavor="onnx")
     (tmp_path / "a" / "model.skops").write_bytes(b"tampered")

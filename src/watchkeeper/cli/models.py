@@ -38,7 +38,19 @@ def register(
     data: Annotated[str | None, typer.Option(help="URI of the training data.")] = None,
     reference: Annotated[
         Path | None,
-        typer.Option(help="Training data (Parquet or CSV) to profile for drift monitoring."),
+        typer.Option(
+            help="Training data (Parquet or CSV) to profile for drift monitoring; also the "
+            "signature's source when no --input-example is given."
+        ),
+    ] = None,
+    input_example: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-example",
+            metavar="FILE",
+            help="Rows of model input (.csv, .parquet or .json) whose columns and types become "
+            "the signature requests are validated against.",
+        ),
     ] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     stage: Annotated[str, typer.Option(help="Initial stage.")] = "none",
@@ -56,6 +68,10 @@ def register(
 ) -> None:
     """Register a new version of NAME from PATH.
 
+    The signature comes from --input-example, else --reference, else the model itself (MLflow
+    signature, ONNX inputs, booster or estimator feature names); a version without one is
+    served unvalidated, and said so here.
+
     A skops file holding any type outside the default allow-list is refused, naming the type,
     unless that type is given with --trust.
     """
@@ -66,6 +82,7 @@ def register(
             name,
             path,
             flavor=flavor,
+            input_example=input_example,
             metrics=metrics,
             tags=tags,
             run_id=run_id,
@@ -81,6 +98,7 @@ def register(
         print_json({**version.to_dict(), "trusted_types": list(trusted)})
     else:
         typer.echo(f"registered {version.ref} ({version.flavor}, stage {version.stage})")
+        typer.echo(f"signature: {signature_summary(version)}")
         if trusted:
             typer.echo(f"trusted types recorded with it: {', '.join(trusted)}")
 
@@ -239,6 +257,24 @@ def delete(
     typer.echo(f"deleted {name}@{version}")
 
 
+NO_SIGNATURE = "none (unvalidated)"
+
+
+def signature_summary(v: ModelVersion) -> str:
+    """One line saying whether requests to ``v`` are validated."""
+    if not v.signature:
+        return (
+            "NONE: requests are passed to the model unvalidated (register again with "
+            "--input-example FILE or --reference FILE)"
+        )
+    return f"{len(v.signature['columns'])} input column(s); requests are validated against it"
+
+
+def _inputs(v: ModelVersion) -> str:
+    columns = (v.signature or {}).get("columns", [])
+    return ", ".join(f"{c['name']} ({c['dtype']})" for c in columns) or "-"
+
+
 def _versions_table(title: str, versions: list[ModelVersion]) -> None:
     rows = [
         (
@@ -247,6 +283,7 @@ def _versions_table(title: str, versions: list[ModelVersion]) -> None:
             v.stage,
             ", ".join(v.aliases),
             v.flavor,
+            len(v.signature["columns"]) if v.signature else NO_SIGNATURE,
             " ".join(f"{k}={val:.4g}" for k, val in v.metrics.items()),
             v.created_at.strftime("%F %T"),
             v.created_by,
@@ -254,7 +291,9 @@ def _versions_table(title: str, versions: list[ModelVersion]) -> None:
         for v in versions
     ]
     table(
-        title, ["model", "version", "stage", "aliases", "flavor", "metrics", "created", "by"], rows
+        title,
+        ["model", "version", "stage", "aliases", "flavor", "inputs", "metrics", "created", "by"],
+        rows,
     )
 
 
@@ -273,7 +312,8 @@ def _show_version(v: ModelVersion, trusted: tuple[str, ...] | str) -> None:
         ("data", v.data_uri or "-"),
         ("data sha256", v.data_hash or "-"),
         ("reference profile", "yes" if v.has_profile else "no"),
-        ("inputs", ", ".join(c["name"] for c in (v.signature or {}).get("columns", [])) or "-"),
+        ("signature", signature_summary(v)),
+        ("inputs", _inputs(v)),
         ("artifacts", v.artifact_uri),
         ("manifest sha256", v.manifest_digest),
         ("trusted types", trusted),

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from watchkeeper.errors import InvalidInput, UnreadableModel
@@ -28,6 +27,14 @@ from watchkeeper.models.flavors.base import Flavor, Options, PackageFiles
 from watchkeeper.models.flavors.mlflow import is_mlflow_dir, read_mlflow_model
 from watchkeeper.models.flavors.python import PythonFlavor
 from watchkeeper.models.flavors.sklearn import file_serialization, read_model
+from watchkeeper.models.inputs import (
+    Carried,
+    Example,
+    Given,
+    SignatureLike,
+    carried_inputs,
+    decide,
+)
 from watchkeeper.models.loaded import LoadedModel
 from watchkeeper.models.manifest import (
     MANIFEST_NAME,
@@ -37,11 +44,8 @@ from watchkeeper.models.manifest import (
     verify_package,
     write_manifest,
 )
-from watchkeeper.models.signature import Signature, infer_signature
 
 PathLike = str | os.PathLike[str]
-Example = pd.DataFrame | Mapping[str, Any] | np.ndarray[Any, Any]
-SignatureLike = Signature | Mapping[str, Any]
 
 
 def save_model(
@@ -51,6 +55,7 @@ def save_model(
     flavor: str = "auto",
     input_example: Example | None = None,
     signature: SignatureLike | None = None,
+    reference_data: pd.DataFrame | None = None,
     import_path: str | None = None,
     serialization: str | None = None,
     trusted_types: Sequence[str] | None = None,
@@ -58,14 +63,16 @@ def save_model(
     """Write ``model`` as a package directory at ``path`` (new or empty) and return its manifest.
 
     ``flavor="auto"`` picks the flavor from the object's type. The signature is ``signature``
-    when given, else inferred from ``input_example``. ``import_path="pkg.module:attr"`` (with
-    ``model=None``) stores a python-flavor model by reference instead of pickling it.
+    when given, else inferred from ``input_example``, else from ``reference_data``, else what
+    the model carries (the rule: :mod:`watchkeeper.models.inputs`).
+    ``import_path="pkg.module:attr"`` (with ``model=None``) stores a python-flavor model by
+    reference instead of pickling it.
     ``serialization`` picks the file format: ``skops`` (default), ``joblib`` or ``pickle`` for
     scikit-learn, ``ubj`` (default) or ``json`` for XGBoost. ``trusted_types`` names types of a
     skops file beyond the default allow-list that loading may accept; the ones the file holds
     are recorded in the manifest (``options["trusted_types"]``).
     """
-    resolved = _resolve_signature(signature, input_example)
+    resolved = Given.of(signature, input_example, reference_data)
     if import_path is not None:
         return _save_import_path(model, Path(path), flavor, import_path, resolved)
     chosen = _choose(flavor, model)
@@ -82,6 +89,7 @@ def package_from_path(
     flavor: str = "auto",
     signature: SignatureLike | None = None,
     input_example: Example | None = None,
+    reference_data: pd.DataFrame | None = None,
     trusted_types: Sequence[str] | None = None,
 ) -> Manifest:
     """Build a package at ``destination`` from what is on disk at ``source``.
@@ -91,6 +99,8 @@ def package_from_path(
     model file: ``.skops``, ``.joblib``/``.pkl``/``.pickle`` (scikit-learn, or the python flavor
     when the object is not an estimator), ``.onnx``, ``.ubj``/``.json`` (XGBoost) or
     ``.txt``/``.lgb``/``.model`` (LightGBM); the content decides when the suffix does not.
+    The signature is chosen as in :func:`save_model` (an MLflow signature is what the model
+    carries); a copied package keeps its own unless one of them is given.
 
     A skops model file may hold only default-trusted types and those named in
     ``trusted_types`` (else ``UntrustedTypes``, before anything is deserialized); the named
@@ -100,7 +110,7 @@ def package_from_path(
     src, dest = Path(source), Path(destination)
     if not src.exists():
         raise UnreadableModel(f"{src} does not exist")
-    resolved = _resolve_signature(signature, input_example)
+    resolved = Given.of(signature, input_example, reference_data)
     if src.is_dir():
         if (src / MANIFEST_NAME).is_file():
             return _copy_package(src, dest, flavor, resolved, trusted_types)
@@ -145,18 +155,6 @@ def load_model(
     return LoadedModel(path=directory, manifest=manifest, predictor=predictor)
 
 
-def _resolve_signature(
-    signature: SignatureLike | None, input_example: Example | None
-) -> Signature | None:
-    if isinstance(signature, Signature):
-        return signature
-    if isinstance(signature, Mapping):
-        return Signature.from_dict(signature)
-    if signature is not None:
-        raise InvalidInput(f"signature must be a Signature, not a {type(signature).__name__}")
-    return infer_signature(input_example) if input_example is not None else None
-
-
 def _choose(flavor: str, model: Any) -> Flavor:
     if flavor == "auto":
         return flavors.detect(model)
@@ -167,7 +165,7 @@ def _choose(flavor: str, model: Any) -> Flavor:
 
 
 def _save_import_path(
-    model: Any, path: Path, flavor: str, import_path: str, signature: Signature | None
+    model: Any, path: Path, flavor: str, import_path: str, given: Given
 ) -> Manifest:
     if model is not None:
         raise InvalidInput("pass either a model object or import_path, not both")
@@ -176,14 +174,14 @@ def _save_import_path(
     python = PythonFlavor()
     with _staged(path) as staging:
         options = python.save_import_path(import_path, staging)
-        return _finish(staging, python, options, signature)
+        return _finish(staging, python, options, given)
 
 
 def _copy_package(
     src: Path,
     dest: Path,
     flavor: str,
-    signature: Signature | None,
+    given: Given,
     trusted_types: Sequence[str] | None,
 ) -> Manifest:
     check_package_paths(src)
@@ -193,11 +191,8 @@ def _copy_package(
     with _staged(dest) as staging:
         shutil.copytree(src, staging, dirs_exist_ok=True)
         options = _with_trust(staging, manifest.options, trusted_types, strict=True)
-        changed = replace(
-            manifest,
-            signature=manifest.signature if signature is None else signature,
-            options=options,
-        )
+        signature = decide(given, carried_inputs(options)) if not given.empty else None
+        changed = replace(manifest, signature=signature or manifest.signature, options=options)
         if changed != manifest:
             write_manifest(staging, changed)
         return verify_package(staging)
@@ -207,10 +202,15 @@ def _import_mlflow(
     src: Path,
     dest: Path,
     flavor: str,
-    signature: Signature | None,
+    given: Given,
     trusted_types: Sequence[str] | None,
 ) -> Manifest:
-    found = read_mlflow_model(src, with_signature=signature is None)
+    try:
+        found = read_mlflow_model(src)
+    except UnreadableModel:  # a signature we cannot convert does not matter if one is given
+        if given.empty:
+            raise
+        found = read_mlflow_model(src, with_signature=False)
     if flavor not in ("auto", found.flavor):
         raise InvalidInput(f"{src} is an MLflow {found.flavor} model, not {flavor}")
     chosen = flavors.get(found.flavor)
@@ -220,14 +220,14 @@ def _import_mlflow(
         )
         options.update(imported_from="mlflow", mlflow=found.info)
         options = _with_trust(staging, options, trusted_types, strict=True)
-        return _finish(staging, chosen, options, signature or found.signature)
+        return _finish(staging, chosen, options, given, found.carried)
 
 
 def _import_file(
     src: Path,
     dest: Path,
     flavor: str,
-    signature: Signature | None,
+    given: Given,
     trusted_types: Sequence[str] | None,
 ) -> Manifest:
     chosen = flavors.detect_file(src) if flavor == "auto" else flavors.get(flavor)
@@ -244,7 +244,7 @@ def _import_file(
         else:
             options = chosen.adopt(src, staging, hints={}, trusted_types=trusted_types)
         options = _with_trust(staging, options, trusted_types, strict=True)
-        return _finish(staging, chosen, options, signature)
+        return _finish(staging, chosen, options, given)
 
 
 TRUST_OPTION = "trusted_types"
@@ -334,8 +334,13 @@ def _inside(directory: Path, name: str, *, key: str = "model_file") -> str:
 
 
 def _finish(
-    directory: Path, flavor: Flavor, options: Options, signature: Signature | None
+    directory: Path,
+    flavor: Flavor,
+    options: Options,
+    given: Given,
+    carried: Carried | None = None,
 ) -> Manifest:
+    signature = decide(given, carried or carried_inputs(options))
     manifest = Manifest(
         flavor=flavor.name,
         files=hash_directory(directory),

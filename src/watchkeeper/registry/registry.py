@@ -119,14 +119,29 @@ class Registry:
     ) -> ModelVersion:
         """Store a new version of ``name``: a model object, a model file or a package directory.
 
-        ``reference_data`` (a DataFrame or a Parquet/CSV path) is profiled and stored with the
+        ``input_example`` is a DataFrame, a dict of columns, a 2-D array or a CSV, Parquet or
+        JSON file (see ``read_example``). ``reference_data`` (a DataFrame or a Parquet/CSV
+        path) is profiled and stored with the
         version for drift monitoring; as a path it also becomes the version's data link.
+
+        The version's signature (what serving validates requests against) is inferred from
+        ``input_example``, else from ``reference_data`` (only the columns the model takes, when
+        it names them), else taken from the model (an MLflow signature, ONNX graph inputs, a
+        booster's or estimator's feature names); when the model names its inputs and the data
+        given disagrees, ``InvalidInput``. ``ModelVersion.signature`` is None when nothing
+        told: such a version is served without validation.
 
         A skops model may hold only default-trusted types and the ones named in
         ``trusted_types`` (else ``UntrustedTypes``, and nothing is stored); the named types it
         holds are recorded with the version, and loading it later trusts exactly those.
         """
         check_name(name)
+        if isinstance(input_example, (str, Path)):
+            input_example = read_example(input_example)
+        frame = read_table(reference_data) if reference_data is not None else None
+        if isinstance(reference_data, (str, Path)):
+            data_uri = data_uri or str(reference_data)
+            data_hash = data_hash or file_sha256(Path(reference_data))
         with tempfile.TemporaryDirectory(prefix="watchkeeper-") as tmp:
             package = Path(tmp) / "package"
             if isinstance(model, (str, Path)):
@@ -135,16 +150,19 @@ class Registry:
                     package,
                     flavor=flavor,
                     input_example=input_example,
+                    reference_data=frame,
                     trusted_types=trusted_types,
                 )
             else:
-                save_model(model, package, flavor=flavor, input_example=input_example)
+                save_model(
+                    model,
+                    package,
+                    flavor=flavor,
+                    input_example=input_example,
+                    reference_data=frame,
+                )
                 manifest = trust_package(package, trusted_types)
-            if reference_data is not None:
-                frame = read_table(reference_data)
-                if isinstance(reference_data, (str, Path)):
-                    data_uri = data_uri or str(reference_data)
-                    data_hash = data_hash or file_sha256(Path(reference_data))
+            if frame is not None:
                 self._attach_profile(package, frame)
                 manifest = replace(manifest, files=hash_directory(package))
                 write_manifest(package, manifest)
@@ -303,3 +321,34 @@ def read_table(source: pd.DataFrame | str | Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot read reference data '{path}': {exc}") from exc
+
+
+EXAMPLE_SUFFIXES = (".csv", ".parquet", ".json")
+
+
+def read_example(source: str | Path) -> pd.DataFrame:
+    """An input example from a file, by its extension: ``.csv``, ``.parquet`` or ``.json``
+    (a list of records ``[{"age": 31, ...}, ...]`` or an object of columns ``{"age": [...]}``)."""
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in EXAMPLE_SUFFIXES:
+        raise InvalidInput(
+            f"input example '{path}': expected a {', '.join(EXAMPLE_SUFFIXES)} file, "
+            f"not {suffix or 'a file without an extension'}"
+        )
+    if not path.is_file():
+        raise InvalidInput(f"input example '{path}' does not exist")
+    try:
+        if suffix != ".json":
+            return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(document, list) and document and all(isinstance(r, dict) for r in document):
+            return pd.DataFrame.from_records(document)
+        if isinstance(document, dict) and all(isinstance(v, list) for v in document.values()):
+            return pd.DataFrame(document)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        raise InvalidInput(f"cannot read input example '{path}': {exc}") from exc
+    raise InvalidInput(
+        f"input example '{path}': expected a list of records "
+        '[{"column": value, ...}, ...] or an object of columns {"column": [values], ...}'
+    )

@@ -41,6 +41,7 @@ class VersionRow:
     gate: str | None
     gate_title: str
     production: bool
+    validated: bool = True  # False: registered without a signature, requests go unchecked
 
 
 def version_rows(versions: Sequence[ModelVersion]) -> list[VersionRow]:
@@ -62,7 +63,7 @@ def version_rows(versions: Sequence[ModelVersion]) -> list[VersionRow]:
             metrics=tuple((k, f"{m:.4g}") for k, m in sorted(v.metrics.items())),
             created=f"{v.created_at:%Y-%m-%d %H:%M}", created_by=v.created_by,
             lineage=tuple(lineage), gate=gate, gate_title=_gate_title(v.tags),
-            production=v.stage == "production",
+            production=v.stage == "production", validated=bool(v.signature),
         ))  # fmt: skip
     return out
 

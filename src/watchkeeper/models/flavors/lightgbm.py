@@ -33,6 +33,8 @@ from watchkeeper.models.flavors.base import (
     require,
     unreadable,
 )
+from watchkeeper.models.inputs import MODEL_INPUTS, carried_option
+from watchkeeper.models.signature import ColumnType
 
 CLASSIFICATION = ("binary", "multiclass", "multiclassova")
 MODEL_FILE = "model.txt"
@@ -93,7 +95,31 @@ def describe(text: str, classes: list[Any] | None, model_class: str) -> Options:
         "objective": objective,
         "has_proba": classes is not None,
         "classes": classes,
+        MODEL_INPUTS: booster_inputs(text, header),
     }
+
+
+def booster_inputs(text: str, header: Mapping[str, str]) -> dict[str, Any] | None:
+    """Feature names from the model text (LightGBM's own ``Column_<i>`` ones mean unnamed).
+    Numeric features are floats; categorical ones (``feature_infos`` listing values) strings
+    when the model was fitted on pandas categories, else ints. All nullable (LightGBM treats
+    a missing value natively). LightGBM stored names with spaces as underscores."""
+    names = header.get("feature_names", "").split(" ")
+    infos = header.get("feature_infos", "").split(" ")
+    if not names or not names[0] or len(infos) != len(names):
+        return None
+    pandas = any(
+        line.startswith("pandas_categorical:") and line.strip() != "pandas_categorical:null"
+        for line in text[-65536:].splitlines()
+    )
+    types: list[ColumnType] = [
+        "float" if info.startswith("[") or info == "none" else "string" if pandas else "int"
+        for info in infos
+    ]
+    unnamed = names == [f"Column_{i}" for i in range(len(names))]
+    return carried_option(
+        None if unnamed else names, types, nullable=True, spaces_as_underscores=True
+    )
 
 
 class LightGBMFlavor:

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from watchkeeper.errors import UnreadableModel
+from watchkeeper.models.inputs import Carried
 from watchkeeper.models.signature import ColumnSpec, ColumnType, Signature
 
 MLMODEL = "MLmodel"
@@ -45,6 +46,12 @@ class MlflowModel:
     hints: dict[str, Any] = field(default_factory=dict)
     signature: Signature | None = None
     info: dict[str, str] = field(default_factory=dict)
+    tensor: bool = False  # the signature is one 2-D tensor: its columns are unnamed (f0 ..)
+
+    @property
+    def carried(self) -> Carried | None:
+        """MLflow's signature, as what the model carries."""
+        return Carried(self.signature, named=not self.tensor) if self.signature else None
 
 
 def is_mlflow_dir(path: Path) -> bool:
@@ -65,13 +72,19 @@ def read_mlflow_model(directory: Path, *, with_signature: bool = True) -> Mlflow
         raise UnreadableModel(f"{path} has no 'flavors' section")
     flavor, conf = _pick_flavor(document["flavors"], path)
     hints = _hints(flavor, conf)
+    signature = _signature(document.get("signature"), path) if with_signature else None
     return MlflowModel(
         flavor=flavor,
         model_file=_model_file(directory, flavor, conf),
         hints=hints,
-        signature=_signature(document.get("signature"), path) if with_signature else None,
+        signature=signature,
         info={k: str(document[k]) for k in _INFO_KEYS if document.get(k) is not None},
+        tensor=signature is not None and signature.names == _unnamed(len(signature)),
     )
+
+
+def _unnamed(count: int) -> list[str]:
+    return [f"f{i}" for i in range(count)]
 
 
 def _pick_flavor(flavors: Mapping[str, Any], path: Path) -> tuple[str, Mapping[str, Any]]:

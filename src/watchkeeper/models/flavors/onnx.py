@@ -32,6 +32,8 @@ from watchkeeper.models.flavors.base import (
     require,
     unreadable,
 )
+from watchkeeper.models.inputs import MODEL_INPUTS, carried_option
+from watchkeeper.models.signature import ColumnType
 
 MODEL_FILE = "model.onnx"
 _ELEMENT_TYPES: dict[str, Any] = {
@@ -44,6 +46,19 @@ _ELEMENT_TYPES: dict[str, Any] = {
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
     "tensor(string)": object,
+}
+
+
+_COLUMN_TYPES: dict[str, ColumnType] = {
+    "tensor(float)": "float",
+    "tensor(double)": "float",
+    "tensor(float16)": "float",
+    "tensor(int64)": "int",
+    "tensor(int32)": "int",
+    "tensor(int8)": "int",
+    "tensor(uint8)": "int",
+    "tensor(bool)": "bool",
+    "tensor(string)": "string",
 }
 
 
@@ -143,7 +158,29 @@ def describe(session: Any, data: bytes) -> Options:
         "outputs": [{"name": o.name, "type": o.type} for o in outputs],
         "has_proba": len(outputs) > 1,
         "classes": graph_classes(data) if len(outputs) > 1 else None,
+        MODEL_INPUTS: graph_inputs(inputs),
     }
+
+
+def graph_inputs(inputs: list[Any]) -> dict[str, Any] | None:
+    """One ``[n, k]`` input of known ``k``: ``k`` unnamed columns of its element type; several
+    one-column inputs: one column each, by input name. Float columns are nullable."""
+    types = [_COLUMN_TYPES[i.type] for i in inputs]
+    if len(inputs) == 1:
+        shape = list(inputs[0].shape or ())
+        width = shape[1] if len(shape) == 2 else None
+        if not isinstance(width, int) or width < 1:
+            return None
+        return carried_option(None, types * width, nullable=types[0] == "float")
+    if not all(_one_column(i.shape) for i in inputs):
+        return None
+    nullable = [t == "float" for t in types]
+    return carried_option([i.name for i in inputs], types, nullable=nullable)
+
+
+def _one_column(shape: Any) -> bool:
+    dims = list(shape or ())
+    return len(dims) == 1 or (len(dims) == 2 and dims[1] == 1)
 
 
 def model_bytes(obj: Any) -> bytes:

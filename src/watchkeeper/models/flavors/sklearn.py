@@ -20,6 +20,7 @@ import numpy as np
 
 from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
 from watchkeeper.models.flavors import _skops
+from watchkeeper.models.flavors._sklearn_inputs import model_inputs
 from watchkeeper.models.flavors.base import (
     Array,
     InputKind,
@@ -34,6 +35,7 @@ from watchkeeper.models.flavors.base import (
     qualified_name,
     unreadable,
 )
+from watchkeeper.models.inputs import MODEL_INPUTS
 
 logger = logging.getLogger("watchkeeper.models")
 
@@ -101,6 +103,7 @@ def describe(model: Any) -> Options:
         "has_proba": hasattr(model, "predict_proba"),
         "classes": jsonable_classes(getattr(model, "classes_", None)),
         "feature_names": [str(n) for n in names] if names is not None else None,
+        MODEL_INPUTS: model_inputs(model),
     }
 
 

@@ -32,11 +32,14 @@ from watchkeeper.models.flavors.base import (
     require,
     unreadable,
 )
+from watchkeeper.models.inputs import MODEL_INPUTS, carried_option
+from watchkeeper.models.signature import ColumnType
 
 WRAPPERS = ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker")
 PROBABILISTIC = ("binary:logistic", "multi:softprob")
 _BY_ESTIMATOR_TYPE = {"classifier": "XGBClassifier", "regressor": "XGBRegressor"}
 _SUFFIXES = (".ubj", ".xgb", ".bst")
+_FEATURE_TYPES: dict[str, ColumnType] = {"int": "int", "i": "int", "c": "string"}
 
 
 def import_xgboost() -> Any:
@@ -109,7 +112,19 @@ def describe(model: Any, model_class: str) -> Options:
         "objective": objective,
         "has_proba": has_proba,
         "classes": classes,
+        MODEL_INPUTS: booster_inputs(booster),
     }
+
+
+def booster_inputs(booster: Any) -> dict[str, Any] | None:
+    """The booster's feature names (else ``num_features`` unnamed ones) and types: XGBoost's
+    ``int``/``i`` are ints, ``c`` (categorical) strings, the rest floats; all nullable, as
+    XGBoost treats a missing value natively."""
+    names = booster.feature_names
+    count = len(names) if names else int(booster.num_features())
+    kinds = list(booster.feature_types or ["float"] * count)
+    types: list[ColumnType] = [_FEATURE_TYPES.get(str(k), "float") for k in kinds]
+    return carried_option(list(names) if names else None, types, nullable=True)
 
 
 class XGBoostFlavor:
