@@ -535,7 +535,7 @@ class ModelTable:
         signature = model.signature
         validator = Validator(signature, self.validation) if signature is not None else None
         if signature is None:
-            log.warning("%s has no signature: its requests reach the model unvalidated", version.ref)
+            log.warning("%s has no signature: requests reach it unvalidated", version.ref)
         await asyncio.to_thread(_warm, model, validator)
         name, number = version.name, str(version.version)
         self.metrics.version_loaded(name, number, model.flavor, role)  # before its series
