@@ -1,13 +1,18 @@
 """Prometheus metrics of one server process (one registry per app, never the global one).
 
 Names follow Prometheus' rules: one ``watchkeeper_`` prefix, base units (seconds, bytes),
-``_total`` on counters, and no unbounded labels (no request ids).
+``_total`` on counters (no ``_created`` series), an HTTP status in the label ``code``, and no
+unbounded labels (no request ids). A ``version`` label exists only for versions loaded in the
+routing table (pinned ones included): every series of a version is removed when the table
+unloads it, so the series grow with the versions served, not with the versions ever served.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,6 +20,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -126,39 +132,70 @@ class _MonitorCollector(Collector):
         yield from (value, failing, open_alerts)
 
 
+class _Discarded:
+    """Stands in for the series of a version no longer loaded: what it is told is dropped
+    (a request that finished as its version was unloaded must not bring the series back)."""
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
+_DISCARDED = _Discarded()
+
+
 class ServingMetrics:
+    """The metrics of one server. Metrics labelled by version take ``model, version`` as their
+    first two labels; their series are made through :meth:`child` and removed by
+    :meth:`version_unloaded`."""
+
     def __init__(self, *, price_per_cpu_hour: float = 0.05) -> None:
+        # Process-wide in prometheus_client: no ``_created`` series next to counters and
+        # histograms (dashboards never use them; they doubled the series of every counter).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
             "watchkeeper_requests",
-            "Prediction requests answered.",
-            ["model", "version", "protocol", "status"],
+            "Prediction requests answered, by HTTP status code ('' version: none was picked).",
+            ["model", "version", "protocol", "code"],
             registry=r,
         )
         self.duration = Histogram(
             "watchkeeper_request_duration_seconds",
-            "Time to answer a prediction request.",
-            ["model", "protocol"],
+            "Time to answer a prediction request, by the version that answered.",
+            ["model", "version", "protocol"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.batch_rows = Histogram(
             "watchkeeper_batch_size_rows",
             "Rows per model call after micro-batching.",
-            ["model"],
+            ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.queue_depth = Gauge(
-            "watchkeeper_queue_depth", "Requests waiting for a model call.", ["model"], registry=r
+            "watchkeeper_queue_depth",
+            "Requests waiting for a model call.",
+            ["model", "version"],
+            registry=r,
         )
         self.rows = Counter(
             "watchkeeper_rows_predicted", "Rows predicted.", ["model", "version"], registry=r
         )
         self.model_info = Gauge(
             "watchkeeper_model_info",
-            "Loaded model versions (1 = serving).",
+            "Versions loaded here, one series each (always 1) labelled with the role it plays "
+            "now: production, candidate, standby or pinned.",
             ["model", "version", "flavor", "role"],
             registry=r,
         )
@@ -230,6 +267,70 @@ class ServingMetrics:
         )
         ProcessCollector(registry=r)
         r.register(_CostCollector(price_per_cpu_hour))
+        versioned = (self.requests, self.duration, self.batch_rows, self.queue_depth, self.rows,
+                     self.shadow)  # fmt: skip
+        self._versioned = {id(metric) for metric in versioned}
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._series: dict[tuple[str, str], list[tuple[Any, tuple[str, ...]]]] = {}
+        self._loaded: dict[tuple[str, str], int] = {}  # (model, version) -> loads held
+        self._roles: dict[tuple[str, str], tuple[str, str]] = {}  # -> (flavor, role)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (each lookup takes a lock). For a
+        metric labelled by version, a version not loaded gets a stand-in that drops what it is
+        told; an empty version (none was picked) is always counted."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            if id(metric) in self._versioned and labels[1]:
+                version = (labels[0], labels[1])
+                if version not in self._loaded:
+                    return _DISCARDED
+                self._series.setdefault(version, []).append((metric, labels))
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def version_loaded(self, model: str, version: str, flavor: str, role: str) -> None:
+        """The table loaded ``model`` ``version`` (in ``role``): its series may exist."""
+        key = (model, version)
+        self._loaded[key] = self._loaded.get(key, 0) + 1
+        self.version_role(model, version, flavor, role)
+
+    def version_role(self, model: str, version: str, flavor: str, role: str) -> None:
+        """A loaded version now plays ``role``: its one ``model_info`` series says so."""
+        key = (model, version)
+        if key not in self._loaded or self._roles.get(key) == (flavor, role):
+            return
+        self._remove_info(key)
+        self._roles[key] = (flavor, role)
+        self.model_info.labels(model, version, flavor, role).set(1)
+
+    def version_retired(self, model: str, version: str) -> None:
+        """The version plays no role any more (it is unloaded once its last requests are
+        answered): its ``model_info`` series goes now."""
+        if self._loaded.get((model, version), 0) <= 1:
+            self._remove_info((model, version))
+
+    def version_unloaded(self, model: str, version: str) -> None:
+        """The table let the version go: once no load of it is held, every series labelled
+        with it is removed."""
+        key = (model, version)
+        held = self._loaded.get(key, 0) - 1
+        if held > 0:
+            self._loaded[key] = held
+            return
+        self._loaded.pop(key, None)
+        self._remove_info(key)
+        for metric, labels in self._series.pop(key, []):
+            self._children.pop((id(metric), *labels), None)
+            with suppress(KeyError):  # older prometheus-client versions raise on a missing one
+                metric.remove(*labels)
+
+    def _remove_info(self, key: tuple[str, str]) -> None:
+        old = self._roles.pop(key, None)
+        if old is not None:
+            with suppress(KeyError):
+                self.model_info.remove(*key, *old)
 
     def task_failed(self, task: str) -> None:
         """Count one failure of background task ``task`` (a fixed name, never user input)."""

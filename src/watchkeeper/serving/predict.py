@@ -140,7 +140,6 @@ class Predictor:
         self.limits = limits
         self.live = live
         self.logbook = logbook
-        self._children: dict[tuple[str, ...], Any] = {}
         self._ids = RequestIds()
         self._rng = random.Random()
         self.shadows = ShadowCopier(
@@ -325,16 +324,11 @@ class Predictor:
         await self.shadows.drain()
 
     def _observe(self, name: str, version: str, protocol: str, status: int, took: float) -> None:
-        self._child(self.metrics.duration, name, protocol).observe(took)
+        self._child(self.metrics.duration, name, version, protocol).observe(took)
         self._child(self.metrics.requests, name, version, protocol, str(status)).inc()
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once: each lookup takes a lock."""
-        key = (str(id(metric)), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        return self.metrics.child(metric, *labels)
 
     def _validate(
         self, deployed: Deployed, parsed: ParsedBatch, *, count: bool = True
