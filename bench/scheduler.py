@@ -59,7 +59,7 @@ def setup(home: Path, rows: int) -> list[list[float]]:
     for i in range(0, rows, per):
         n = min(per, rows - i)
         features = rng.normal(0.3, 1.0, size=(n, len(FEATURES)))  # shifted: drift to find
-        proba = model.predict_proba(features)
+        proba = model.predict_proba(pd.DataFrame(features, columns=FEATURES))
         book.log_predictions(PredictionBatch(
             request_id=f"{i:032x}", model="bench", version=1, role="primary",
             timestamp=now - timedelta(minutes=30), features=features, feature_names=FEATURES,
