@@ -361,8 +361,8 @@ def test_a_hung_model_answers_504_counted_and_the_server_keeps_answering(
     assert after.json()["predictions"] == [6.0]
     assert _metric(served.url, r'watchkeeper_prediction_timeouts_total\{model="faulty"\}') == 1
     assert _metric(served.url, r'watchkeeper_hung_model_calls\{model="faulty"\}') == 1
-    assert _metric(served.url, r'watchkeeper_requests_total\{model="faulty",protocol="kserve_v1",'
-                   r'status="504",version="1"\}') == 1  # fmt: skip
+    assert _metric(served.url, r'watchkeeper_requests_total\{code="504",model="faulty",'
+                   r'protocol="kserve_v1",version="1"\}') == 1  # fmt: skip
 
 
 def test_requests_of_mixed_widths_to_a_model_without_signature_are_all_answered(

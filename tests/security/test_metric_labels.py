@@ -56,6 +56,6 @@ def test_junk_names_do_not_create_series(serve: Callable[..., Served], tmp_path:
     assert after_ninety == after_ten
     assert not [s for s in after_ninety if "nope" in s or "junk" in s or "col1" in s]
     requests = [s for s in after_ninety if s.startswith("watchkeeper_requests_total")]
-    assert any('model="<unknown>"' in s and 'status="404"' in s for s in requests), requests
+    assert any('model="<unknown>"' in s and 'code="404"' in s for s in requests), requests
     problems = [s for s in after_ninety if s.startswith("watchkeeper_input_problems_total")]
     assert any('field="<other>"' in s and "unknown_column" in s for s in problems), problems

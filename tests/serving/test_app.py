@@ -209,7 +209,7 @@ def test_metrics_follow_prometheus_naming(live: Live) -> None:
         "process_resident_memory_bytes",
     ):
         assert name in text, name
-    assert 'protocol="kserve_v1",status="200",version="1"' in text
+    assert 'requests_total{code="200",model="iris",protocol="kserve_v1",version="1"}' in text
     assert "request_id" not in text
 
 
