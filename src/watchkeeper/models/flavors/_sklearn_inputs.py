@@ -4,18 +4,20 @@ Names come from ``feature_names_in_``; without them ``n_features_in_`` gives unn
 ``f0 .. f{n-1}``. Every column is ``float``, except those an encoder (anything with
 ``categories_``: ``OneHotEncoder``, ``OrdinalEncoder``, ``TargetEncoder``) at the start of the
 model, alone or inside a ``ColumnTransformer``, was fitted on as strings: those are ``string``.
-Columns are nullable when the model's first step accepts NaN (a ``ColumnTransformer``: when
-all of its transformers do), by scikit-learn's own ``allow_nan`` tag.
+Columns are nullable unless NaN reaches a step that refuses it (scikit-learn's own
+``allow_nan`` tag) before an imputer or encoder fills it in (see ``_nan_handling``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from watchkeeper.models.inputs import carried_option
 from watchkeeper.models.signature import ColumnType
+
+NanHandling = Literal["fills", "passes", "refuses"]
 
 
 def model_inputs(model: Any) -> dict[str, Any] | None:
@@ -71,15 +73,35 @@ def _encoded_strings(step: Any, columns: list[Any] | None) -> set[object]:
 
 
 def _allows_nan(model: Any) -> bool:
-    from sklearn.compose import ColumnTransformer
+    return _nan_handling(model) != "refuses"
 
-    step = _first_step(model)
+
+def _nan_handling(step: Any) -> NanHandling:
+    """Whether ``step`` fills NaN in (an imputer, an encoder), passes it on, or refuses it.
+
+    A pipeline is decided by its first step that does not pass NaN on; a ``ColumnTransformer``
+    refuses when one of its transformers does and fills in when all of them do.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(step, Pipeline):
+        for _, inner in step.steps:
+            handling = _nan_handling(inner)
+            if handling != "passes":
+                return handling
+        return "passes"
     if isinstance(step, ColumnTransformer):
-        transformers = [t for _, t, _ in getattr(step, "transformers_", []) if t != "drop"]
-        return bool(transformers) and all(
-            t != "passthrough" and _allows_nan(t) for t in transformers
-        )
+        found = {
+            "passes" if t == "passthrough" else _nan_handling(t)
+            for _, t, _ in getattr(step, "transformers_", [])
+            if t != "drop"
+        }
+        return "refuses" if "refuses" in found else "fills" if found == {"fills"} else "passes"
+    if type(step).__module__.startswith("sklearn.impute") or hasattr(step, "categories_"):
+        return "fills"
     try:
-        return bool(step.__sklearn_tags__().input_tags.allow_nan)
+        allowed = bool(step.__sklearn_tags__().input_tags.allow_nan)
     except AttributeError:
-        return False
+        allowed = False
+    return "passes" if allowed else "refuses"
