@@ -188,7 +188,8 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Sample]]:
 
 
 def queries() -> list[tuple[str, str, set[str]]]:
-    """(where, expression, labels it prints) for every alert rule and dashboard target."""
+    """(where, expression, labels it prints) for every alert rule, dashboard target and PromQL
+    example of the README and docs/deployment.md."""
     out = []
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     for group in rules["groups"]:
@@ -200,6 +201,9 @@ def queries() -> list[tuple[str, str, set[str]]]:
         for target in panel["targets"]:
             printed = set(re.findall(r"{{\s*(\w+)\s*}}", target.get("legendFormat", "")))
             out.append((f"panel {panel['title']!r} {target['refId']}", target["expr"], printed))
+    for doc in (ROOT / "README.md", ROOT / "docs" / "deployment.md"):
+        for i, block in enumerate(re.findall(r"```promql\n(.*?)```", doc.read_text(), re.S)):
+            out.append((f"{doc.name} example {i + 1}", block, set()))
     return out
 
 
@@ -226,12 +230,12 @@ def test_every_alert_rule_and_dashboard_query_selects_series_the_server_exports(
     busy: list[Sample],
 ) -> None:
     """Every metric, label matcher, ``by``/``on``/``group_left`` label and printed label of the
-    shipped alert rules and Grafana dashboard exists in ``/metrics`` of a server that served
-    a canary, a shadow and a failed load (a renamed metric or label breaks this test, not a
-    dashboard in production)."""
+    shipped alert rules and Grafana dashboard, and of the documented PromQL examples, exists in
+    ``/metrics`` of a server that served a canary, a shadow and a failed load (a renamed metric
+    or label breaks this test, not a dashboard in production)."""
     have = exported(busy)
     found = queries()
-    assert len(found) >= 15
+    assert len(found) >= 18
     problems = [f"{where}: {p}" for where, expr, printed in found
                 for p in problems_of(expr, printed, have)]  # fmt: skip
     assert not problems, "\n".join(problems)
