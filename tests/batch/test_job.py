@@ -168,3 +168,29 @@ def test_user_mistakes_are_refused_before_any_work(world) -> None:
                       if_exists="replace")  # fmt: skip
     replaced = run_batch(settings, again)
     assert replaced.run.rows_out == 100
+
+
+class _Unexpected(Exception):
+    """Not a type the job knows: what a model's own bug raises."""
+
+
+def test_a_run_ended_by_any_exception_is_recorded_failed_never_left_running(
+    world, monkeypatch
+) -> None:
+    """Promise: whatever ends a batch run (here an exception type nothing expects, raised from
+    inside the model call), its record says ``failed`` with the exception named; no run stays
+    ``running`` for the dashboard and the scheduler to wait on forever."""
+    settings, model, tmp = world
+    write_parts(tmp / "in", frame(2_000, seed=5), parts=1, row_group=1_000)
+    from watchkeeper.batch import tasks as tasks_module
+
+    def broken(self, task):
+        raise _Unexpected("the model's own bug")
+
+    monkeypatch.setattr(tasks_module.Worker, "run", broken)
+    with pytest.raises(_Unexpected):
+        run_batch(settings, BatchSpec(model="m", input=str(tmp / "in"), output=str(tmp / "o")))
+    with Registry(settings) as registry:
+        (run,) = BatchStore(registry.engine).runs("m")
+    assert run.status == "failed"
+    assert run.error == "_Unexpected: the model's own bug"

@@ -112,8 +112,9 @@ def run_batch(
                 totals.check(spec.max_reject_rate, final=False)
             totals.check(spec.max_reject_rate, final=True)
             sinks.commit(target, [t.key for t in tasks])
-        except (WatchkeeperError, OSError, RuntimeError) as exc:
-            message = exc.message if isinstance(exc, WatchkeeperError) else str(exc)
+        except BaseException as exc:  # whatever ends the run (Ctrl-C too) is recorded
+            message = (exc.message if isinstance(exc, WatchkeeperError)
+                       else f"{type(exc).__name__}: {exc}".rstrip(": "))  # fmt: skip
             store.finish_run(run.id, status="failed", error=message, rows_in=totals.rows_in,
                              rows_out=totals.rows_out, rows_rejected=totals.rejected)  # fmt: skip
             raise
