@@ -310,3 +310,35 @@ def test_version_series_exist_only_while_the_version_is_loaded(tmp_path: Path) -
                  "the standby's series to go once its time is up")  # fmt: skip
         final = {("iris", "2", "production", 1.0), ("iris", "4", "pinned", 1.0)}
         assert roles(samples(url)) == final
+
+
+def test_a_version_unloaded_keeps_no_series_even_when_a_late_request_reports() -> None:
+    """``ServingMetrics`` directly: a request that finishes just after its version was unloaded
+    does not bring the version's series back; a version loaded twice at once (a quick reload)
+    keeps its series until both loads are let go; a request with no version is always counted."""
+    from prometheus_client import generate_latest
+
+    from watchkeeper.serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics()
+
+    def text() -> str:
+        return generate_latest(metrics.registry).decode()
+
+    metrics.version_loaded("m", "1", "sklearn", "production")
+    metrics.version_loaded("m", "1", "sklearn", "production")
+    metrics.child(metrics.requests, "m", "1", "kserve_v1", "200").inc()
+    metrics.version_role("m", "1", "sklearn", "standby")
+    assert 'role="standby"' in text()
+    assert 'role="production"' not in text()
+    metrics.version_unloaded("m", "1")
+    assert 'version="1"' in text()  # one load still held
+    metrics.version_unloaded("m", "1")
+    assert 'version="1"' not in text()
+    metrics.child(metrics.requests, "m", "1", "kserve_v1", "200").inc()
+    metrics.child(metrics.duration, "m", "1", "kserve_v1").observe(0.01)
+    metrics.child(metrics.requests, "m", "", "kserve_v1", "503").inc()
+    assert 'version="1"' not in text()
+    assert (
+        'watchkeeper_requests_total{code="503",model="m",protocol="kserve_v1",version=""}' in text()
+    )
