@@ -121,6 +121,16 @@ def test_version_rows_newest_first_with_lineage_and_gate() -> None:
     assert oldest.lineage[0].href is None  # only http(s) links are followed
 
 
+def test_versions_table_flags_a_version_without_signature() -> None:
+    """A version registered without a signature is tagged on the model page; one with is not."""
+    signed = {"columns": [{"name": "x", "dtype": "float"}]}
+    rows = version_rows([_version(1, "archived"), _version(2, "production", signature=signed)])
+    assert [(r.version, r.validated) for r in rows] == [(2, True), (1, False)]
+    html = Renderer().render("_versions.html", versions=rows, model={"name": "m"}, can_act=False)
+    assert html.count("no signature") == 1
+    assert html.index("no signature") > html.index('id="version-1"')
+
+
 def test_deployment_panel_shows_progress_and_guards() -> None:
     checks = (Check("error_rate", 0.002, 0.01, "ok", "2/1000"),
               Check("latency_p99_ratio", None, 1.5, "waiting", "few requests"))  # fmt: skip
