@@ -328,10 +328,3 @@ def test_a_new_deployment_starts_from_nothing(tmp_path: Path) -> None:
     assert looks.look(_deployment(candidate=3), "conversion", now=now) is None
     later = _deployment(started_at=START + timedelta(minutes=10))
     assert looks.look(later, "conversion", now=now) is None
-
-
-def test_every_reader_of_one_logbook_shares_its_looks(tmp_path: Path) -> None:
-    """The API builds a ``Rollouts`` per request: the per-key state must outlive it."""
-    book = Logbook(str(tmp_path / "logbook"))
-    assert ABLooks.of(book) is ABLooks.of(book)
-    assert ABLooks.of(Logbook(str(tmp_path / "logbook"))) is not ABLooks.of(book)

@@ -15,13 +15,13 @@ no key was routed at random on its own, so it is a unit of its own.
 **Incremental.** :class:`ABLooks` keeps, per deployment, the per-key sums of each arm and the
 predictions still waiting for their outcome; a look reads only the predictions logged and the
 feedback received since the previous look (plus ``overlap``, for rows that reached storage
-late), never the whole logbook. The state is held in memory by the process that looks, on
-its ``Logbook`` object (:meth:`ABLooks.of`: the API and the dashboard build a ``Rollouts``
-per request around the server's one logbook). It is not persisted: a new process (a restart,
-a scheduler failover, a one-off ``watchkeeper deploy status``) rebuilds it with one read since
-the deployment began and is incremental from then on. The always-valid p-value it restarts
-from is computed on all the data, so it is still valid: only the running minimum over earlier
-looks is forgotten, which can only make it larger.
+late), never the whole logbook. The state is held in memory by whoever owns the
+:class:`ABLooks` and hands it to each ``Rollouts`` it builds (the scheduler, the server's
+deployment API and the dashboard each keep one for their life). It is not persisted: a new
+process (a restart, a scheduler failover, a one-off ``watchkeeper deploy status``) rebuilds it
+with one read since the deployment began and is incremental from then on. The always-valid
+p-value it restarts from is computed on all the data, so it is still valid: only the running
+minimum over earlier looks is forgotten, which can only make it larger.
 
 An outcome counts when it is received within ``attribution`` of its prediction; the first one
 received for a row counts (a later correction of an already counted row is ignored).
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -176,11 +175,8 @@ class _State:
 
 
 class ABLooks:
-    """Incremental per-key A/B looks for the deployments of one process (see the module).
-
-    Get it with :meth:`of`: the server and the dashboard build a ``Rollouts`` per request
-    around one long-lived ``Logbook``, so the state lives as long as that logbook.
-    """
+    """Incremental per-key A/B looks for the deployments of one owner (see the module): keep
+    it as long as the owner lives and pass it to every ``Rollouts`` built for a request."""
 
     def __init__(
         self,
@@ -194,15 +190,6 @@ class ABLooks:
         self.attribution = attribution
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()  # API threads may look at once: each row counts once
-
-    @classmethod
-    def of(cls, logbook: Logbook) -> ABLooks:
-        """The looks shared by every reader of ``logbook`` (freed with it)."""
-        with _SHARED_LOCK:
-            looks = _SHARED.get(logbook)
-            if looks is None:
-                looks = _SHARED[logbook] = cls(logbook)
-            return looks
 
     def look(
         self, d: Deployment, metric: str, *, now: datetime, alpha: float = 0.05
@@ -287,10 +274,6 @@ class ABLooks:
             values = rows[state.metric].to_numpy()
             state.arms[arm].update(rows["unit"].combine_chunks(), values)
         return pending.join(matched.select(KEYS), KEYS, join_type="left anti")
-
-
-_SHARED: weakref.WeakKeyDictionary[Logbook, ABLooks] = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
 
 
 def _concat(a: pa.Table | None, b: pa.Table) -> pa.Table | None:

@@ -82,8 +82,10 @@ class Rollouts:
     def __init__(
         self, registry: Registry, *, logbook: Logbook | None = None,
         live: LiveStatsStore | None = None, actor: str | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] | None = None, ab: ABLooks | None = None,
     ) -> None:  # fmt: skip
+        """``ab``: the incremental A/B state to use; a long-lived owner (the server, the
+        dashboard) passes its own so it outlives this object; by default a fresh one."""
         self.registry = registry
         self.clock = clock or (lambda: datetime.now(UTC))
         self.store = DeploymentStore(registry.store, clock=self.clock)
@@ -91,7 +93,7 @@ class Rollouts:
         self.live = live or LiveStatsStore(registry.engine)
         self.actor = actor or registry.actor
         self._classify: dict[tuple[str, int], bool] = {}
-        self._ab = ABLooks.of(logbook) if logbook is not None else None  # per key, incremental
+        self._ab = ab or (ABLooks(logbook) if logbook is not None else None)  # per key
 
     # --- what people do --------------------------------------------------------------------
 

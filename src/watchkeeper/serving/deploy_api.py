@@ -10,6 +10,7 @@ from starlette.routing import Route
 from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
 from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
+from watchkeeper.rollout.ab_units import ABLooks
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.serving.api import field, json_endpoint
@@ -19,9 +20,13 @@ if TYPE_CHECKING:
 
 
 def routes(server: Server) -> list[Route]:
+    looks: list[ABLooks] = []  # one for the server's life: A/B looks stay incremental
+
     def rollouts(registry: Registry) -> Rollouts:
         logbook = server.logbook or Logbook(server.settings.resolved_logbook_url)
-        return Rollouts(registry, logbook=logbook)
+        if not looks:
+            looks.append(ABLooks(logbook))
+        return Rollouts(registry, logbook=logbook, ab=looks[0])
 
     def start(registry: Registry, request: Request, body: dict[str, Any]) -> Any:
         plan_fields = field(body, "plan", dict, default=None) or {}

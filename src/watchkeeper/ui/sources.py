@@ -19,6 +19,7 @@ from watchkeeper.registry import Registry
 from watchkeeper.registry.entities import ModelVersion
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
+from watchkeeper.rollout.ab_units import ABLooks
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.serving.auth import Authenticator
 
@@ -66,12 +67,14 @@ class Sources:
         self.monitoring = MonitoringStore(registry.engine)
         self.live = LiveStatsStore(registry.engine)
         self.logbook = logbook or Logbook(registry.settings.resolved_logbook_url)
+        self.ab = ABLooks(self.logbook)  # A/B looks stay incremental across page views
         self.cache = TTLCache()
         self._profiles: dict[tuple[str, int, str], DatasetProfile | None] = {}
 
     def rollouts(self, registry: Registry | None = None) -> Rollouts:
         """The rollout operations, recording ``registry``'s actor (``registry.acting_as``)."""
-        return Rollouts(registry or self.registry, logbook=self.logbook, live=self.live)
+        return Rollouts(registry or self.registry, logbook=self.logbook, live=self.live,
+                        ab=self.ab)  # fmt: skip
 
     def profile(self, version: ModelVersion) -> DatasetProfile | None:
         """A version's reference profile, hash-checked once and then kept (versions never
