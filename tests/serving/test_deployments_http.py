@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,10 +36,11 @@ class Flaky:
 
 
 class Sluggish:
-    """Takes 5 ms a row: a shadow that falls behind a steady stream of requests."""
+    """Takes 50 ms a row (20 rows a second at most): a shadow that falls behind requests
+    sent concurrently, however slow the machine running the test."""
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        time.sleep(0.005 * len(frame))
+        time.sleep(0.05 * len(frame))
         return np.zeros(len(frame), dtype=int)
 
 
@@ -132,20 +134,23 @@ def test_a_good_shadow_is_logged_beside_production(world: World) -> None:
     d = _shadowing(w, 2, "ok")
     calls = lambda: _metric(w, "watchkeeper_batch_size_rows_count")  # noqa: E731
     copied = lambda: _metric(w, _copies(2, "ok"))  # noqa: E731
-    time.sleep(0.5)  # the copies of the requests above are scored
+    _settle(copied)  # the copies of the requests above are scored
     before_calls, before_copies = calls(), copied()
     rows = w.X.iloc[::4]  # every class
     ids = [w.http.post("/v1/models/iris:predict", json={"instances": [row]})
            .headers["x-request-id"] for row in rows.to_numpy().tolist()]  # fmt: skip
     _wait_for(w, lambda: copied() >= before_copies + len(ids))
-    time.sleep(0.5)  # the logbook flushes every 0.1 s
     # copies are scored together: far fewer model calls than a second one per request
     assert calls() - before_calls < 1.5 * len(ids)
     book = Logbook(w.settings.resolved_logbook_url)
-    now = datetime.now(UTC)
-    shadow = book.read("iris", now - timedelta(minutes=5), now + timedelta(minutes=1),
-                       role="shadow").to_pandas()  # fmt: skip
-    assert set(ids) <= set(shadow["request_id"])
+
+    def logged() -> pd.DataFrame:
+        now = datetime.now(UTC)
+        return book.read("iris", now - timedelta(minutes=5), now + timedelta(minutes=1),
+                         role="shadow").to_pandas()  # fmt: skip
+
+    _wait_for(w, lambda: set(ids) <= set(logged()["request_id"]), 30)  # flushed every 0.1 s
+    shadow = logged()
     assert set(shadow["version"]) == {2}
     # each copy is logged under its own request with the shadow's own answer for its row
     answered = shadow.set_index("request_id").loc[ids, "prediction"].astype(float).tolist()
@@ -158,7 +163,8 @@ def test_a_good_shadow_is_logged_beside_production(world: World) -> None:
 def test_copies_a_busy_shadow_cannot_take_are_dropped_counted_and_reported(world: World) -> None:
     w = world
     d = _shadowing(w, 4, "ok")
-    answers = [_predict(w) for _ in range(300)]  # faster than the shadow's 5 ms a row
+    with ThreadPoolExecutor(8) as pool:  # 8 at a time: far beyond the shadow's 20 rows/s
+        answers = list(pool.map(lambda _: _predict(w), range(300)))
     assert {(r.status_code, r.headers["x-model-version"]) for r in answers} == {(200, "1")}
     count = int(_metric(w, _copies(4, "dropped")))  # counted as the requests were answered
     assert count > 0
@@ -208,6 +214,20 @@ def _copies(version: int, outcome: str) -> str:
     return (
         f'watchkeeper_shadow_requests_total{{model="iris",outcome="{outcome}",version="{version}"'
     )
+
+
+def _settle(value: Callable[[], float], quiet: float = 1.0, timeout: float = 30.0) -> None:
+    """Until ``value`` has not moved for ``quiet`` seconds (work in flight has ended)."""
+    deadline = time.monotonic() + timeout
+    last, since = value(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError(f"still moving after {timeout:g} s")
 
 
 def _shadowing(w: World, version: int, outcome: str) -> Deployment:
