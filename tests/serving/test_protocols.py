@@ -411,7 +411,7 @@ def test_v2_metadata() -> None:
     }
     server = v2.server_metadata()
     assert server["name"] == "watchkeeper"
-    assert server["extensions"] == []
+    assert server["extensions"] == ["binary_tensor_data"]
     assert isinstance(server["version"], str)
 
 

@@ -36,6 +36,7 @@ from watchkeeper.serving.origin import LOOPBACK, OriginGuard
 from watchkeeper.serving.pins import PinPolicy
 from watchkeeper.serving.predict import Answer, Limits, Predictor, error_response
 from watchkeeper.serving.protocols import _json, kserve_v1, mlflow, v2
+from watchkeeper.serving.protocols.wire import Rendered
 from watchkeeper.serving.readiness import StaleView
 from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable
@@ -167,7 +168,7 @@ class Server:
         try:
             deployed = await self._table().resolve(request.path_params["model"])
         except WatchkeeperError as exc:
-            return error_response(exc)
+            return error_response(exc, "kserve_v1")
         return JSONResponse({"name": deployed.name, "version": deployed.number, "ready": True})
 
     # --- MLflow ----------------------------------------------------------------------------
@@ -203,7 +204,7 @@ class Server:
         try:
             deployed = await self._table().resolve(_v2_ref(request))
         except WatchkeeperError as exc:
-            return error_response(exc)
+            return error_response(exc, "v2")
         meta = v2.metadata(
             deployed.name,
             [deployed.number],
@@ -216,7 +217,7 @@ class Server:
         try:
             deployed = await self._table().resolve(_v2_ref(request))
         except WatchkeeperError as exc:
-            return error_response(exc)
+            return error_response(exc, "v2")
         return JSONResponse({"name": deployed.name, "ready": True})
 
     # --- health, metrics, docs ---------------------------------------------------------------
@@ -337,15 +338,20 @@ def _mlflow_render(answer: Answer) -> bytes:
     return mlflow.render(answer.predictions, answer.probabilities)
 
 
-def _v2_parse(body: bytes, content_type: str, deployed: Deployed, max_rows: int) -> ParsedBatch:
-    return v2.parse(body, deployed.model.signature, max_rows=max_rows)
+def _v2_parse(
+    body: bytes, content_type: str, deployed: Deployed, max_rows: int, /, *,
+    header_length: str | None = None,
+) -> ParsedBatch:  # fmt: skip
+    signature = deployed.model.signature
+    return v2.parse(body, signature, max_rows=max_rows, header_length=header_length)
 
 
-def _v2_render(answer: Answer) -> bytes:
+def _v2_render(answer: Answer) -> bytes | Rendered:
     return v2.render(
         model=answer.deployed.name,
         version=answer.deployed.number,
         request_id=answer.parsed.request_id,
         predictions=answer.predictions,
         probabilities=answer.probabilities,
+        binary=answer.parsed.binary_outputs,
     )

@@ -29,6 +29,7 @@ class ParsedBatch:
     records: list[dict[str, Any]] | None = None
     return_probabilities: bool = False
     request_id: str | None = None
+    binary_outputs: frozenset[str] = frozenset()  # v2: outputs to answer as binary tensor data
 
     def __post_init__(self) -> None:
         given = sum(x is not None for x in (self.columns, self.rows, self.records))

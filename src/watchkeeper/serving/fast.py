@@ -7,16 +7,37 @@ falls through to the Starlette app, composed exactly as Starlette composes its o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from watchkeeper.errors import ModelNotFound, PayloadTooLarge, WatchkeeperError
+from watchkeeper.errors import (
+    Detail,
+    ModelNotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    WatchkeeperError,
+)
+from watchkeeper.serving.batch import ParsedBatch
 from watchkeeper.serving.predict import JSON, Parse, Predictor, Render, Reply
-from watchkeeper.serving.protocols import _json
+from watchkeeper.serving.protocols import wire
+from watchkeeper.serving.table import Deployed
 
-Route = tuple[str, str, Parse, Render]  # model reference, protocol, parse, render
+# model reference (None: the /invocations model, looked up per request), protocol, parse, render
+Route = tuple[str | None, str, Parse, Render]
 Authorize = Callable[[str | None], Awaitable[WatchkeeperError | None]]  # Authorization header
+_IDENTITY = ("", "identity")
+
+
+class V2Parse(Protocol):
+    """A v2 parse, told the ``Inference-Header-Content-Length`` header (binary tensor data)."""
+
+    def __call__(
+        self, body: bytes, content_type: str, deployed: Deployed, max_rows: int, /, *,
+        header_length: str | None = None,
+    ) -> ParsedBatch: ...  # fmt: skip
 
 
 class PredictionRoutes:
@@ -27,7 +48,7 @@ class PredictionRoutes:
         *,
         v1: tuple[Parse, Render],
         mlflow: tuple[Parse, Render],
-        v2: tuple[Parse, Render],
+        v2: tuple[V2Parse, Render],
         mlflow_model: Callable[[], str],
         authorize: Authorize | None = None,
     ) -> None:
@@ -39,13 +60,7 @@ class PredictionRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            try:
-                route = self._match(scope["path"])
-            except WatchkeeperError as exc:
-                await _send(
-                    send, Reply(exc.http_status, _json.error_body(exc), [(b"content-type", JSON)])
-                )
-                return
+            route = self._match(scope["path"])
             if route is not None:
                 await self._predict(scope, receive, send, route)
                 return
@@ -57,7 +72,7 @@ class PredictionRoutes:
             if model and "/" not in model:
                 return (model, "kserve_v1", *self.v1)
         elif path == "/invocations":
-            return (self.mlflow_model(), "mlflow", *self.mlflow)
+            return (None, "mlflow", *self.mlflow)
         elif path.startswith("/v2/models/") and path.endswith("/infer"):
             parts = path[len("/v2/models/") : -len("/infer")].split("/")
             if len(parts) == 1 and parts[0]:
@@ -70,6 +85,7 @@ class PredictionRoutes:
         model, protocol, parse, render = route
         content_type, request_id, length, routing_key = "application/json", None, None, None
         authorization: str | None = None
+        encoding, header_length = "", None
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value.decode("latin-1")
@@ -81,14 +97,28 @@ class PredictionRoutes:
                 routing_key = value.decode("latin-1")[:256]
             elif key == b"authorization":
                 authorization = value.decode("latin-1")
-        if self.authorize is not None:
-            refused = await self.authorize(authorization)
+            elif key == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+            elif key == b"inference-header-content-length" and protocol == "v2":
+                header_length = value.decode("latin-1")
+        refused = await self.authorize(authorization) if self.authorize is not None else None
+        try:
             if refused is not None:
-                await _send(send, Reply(refused.http_status, _json.error_body(refused),
-                                        [(b"content-type", JSON)]))  # fmt: skip
-                return
+                raise refused
+            if model is None:
+                model = self.mlflow_model()
+        except WatchkeeperError as exc:
+            await _send(send, _error(exc, protocol))
+            return
+        if header_length is not None:
+            parse = functools.partial(self.v2[0], header_length=header_length)
 
         async def read_body(limit: int) -> bytes:
+            if encoding not in _IDENTITY:
+                raise UnsupportedMediaType(
+                    f"Content-Encoding {encoding!r} is not supported; send the body uncompressed",
+                    details=[Detail("content-encoding", "unsupported")],
+                )
             if length is not None and length.isdigit() and int(length) > limit:
                 raise PayloadTooLarge(
                     f"request body of {int(length)} bytes is over the {limit}-byte limit"
@@ -117,6 +147,11 @@ class PredictionRoutes:
             routing_key=routing_key,
         )
         await _send(send, reply)
+
+
+def _error(exc: WatchkeeperError, protocol: str) -> Reply:
+    status, body = wire.error_body(exc, protocol)
+    return Reply(status, body, [(b"content-type", JSON)])
 
 
 async def _send(send: Send, reply: Reply) -> None:

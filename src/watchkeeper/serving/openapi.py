@@ -7,7 +7,18 @@ from typing import Any
 
 from watchkeeper import __version__
 
-_ERROR = {
+_DETAILS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "row": {"type": "integer"},
+            "field": {"type": "string"},
+            "problem": {"type": "string"},
+        },
+    },
+}
+_ERROR = {  # the management API's errors
     "type": "object",
     "required": ["error"],
     "properties": {
@@ -17,19 +28,25 @@ _ERROR = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "details": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "row": {"type": "integer"},
-                            "field": {"type": "string"},
-                            "problem": {"type": "string"},
-                        },
-                    },
-                },
+                "details": _DETAILS,
             },
         }
+    },
+}
+_TENSOR_ERROR = {  # KServe V1 and Open Inference Protocol v2
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "code": {"type": "string"}, "details": _DETAILS},
+}
+_MLFLOW_ERROR = {
+    "type": "object",
+    "required": ["error_code", "message"],
+    "properties": {
+        "error_code": {"type": "string"},
+        "message": {"type": "string"},
+        "error_class": {"type": "string"},
+        "code": {"type": "string"},
+        "details": _DETAILS,
     },
 }
 _ROW = {"oneOf": [{"type": "object"}, {"type": "array"}, {"type": ["number", "string", "boolean"]}]}
@@ -62,14 +79,15 @@ _MLFLOW_REQUEST = {
         "params": {"type": "object"},
     },
 }
-_TENSOR = {
+_TENSOR = {  # "data", or "parameters": {"binary_data_size": N} (binary tensor data extension)
     "type": "object",
-    "required": ["name", "shape", "datatype", "data"],
+    "required": ["name", "shape", "datatype"],
     "properties": {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer"}},
         "datatype": {"type": "string"},
         "data": {"type": "array"},
+        "parameters": {"type": "object"},
     },
 }
 _V2_REQUEST = {
@@ -106,13 +124,21 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "error", **_json_body(_ERROR)} for c in codes}
+def _errors(*codes: int, shape: dict[str, Any] = _ERROR) -> dict[str, Any]:
+    return {str(c): {"description": "error", **_json_body(shape)} for c in codes}
+
+
+def _shape(tag: str) -> dict[str, Any]:
+    """The error shape of the routes of ``tag`` (see ``protocols/wire.py``)."""
+    if tag == "MLflow":
+        return _MLFLOW_ERROR
+    return _TENSOR_ERROR if tag in ("KServe V1", "Open Inference Protocol v2") else _ERROR
 
 
 def _post(
     summary: str, request: dict[str, Any], response: dict[str, Any], params: list[Any], *, tag: str
 ) -> dict[str, Any]:
+    shape = _shape(tag)
     return {
         "post": {
             "summary": summary,
@@ -121,7 +147,7 @@ def _post(
             "requestBody": {"required": True, **_json_body(request)},
             "responses": {
                 "200": {"description": "predictions", **_json_body(response)},
-                **_errors(400, 404, 413, 415, 422, 503),
+                **_errors(400, 404, 413, 415, 422, 500, 503, 504, shape=shape),
             },
         }
     }
@@ -133,7 +159,7 @@ def _get(summary: str, params: list[Any] | None = None, *, tag: str) -> dict[str
             "summary": summary,
             "tags": [tag],
             "parameters": params or [],
-            "responses": {"200": {"description": "ok"}, **_errors(404, 503)},
+            "responses": {"200": {"description": "ok"}, **_errors(404, 503, shape=_shape(tag))},
         }
     }
 
@@ -182,7 +208,9 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "watchkeeper", "version": __version__},
         "paths": paths,
-        "components": {"schemas": {"Error": _ERROR}},
+        "components": {
+            "schemas": {"Error": _ERROR, "TensorError": _TENSOR_ERROR, "MLflowError": _MLFLOW_ERROR}
+        },
     }
 
 

@@ -36,7 +36,7 @@ from watchkeeper.logbook import Logbook, PredictionBatch
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
-from watchkeeper.serving.protocols import _json
+from watchkeeper.serving.protocols import wire
 from watchkeeper.serving.routing import to_candidate
 from watchkeeper.serving.shadow import Copy, ShadowCopier, ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable, Route
@@ -44,7 +44,7 @@ from watchkeeper.serving.table import Deployed, ModelTable, Route
 log = logging.getLogger("watchkeeper.serving")
 
 Parse = Callable[[bytes, str, Deployed, int], ParsedBatch]  # body, content type, version, rows
-Render = Callable[["Answer"], bytes]
+Render = Callable[["Answer"], "bytes | wire.Rendered"]
 ReadBody = Callable[[int], Awaitable[bytes]]  # reads the body, refusing more than N bytes
 JSON = b"application/json"
 OTHER = "<other>"  # the field label of an input problem about a field the signature lacks
@@ -165,20 +165,18 @@ class Predictor:
         headers = [(b"content-type", JSON), (b"x-request-id", call.request_id.encode())]
         try:
             answer = await self._answer(call, parse, read_body, content_type)
-            out = render(answer)
+            out, headers = wire.unpack(render(answer), headers)
         except PredictionTimeout as exc:
-            status = exc.http_status
             log.error("%s, request id %s: %s", model, call.request_id, exc.message)
-            out = _json.error_body(exc)
+            status, out = wire.error_body(exc, protocol)
         except PredictionFailed as exc:
-            status, out = 500, self._failed(call, exc, "the model")
+            status, out = wire.error_body(self._failed(call, exc, "the model"), protocol)
         except WatchkeeperError as exc:
-            status = exc.http_status
             if isinstance(exc, SchemaError) and call.deployed is not None:
                 self._count_problems(call.deployed, exc)
-            out = _json.error_body(exc)
+            status, out = wire.error_body(exc, protocol)
         except Exception as exc:  # our own fault, never the client's
-            status, out = 500, self._failed(call, exc, "the server")
+            status, out = wire.error_body(self._failed(call, exc, "the server"), protocol)
         else:
             headers.append((b"x-model-version", call.version.encode()))
             self._record(call, answer)
@@ -249,13 +247,13 @@ class Predictor:
             return await asyncio.to_thread(parse, body, content_type, deployed, max_rows)
         return parse(body, content_type, deployed, max_rows)
 
-    def _failed(self, call: _Call, exc: Exception, who: str) -> bytes:
-        """A 500's body: the request id, never the exception's text, which goes to the log."""
+    def _failed(self, call: _Call, exc: Exception, who: str) -> PredictionFailed:
+        """A 500: the request id, never the exception's text, which goes to the log."""
         log.error("prediction failed for %s, request id %s", call.model, call.request_id,
                   exc_info=exc)  # fmt: skip
-        return _json.error_body(PredictionFailed(
+        return PredictionFailed(
             f"{who} failed on this request; see the server log, request id {call.request_id}"
-        ))  # fmt: skip
+        )
 
     def _record(self, call: _Call, answer: Answer) -> None:
         """After the answer: counters, live statistics, the logbook and the shadow copy. A
@@ -389,7 +387,7 @@ def unvalidated(parsed: ParsedBatch, max_rows: int) -> ValidatedBatch:
     return ValidatedBatch(data=data, n_rows=len(data), findings={})
 
 
-def error_response(exc: WatchkeeperError) -> Response:
-    return Response(
-        _json.error_body(exc), status_code=exc.http_status, media_type="application/json"
-    )
+def error_response(exc: WatchkeeperError, protocol: str = "api") -> Response:
+    """``exc`` in the error shape of ``protocol`` (see ``protocols/wire.py``)."""
+    status, body = wire.error_body(exc, protocol)
+    return Response(body, status_code=status, media_type="application/json")

@@ -4,8 +4,9 @@ A request carries either one tensor per input column (shape ``[n]`` or ``[n, 1]`
 the signature by name) or a single ``[n, k]`` tensor holding the whole table in signature column
 order (any name, unless it is ``[n, 1]`` and named after a column). ``data`` may be flat
 (row-major) or nested. Request ``outputs`` naming ``probabilities``, or a request parameter
-``return_probabilities: true``, asks for probabilities. Nulls are accepted in any tensor (for
-nullable columns); element types must agree with the declared datatype.
+``return_probabilities: true``, asks for probabilities; ``predictions`` always come back. Nulls
+are accepted in any tensor (for nullable columns); element types must agree with the declared
+datatype. Tensors may also travel as binary data, both ways (``v2_binary.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from watchkeeper.errors import Detail, MalformedRequest, PayloadTooLarge
 from watchkeeper.models.signature import Signature
 from watchkeeper.serving._convert import BOOL_TYPES, NULL, NUMBER_TYPES, TEXT_TYPES, describe
 from watchkeeper.serving.batch import ParsedBatch
-from watchkeeper.serving.protocols._bounds import check_json
+from watchkeeper.serving.protocols import v2_binary
+from watchkeeper.serving.protocols._bounds import check_json, max_values
 from watchkeeper.serving.protocols._json import dumps, loads
+from watchkeeper.serving.protocols.wire import Rendered
 
 _INTEGER_TYPES: frozenset[type] = frozenset({int, NULL})
 DATATYPES: dict[str, frozenset[type]] = {
@@ -45,16 +48,25 @@ _DATATYPE_BYTES = {"BOOL": 1, "BYTES": 8, **{f"{s}INT{b}": b // 8 for s in ("", 
 _MAX_DIM = 2**31 - 1
 
 
-def parse(body: bytes, signature: Signature | None, *, max_rows: int = 10_000) -> ParsedBatch:
+def parse(
+    body: bytes,
+    signature: Signature | None,
+    *,
+    max_rows: int = 10_000,
+    header_length: str | None = None,
+) -> ParsedBatch:
     """The rows of an inference request; ``request_id`` is the request's ``id``.
 
-    Declared shapes are checked before anything is allocated from them: one or two dimensions,
-    each a non-negative integer, at most ``max_rows`` rows (413 beyond), and as many values as
-    the data holds.
+    ``header_length`` is the request's ``Inference-Header-Content-Length`` header: when given,
+    the body is a JSON part of that many bytes followed by binary tensor data. Declared shapes
+    are checked before anything is allocated from them: one or two dimensions, each a
+    non-negative integer, at most ``max_rows`` rows (413 beyond), and as many values as the data
+    holds.
     """
     names = signature.names if signature is not None else None
-    check_json(body, max_rows, len(names) if names else None)
-    obj = loads(body)
+    header, binary = v2_binary.split(body, header_length)
+    check_json(header, max_rows, len(names) if names else None)
+    obj = loads(header)
     if not isinstance(obj, dict):
         raise MalformedRequest('an inference request is a JSON object with "inputs"')
     request_id = obj.get("id")
@@ -66,23 +78,32 @@ def parse(body: bytes, signature: Signature | None, *, max_rows: int = 10_000) -
             '"inputs" must be a non-empty list of tensors',
             details=[Detail("inputs", "missing" if inputs is None else "expected_tensors")],
         )
-    tensors = [_tensor(item, index, max_rows) for index, item in enumerate(inputs)]
-    flag = _wants_probabilities(obj)
+    blob = v2_binary.Blob(binary, max_values=max_values(max_rows, len(names) if names else None))
+    tensors = [_tensor(item, index, max_rows, blob) for index, item in enumerate(inputs)]
+    blob.finish()
+    flag, binary_outputs = _outputs_asked(obj)
     name, shape, data = tensors[0]
+    rows, columns = None, None
     if len(tensors) == 1 and len(shape) == 2 and (shape[1] != 1 or not names or name not in names):
         width = shape[1]
         rows = [data[i * width : (i + 1) * width] for i in range(shape[0])]
-        return ParsedBatch(rows=rows, return_probabilities=flag, request_id=request_id)
-    return ParsedBatch(columns=_columns(tensors), return_probabilities=flag, request_id=request_id)
+    else:
+        columns = _columns(tensors)
+    return ParsedBatch(rows=rows, columns=columns, return_probabilities=flag,
+                       request_id=request_id, binary_outputs=binary_outputs)  # fmt: skip
 
 
-def _tensor(item: Any, index: int, max_rows: int) -> tuple[str, list[int], list[Any]]:
+def _tensor(
+    item: Any, index: int, max_rows: int, blob: v2_binary.Blob
+) -> tuple[str, list[int], list[Any]]:
     where = f"inputs[{index}]"
     if not isinstance(item, dict):
         raise MalformedRequest(
             f"{where} must be a tensor object", details=[Detail(where, "not_an_object")]
         )
-    absent = [key for key in ("name", "shape", "datatype", "data") if key not in item]
+    size = _binary_size(item, where)
+    required = ["name", "shape", "datatype"] + (["data"] if size is None else [])
+    absent = [key for key in required if key not in item]
     if absent:
         raise MalformedRequest(
             f"{where} lacks {', '.join(absent)}",
@@ -100,9 +121,30 @@ def _tensor(item: Any, index: int, max_rows: int) -> tuple[str, list[int], list[
             details=[Detail(name, "unknown_datatype")],
         )
     _check_shape(name, shape, datatype, max_rows)
+    if size is not None:
+        return name, shape, blob.take(name, shape, datatype, size)
     data = _flatten(item["data"], name)
     _check_data(name, shape, datatype, data)
     return name, shape, data
+
+
+def _binary_size(item: dict[str, Any], where: str) -> object | None:
+    """The tensor's ``binary_data_size`` parameter; a tensor with one has no ``data``."""
+    parameters = item.get("parameters")
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise MalformedRequest(
+            f"{where}.parameters must be an object",
+            details=[Detail(f"{where}.parameters", "bad")],
+        )
+    size = parameters.get("binary_data_size")
+    if size is not None and "data" in item:
+        raise MalformedRequest(
+            f"{where} has both data and a binary_data_size; send one",
+            details=[Detail(f"{where}.data", "conflict")],
+        )
+    return size
 
 
 def _check_shape(name: str, shape: Any, datatype: str, max_rows: int) -> None:
@@ -185,7 +227,12 @@ def _columns(tensors: list[tuple[str, list[int], list[Any]]]) -> dict[str, list[
     return columns
 
 
-def _wants_probabilities(obj: dict[str, Any]) -> bool:
+OUTPUTS = ("predictions", "probabilities")
+
+
+def _outputs_asked(obj: dict[str, Any]) -> tuple[bool, frozenset[str]]:
+    """Whether probabilities are asked for, and which outputs are to come back as binary data:
+    each requested output's ``binary_data``, else the request's ``binary_data_output``."""
     outputs = obj.get("outputs")
     if outputs is not None and (
         type(outputs) is not list
@@ -195,13 +242,38 @@ def _wants_probabilities(obj: dict[str, Any]) -> bool:
             '"outputs" must be a list of objects with a "name"',
             details=[Detail("outputs", "bad_outputs")],
         )
+    parameters = _parameters(obj, "parameters")
+    binary = set(OUTPUTS) if _flag(parameters, "binary_data_output", "parameters") else set()
+    for index, output in enumerate(outputs or ()):
+        name = output["name"]
+        if name not in OUTPUTS:
+            raise MalformedRequest(
+                f"output {name!r} is not one of this model's outputs ({', '.join(OUTPUTS)})",
+                details=[Detail(f"outputs[{index}].name", "unknown_output")],
+            )
+        where = f"outputs[{index}].parameters"
+        wanted = _flag(_parameters(output, where), "binary_data", where)
+        if wanted is not None:
+            (binary.add if wanted else binary.discard)(name)
+    asked = any(o["name"] == "probabilities" for o in outputs or ())
+    return asked or parameters.get("return_probabilities") is True, frozenset(binary)
+
+
+def _parameters(obj: dict[str, Any], where: str) -> dict[str, Any]:
     parameters = obj.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
+        raise MalformedRequest(f'"{where}" must be an object', details=[Detail(where, "bad")])
+    return parameters or {}
+
+
+def _flag(parameters: dict[str, Any], key: str, where: str) -> bool | None:
+    value = parameters.get(key)
+    if value is not None and not isinstance(value, bool):
         raise MalformedRequest(
-            '"parameters" must be an object', details=[Detail("parameters", "bad")]
+            f'"{where}.{key}" must be true or false',
+            details=[Detail(f"{where}.{key}", "expected_bool")],
         )
-    asked = any(o["name"] == "probabilities" for o in outputs or ())
-    return asked or (parameters or {}).get("return_probabilities") is True
+    return value
 
 
 def render(
@@ -211,8 +283,11 @@ def render(
     request_id: str | None,
     predictions: Any,
     probabilities: Any = None,
-) -> bytes:
-    """The inference response; ``id`` only when the request had one."""
+    binary: frozenset[str] = frozenset(),
+) -> bytes | Rendered:
+    """The inference response; ``id`` only when the request had one. The outputs named in
+    ``binary`` come as binary tensor data after the JSON part, whose length is then given by
+    an ``Inference-Header-Content-Length`` header."""
     out: dict[str, Any] = {"model_name": model, "model_version": str(version)}
     if request_id is not None:
         out["id"] = request_id
@@ -220,7 +295,19 @@ def render(
     if probabilities is not None:
         outputs.append(_output("probabilities", np.asarray(probabilities, dtype=np.float64)))
     out["outputs"] = outputs
-    return dumps(out)
+    chunks = []
+    for output in outputs:
+        if output["name"] in binary:
+            chunks.append(v2_binary.encode(output.pop("data"), output["datatype"]))
+            output["parameters"] = {"binary_data_size": len(chunks[-1])}
+    if not chunks:
+        return dumps(out)
+    header = dumps(out)
+    return Rendered(
+        header + b"".join(chunks),
+        [(b"content-type", b"application/octet-stream"),
+         (v2_binary.HEADER.lower().encode(), str(len(header)).encode())],
+    )  # fmt: skip
 
 
 def _output(name: str, values: Any) -> dict[str, Any]:
@@ -276,7 +363,7 @@ def metadata(
 
 
 def server_metadata() -> dict[str, Any]:
-    """``GET /v2``: the server's name, version and protocol extensions (none)."""
+    """``GET /v2``: the server's name, version and protocol extensions."""
     from watchkeeper import __version__  # late: the package root imports the layers below
 
-    return {"name": "watchkeeper", "version": __version__, "extensions": []}
+    return {"name": "watchkeeper", "version": __version__, "extensions": ["binary_tensor_data"]}
