@@ -55,8 +55,9 @@ def test_one_scheduler_acts_and_runs_monitors_on_their_interval(tmp_path: Path) 
 
 
 def test_shutdown_lets_the_round_in_progress_finish(tmp_path: Path, monkeypatch) -> None:
-    """A server's lifespan ends with ``shutdown``: a round still inside a monitor check must
-    end before the interpreter does (a daemon thread left in native code aborts the process)."""
+    """``watchkeeper scheduler`` (and the demo) end with ``shutdown``: a round still inside a
+    monitor check must end before the interpreter does (a daemon thread left in native code
+    aborts the process)."""
     scheduler = Scheduler(Settings(home=tmp_path), SchedulerOptions(interval=0.01, lease_ttl=5))
     entered, finished = threading.Event(), threading.Event()
 
