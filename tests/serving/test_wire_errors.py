@@ -5,6 +5,7 @@ fault never shows its exception text. Against a real ``watchkeeper serve`` proce
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,13 +55,17 @@ def test_kserve_v1_errors(wire: Wire) -> None:
 
 
 def test_open_inference_errors(wire: Wire) -> None:
-    """Promise: v2 routes answer ``{"error": "<message>"}``, inference and metadata alike."""
+    """Promise: v2 routes answer ``{"error": "<message>"}``, inference and metadata alike; a
+    compressed body is refused (415), not misread."""
     url = f"{wire.url}/v2/models"
     body = tensor_error(httpx.post(f"{url}/iris/infer", json={"inputs": [{"name": "x"}]}), 400,
                         "malformed_request")  # fmt: skip
     assert "lacks shape, datatype, data" in body["error"]
     tensor_error(httpx.get(f"{url}/nope"), 404, "model_not_found")
     tensor_error(httpx.get(f"{url}/nope/ready"), 404, "model_not_found")
+    gz = httpx.post(f"{url}/iris/infer", content=gzip.compress(b"{}"),
+                    headers={"content-encoding": "gzip"})  # fmt: skip
+    assert "uncompressed" in tensor_error(gz, 415, "unsupported_media_type")["error"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -83,25 +84,9 @@ class PredictionRoutes:
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         model, protocol, parse, render = route
-        content_type, request_id, length, routing_key = "application/json", None, None, None
-        authorization: str | None = None
-        encoding, header_length = "", None
-        for key, value in scope["headers"]:
-            if key == b"content-type":
-                content_type = value.decode("latin-1")
-            elif key == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
-            elif key == b"content-length":
-                length = value
-            elif key == b"x-routing-key":
-                routing_key = value.decode("latin-1")[:256]
-            elif key == b"authorization":
-                authorization = value.decode("latin-1")
-            elif key == b"content-encoding":
-                encoding = value.decode("latin-1").strip().lower()
-            elif key == b"inference-header-content-length" and protocol == "v2":
-                header_length = value.decode("latin-1")
-        refused = await self.authorize(authorization) if self.authorize is not None else None
+        head = _Head.of(scope["headers"])
+        authorize = self.authorize  # None: predictions need no token
+        refused = await authorize(head.authorization) if authorize is not None else None
         try:
             if refused is not None:
                 raise refused
@@ -110,43 +95,77 @@ class PredictionRoutes:
         except WatchkeeperError as exc:
             await _send(send, _error(exc, protocol))
             return
-        if header_length is not None:
-            parse = functools.partial(self.v2[0], header_length=header_length)
-
-        async def read_body(limit: int) -> bytes:
-            if encoding not in _IDENTITY:
-                raise UnsupportedMediaType(
-                    f"Content-Encoding {encoding!r} is not supported; send the body uncompressed",
-                    details=[Detail("content-encoding", "unsupported")],
-                )
-            if length is not None and length.isdigit() and int(length) > limit:
-                raise PayloadTooLarge(
-                    f"request body of {int(length)} bytes is over the {limit}-byte limit"
-                )
-            chunks: list[bytes] = []
-            size = 0
-            more = True
-            while more:
-                message = await receive()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-                chunks.append(chunk)
-                more = message.get("more_body", False)
-            return b"".join(chunks)
-
+        if head.header_length is not None and protocol == "v2":
+            parse = functools.partial(self.v2[0], header_length=head.header_length)
         reply = await self.predictor().handle(
             model=model,
             protocol=protocol,
             parse=parse,
             render=render,
-            read_body=read_body,
-            content_type=content_type,
-            request_id=request_id,
-            routing_key=routing_key,
+            read_body=functools.partial(_read_body, receive, head),
+            content_type=head.content_type,
+            request_id=head.request_id,
+            routing_key=head.routing_key,
         )
         await _send(send, reply)
+
+
+@dataclass(slots=True)
+class _Head:
+    """What a prediction route reads from the request's headers."""
+
+    content_type: str = "application/json"
+    request_id: str | None = None
+    length: bytes | None = None
+    routing_key: str | None = None
+    authorization: str | None = None
+    encoding: str = ""
+    header_length: str | None = None  # Inference-Header-Content-Length (v2 binary tensor data)
+
+    @classmethod
+    def of(cls, headers: list[tuple[bytes, bytes]]) -> _Head:
+        head = cls()
+        for key, value in headers:
+            if key == b"content-type":
+                head.content_type = value.decode("latin-1")
+            elif key == b"x-request-id":
+                head.request_id = value.decode("latin-1")[:128]
+            elif key == b"content-length":
+                head.length = value
+            elif key == b"x-routing-key":
+                head.routing_key = value.decode("latin-1")[:256]
+            elif key == b"authorization":
+                head.authorization = value.decode("latin-1")
+            elif key == b"content-encoding":
+                head.encoding = value.decode("latin-1").strip().lower()
+            elif key == b"inference-header-content-length":
+                head.header_length = value.decode("latin-1")
+        return head
+
+
+async def _read_body(receive: Receive, head: _Head, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it is over ``limit`` bytes: by its
+    Content-Length before reading anything, else while it streams in."""
+    if head.encoding not in _IDENTITY:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {head.encoding!r} is not supported; send the body uncompressed",
+            details=[Detail("content-encoding", "unsupported")],
+        )
+    length = head.length
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body of {int(length)} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 def _error(exc: WatchkeeperError, protocol: str) -> Reply:

@@ -64,21 +64,11 @@ def parse(
     holds.
     """
     names = signature.names if signature is not None else None
+    width = len(names) if names else None
     header, binary = v2_binary.split(body, header_length)
-    check_json(header, max_rows, len(names) if names else None)
-    obj = loads(header)
-    if not isinstance(obj, dict):
-        raise MalformedRequest('an inference request is a JSON object with "inputs"')
-    request_id = obj.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise MalformedRequest('"id" must be a string', details=[Detail("id", "expected_string")])
-    inputs = obj.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise MalformedRequest(
-            '"inputs" must be a non-empty list of tensors',
-            details=[Detail("inputs", "missing" if inputs is None else "expected_tensors")],
-        )
-    blob = v2_binary.Blob(binary, max_values=max_values(max_rows, len(names) if names else None))
+    check_json(header, max_rows, width)
+    obj, request_id, inputs = _request(loads(header))
+    blob = v2_binary.Blob(binary, max_values=max_values(max_rows, width))
     tensors = [_tensor(item, index, max_rows, blob) for index, item in enumerate(inputs)]
     blob.finish()
     flag, binary_outputs = _outputs_asked(obj)
@@ -91,6 +81,22 @@ def parse(
         columns = _columns(tensors)
     return ParsedBatch(rows=rows, columns=columns, return_probabilities=flag,
                        request_id=request_id, binary_outputs=binary_outputs)  # fmt: skip
+
+
+def _request(obj: Any) -> tuple[dict[str, Any], str | None, list[Any]]:
+    """The request object, its ``id`` and its ``inputs``."""
+    if not isinstance(obj, dict):
+        raise MalformedRequest('an inference request is a JSON object with "inputs"')
+    request_id = obj.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise MalformedRequest('"id" must be a string', details=[Detail("id", "expected_string")])
+    inputs = obj.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise MalformedRequest(
+            '"inputs" must be a non-empty list of tensors',
+            details=[Detail("inputs", "missing" if inputs is None else "expected_tensors")],
+        )
+    return obj, request_id, inputs
 
 
 def _tensor(
