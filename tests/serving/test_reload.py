@@ -145,7 +145,7 @@ def test_a_promoted_version_that_cannot_load_leaves_the_old_one_serving_and_read
             while time.monotonic() < deadline and httpx.get(f"{url}/readyz").json()["problems"]:
                 time.sleep(0.05)
             assert httpx.get(f"{url}/readyz").json() == {
-                "ready": True, "models": {"iris": "2"}, "problems": []
+                "ready": True, "status": "ready", "models": {"iris": "2"}, "problems": []
             }  # fmt: skip
         finally:
             server.should_exit = True

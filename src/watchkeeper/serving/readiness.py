@@ -5,9 +5,9 @@ not loaded, the model table not started, a background task stopped for good). It
 when it answers correctly from what it has loaded but something behind it is wrong: its view of
 the registry is stale because the metadata database cannot be read. Degraded answers 200, so a
 database outage, which every replica sees at once, never takes the whole service out of the
-load balancer; the reason and the view's age are in the body. ``serve --stale-view unready`` turns a stale view
-into not ready instead, for fleets where one replica cut off from the database should leave
-(a rollback could not reach it) and the others can carry the traffic.
+load balancer; the reason and the view's age are in the body. ``serve --stale-view unready``
+turns a stale view into not ready instead, for fleets where one replica cut off from the
+database should leave (a rollback could not reach it) and the others can carry the traffic.
 """
 
 from __future__ import annotations

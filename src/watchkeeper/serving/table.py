@@ -37,111 +37,34 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import numpy as np
 
 from watchkeeper.errors import (
     ModelNotFound,
     ModelNotReady,
     NotFound,
-    UnreadableModel,
     WatchkeeperError,
 )
-from watchkeeper.models import LoadedModel
-from watchkeeper.models.signature import ColumnSpec
-from watchkeeper.monitoring.profile import DatasetProfile
 from watchkeeper.registry import ModelRef, ModelVersion, Registry
 from watchkeeper.registry.deployments import Deployment
-from watchkeeper.serving.batch import ParsedBatch
-from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher, Outputs
+from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher
+from watchkeeper.serving.deployed import Deployed, Problem, Route, TableState
 from watchkeeper.serving.live import replica_id
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.pins import PinnedVersions, PinPolicy
 from watchkeeper.serving.readiness import Readiness, StaleView, stale_reason
 from watchkeeper.serving.validation import ValidationPolicy, Validator
+from watchkeeper.serving.warmup import predict_fn, warm
 
 log = logging.getLogger("watchkeeper.serving")
+__all__ = ["Deployed", "ModelTable", "Route"]  # Deployed, Route: from deployed.py
 CpuObserver = Callable[[str, int, float], None]  # model, version, CPU seconds
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds before a failed production load is tried again
 WATCH_BACKOFF_MAX = 2.0  # seconds between watcher rounds at most, while they fail
 STALE_MIN, STALE_POLLS = 5.0, 20  # the registry view is stale after max(5 s, 20 polls)
 LOAD_ALLOWANCE = 300.0  # extra staleness tolerated while the watcher loads a version
 Check = Callable[[], str | None]  # another task's health: None, or why the replica is not ready
-
-
-@dataclass
-class Deployed:
-    """One loaded version, ready to answer."""
-
-    version: ModelVersion
-    model: LoadedModel
-    validator: Validator | None
-    batcher: MicroBatcher
-    profile: DatasetProfile | None = None
-    class_names: list[str] | None = None
-    role: str = "production"  # the role it was loaded for (its model_info label)
-    last_used: float = 0.0  # time.monotonic() when a request last picked it
-
-    @property
-    def name(self) -> str:
-        return self.version.name
-
-    @property
-    def number(self) -> str:
-        return str(self.version.version)
-
-
-@dataclass(frozen=True)
-class Route:
-    """A model's deployment as this replica applies it: the candidate beside production."""
-
-    mode: str  # shadow | canary | bluegreen | ab
-    candidate: Deployed
-    share: float  # answered share (canary, ab, bluegreen) or copied share (shadow)
-    routing_field: str | None = None
-    same_signature: bool = False  # the candidate takes production's validated batch as it is
-
-    @property
-    def answers(self) -> bool:
-        """Whether the candidate answers some requests (a shadow only receives copies)."""
-        return self.mode != "shadow" and self.share > 0
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why one version of a model (in one role) is not loaded here."""
-
-    model: str
-    role: str  # production | candidate | standby
-    version: int
-    error: str
-
-    @property
-    def text(self) -> str:
-        return f"{self.role} version {self.version} failed to load: {self.error}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "role": self.role, "version": self.version,
-                "reason": self.text}  # fmt: skip
-
-
-@dataclass
-class TableState:
-    live: dict[str, Deployed] = field(default_factory=dict)
-    routes: dict[str, Route] = field(default_factory=dict)
-    pool: dict[tuple[str, int], Deployed] = field(default_factory=dict)  # loaded, by version
-    standby_until: dict[str, datetime] = field(default_factory=dict)
-    loading: dict[tuple[str, int], asyncio.Task[Deployed]] = field(default_factory=dict)
-    ref_cache: dict[str, int] = field(default_factory=dict)  # "name@latest" -> version
-    ref_epoch: dict[str, int] = field(default_factory=dict)  # bumped when name's refs move
-    revisions: dict[str, int] = field(default_factory=dict)
-    problems: dict[tuple[str, str], Problem] = field(default_factory=dict)  # (model, role)
-    production: dict[str, int] = field(default_factory=dict)  # tried to load: must be served
-    retry: dict[str, tuple[float, float]] = field(default_factory=dict)  # (due, delay) seconds
-    reported: dict[str, tuple[int, int]] = field(default_factory=dict)  # (revision, candidate)
 
 
 class ModelTable:
@@ -536,11 +459,11 @@ class ModelTable:
         validator = Validator(signature, self.validation) if signature is not None else None
         if signature is None:
             log.warning("%s has no signature: requests reach it unvalidated", version.ref)
-        await asyncio.to_thread(_warm, model, validator)
+        await asyncio.to_thread(warm, model, validator)
         name, number = version.name, str(version.version)
         self.metrics.version_loaded(name, number, model.flavor, role)  # before its series
         batcher = MicroBatcher(
-            _predict_fn(model, self._cpu_observer(version)),
+            predict_fn(model, self._cpu_observer(version)),
             policy=self.batching,
             on_batch=self._batch_observer(name, number),
             on_fault=self.metrics.batcher_faults(name),
@@ -612,54 +535,3 @@ class ModelTable:
     def _stale_bound(self) -> float:
         """A load in progress gets time: the watcher reads again once it is done."""
         return self.stale_after + (LOAD_ALLOWANCE if self._watcher_loads else 0.0)
-
-
-def _predict_fn(
-    model: LoadedModel, on_cpu: Callable[[float], None] | None = None
-) -> Callable[[Any, bool], Outputs]:
-    """The batcher's call; with ``on_cpu``, the calling thread's CPU time is reported (native
-    threads a library starts are not counted: the figure is a floor)."""
-
-    def run(data: Any, want_proba: bool) -> Outputs:
-        cpu = time.thread_time() if on_cpu is not None else 0.0
-        predictions = model.predict(data)
-        probabilities = model.predict_proba(data) if want_proba and model.has_proba else None
-        if on_cpu is not None:
-            on_cpu(time.thread_time() - cpu)
-        return predictions, probabilities
-
-    return run
-
-
-def _warm(model: LoadedModel, validator: Validator | None) -> None:
-    """One prediction on a synthetic row before the version takes traffic."""
-    signature = model.signature
-    if signature is None or validator is None:
-        return
-    row = {spec.name: [_sample_value(spec)] for spec in signature.columns}
-    try:
-        data = validator.validate(ParsedBatch(columns=row)).data
-    except WatchkeeperError as exc:  # our synthetic row, not the model, is at fault
-        log.info("no warm-up for %s: %s", model.path, exc.message)
-        return
-    try:
-        model.predict(data)
-        if model.has_proba:
-            model.predict_proba(data)
-    except Exception as exc:
-        raise UnreadableModel(f"warm-up prediction failed: {type(exc).__name__}: {exc}") from exc
-
-
-def _sample_value(spec: ColumnSpec) -> Any:
-    if spec.categories:
-        return spec.categories[0]
-    if spec.dtype == "bool":
-        return False
-    if spec.dtype == "string":
-        return ""
-    if spec.dtype == "datetime":
-        return "2000-01-01T00:00:00"
-    if spec.min is not None and spec.max is not None and np.isfinite([spec.min, spec.max]).all():
-        middle = (spec.min + spec.max) / 2
-        return int(middle) if spec.dtype == "int" else middle
-    return 0
