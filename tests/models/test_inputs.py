@@ -154,6 +154,21 @@ def test_reference_data_leaves_out_what_the_model_does_not_take(
     assert manifest.signature.columns[0].min == X[IRIS[0]].min()
 
 
+def test_copied_package_keeps_its_signature_over_reference_data(
+    tmp_path: Path, logreg, models, iris
+) -> None:
+    """A package saved with an example keeps that signature when registered with reference
+    data (as a retrained candidate is); a package without one gets it from the data."""
+    X, y = iris
+    own = save_model(logreg, tmp_path / "own", input_example=X.head(10))
+    kept = package_from_path(tmp_path / "own", tmp_path / "a", reference_data=X.assign(y=y))
+    assert kept.signature == own.signature
+    save_model(models["python function"], tmp_path / "bare")
+    given = package_from_path(tmp_path / "bare", tmp_path / "b", reference_data=X)
+    assert given.signature is not None
+    assert given.signature.names == IRIS
+
+
 def test_disagreements_are_refused(tmp_path: Path, logreg, array_forest, iris) -> None:
     """Given data that lacks a model input, adds one, or has another width is InvalidInput."""
     X, _ = iris

@@ -100,7 +100,7 @@ def package_from_path(
     when the object is not an estimator), ``.onnx``, ``.ubj``/``.json`` (XGBoost) or
     ``.txt``/``.lgb``/``.model`` (LightGBM); the content decides when the suffix does not.
     The signature is chosen as in :func:`save_model` (an MLflow signature is what the model
-    carries); a copied package keeps its own unless one of them is given.
+    carries); a copied package keeps its own unless a signature or input example is given.
 
     A skops model file may hold only default-trusted types and those named in
     ``trusted_types`` (else ``UntrustedTypes``, before anything is deserialized); the named
@@ -191,8 +191,11 @@ def _copy_package(
     with _staged(dest) as staging:
         shutil.copytree(src, staging, dirs_exist_ok=True)
         options = _with_trust(staging, manifest.options, trusted_types, strict=True)
-        signature = decide(given, carried_inputs(options)) if not given.empty else None
-        changed = replace(manifest, signature=signature or manifest.signature, options=options)
+        # the package's own signature came from an example once: only a new one replaces it
+        explicit = given.signature is not None or given.example is not None
+        keep = manifest.signature is not None and not explicit
+        signature = manifest.signature if keep else decide(given, carried_inputs(options))
+        changed = replace(manifest, signature=signature, options=options)
         if changed != manifest:
             write_manifest(staging, changed)
         return verify_package(staging)
