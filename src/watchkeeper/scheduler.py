@@ -3,7 +3,8 @@ triggers, on one process at a time.
 
 Only the holder of the ``scheduler`` lease acts. A :class:`~watchkeeper.registry.leases.
 LeaseKeeper` renews it from a thread of its own every ``lease_ttl / 3``, however long a round
-takes; expiry is judged by the database's clock; taking the lease raises its epoch, and every
+takes (a follower tries to take it every ``interval``, and acts at once when it does); expiry
+is judged by the database's clock; taking the lease raises its epoch, and every
 write that changes a deployment or a job's schedule carries that epoch and is refused by the
 database once it is stale. A holder that was paused past the lease (or lost the database)
 stops acting: at its next look it no longer has a fence, and any write already under way is
@@ -84,8 +85,10 @@ class Scheduler:
         self.registry = Registry(settings)
         self.logbook = Logbook(settings.resolved_logbook_url)
         self.live = LiveStatsStore(self.registry.engine)
+        self._wake = threading.Event()  # a round now: the lease was just taken, or stop
         self.lease = LeaseKeeper(LeaseStore(self.registry.engine), LEASE, self.options.holder,
-                                 self.options.lease_ttl)  # fmt: skip
+                                 self.options.lease_ttl, follow_every=self.options.interval,
+                                 on_acquired=self._wake.set)  # fmt: skip
         self.rollouts = Rollouts(self.registry, logbook=self.logbook, live=self.live,
                                  actor="controller", clock=self.clock)  # fmt: skip
         self.monitors: dict[str, MonitorSpec] = (
@@ -352,7 +355,8 @@ class Scheduler:
                 log.warning("scheduler round failed: %s", exc.message)
             except Exception:
                 log.exception("scheduler round failed")
-            self._stop.wait(self.options.interval)
+            self._wake.wait(self.options.interval)
+            self._wake.clear()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="wk-scheduler", daemon=True)
@@ -375,10 +379,12 @@ class Scheduler:
     def request_stop(self) -> None:
         """End the loop after the round in progress; the lease is kept until :meth:`stop`."""
         self._stop.set()
+        self._wake.set()
 
     def stop(self) -> None:
         """End the loop and hand the lease over at once."""
         self._stop.set()
+        self._wake.set()
         self.lease.stop(release=True)
 
     def close(self) -> None:

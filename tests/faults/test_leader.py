@@ -47,7 +47,7 @@ from watchkeeper.notify import WebhookSink
 from watchkeeper.registry import Registry
 from watchkeeper.registry.batch import BatchStore
 from watchkeeper.registry.db import session_scope
-from watchkeeper.registry.leases import Fence, LeaseStore, StaleEpoch, db_now
+from watchkeeper.registry.leases import Fence, LeaseKeeper, LeaseStore, StaleEpoch, db_now
 from watchkeeper.registry.monitoring import AlertChanges, MonitoringStore
 from watchkeeper.registry.schema import BatchScheduleRow, LeaseRow
 from watchkeeper.scheduler import LEASE, Scheduler, SchedulerOptions
@@ -90,6 +90,31 @@ def test_lease_expiry_is_judged_by_the_database_clock(registry: Registry) -> Non
     lease = leases.get(LEASE)
     assert lease is not None
     assert (lease.holder, lease.epoch) == ("a", 3)
+
+
+def test_a_follower_takes_an_expired_lease_at_its_next_look_and_says_so_once(
+    registry: Registry,
+) -> None:
+    """Promise: a follower tries for the lease at every look (not only every TTL/3), so an
+    expired lease is taken within one look; taking it wakes the scheduler's loop once (not at
+    each renewal), so the new leader's first round follows the takeover at once."""
+    leases = LeaseStore(registry.engine)
+    assert leases.hold(LEASE, "a", TTL) == 1
+    taken: list[int] = []
+    follower = LeaseKeeper(leases, LEASE, "b", TTL, follow_every=0.05,
+                           on_acquired=lambda: taken.append(1))  # fmt: skip
+    assert follower.follow_every == 0.05
+    follower.start()
+    try:
+        _expire(registry)  # the leader went silent: the database says its lease has expired
+        wait_for(lambda: follower.fence() is not None, 30, "the follower to take the lease")
+        fence = follower.fence()
+        assert fence is not None
+        assert fence.epoch == 2
+        assert follower.renew() == fence  # a renewal: no second wake-up
+        assert taken == [1]
+    finally:
+        follower.stop(release=True)
 
 
 def test_a_stale_epoch_cannot_change_a_deployment(registry: Registry) -> None:

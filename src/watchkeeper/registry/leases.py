@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -189,13 +189,21 @@ def _rows(result: object) -> int:
 
 
 class LeaseKeeper:
-    """Holds a lease from a thread of its own: renews every ``ttl / 3`` and knows when it lost it.
+    """Holds a lease from a thread of its own: renews every ``ttl / 3`` and knows when it lost it;
+    while another holds it, tries to take it every ``follow_every`` seconds (``ttl / 3`` by
+    default), so a lease that expires is taken within that long; ``on_acquired`` is called
+    (from the keeper's thread) each time it takes the lease.
 
     :meth:`fence` is the fence to write with while the lease is believed held, else None.
     """
 
-    def __init__(self, store: LeaseStore, name: str, holder: str, ttl: float) -> None:
+    def __init__(
+        self, store: LeaseStore, name: str, holder: str, ttl: float, *,
+        follow_every: float | None = None, on_acquired: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
         self.store, self.name, self.holder, self.ttl = store, name, holder, ttl
+        self.follow_every = min(follow_every or ttl / 3, ttl / 3)
+        self.on_acquired = on_acquired
         self._epoch: int | None = None
         self._valid_until = 0.0  # monotonic
         self._lock = threading.Lock()
@@ -231,6 +239,8 @@ class LeaseKeeper:
                     log.info("%s took the lease %s at epoch %d", self.holder, self.name, held)
             self._epoch = held
             self._valid_until = began + self.ttl if held is not None else 0.0
+        if held is not None and held != epoch and self.on_acquired is not None:
+            self.on_acquired()
         return self.fence()
 
     def start(self) -> None:
@@ -243,11 +253,12 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            held = None
             try:
-                self.renew()
+                held = self.renew()
             except Exception:  # a bug here must not end the thread: leadership would freeze
                 log.exception("lease %s: renewal crashed", self.name)
-            self._stop.wait(self.ttl / 3)
+            self._stop.wait(self.ttl / 3 if held is not None else self.follow_every)
 
     def stop(self, *, release: bool = True) -> None:
         """Stop renewing; with ``release``, let the lease go at once."""
