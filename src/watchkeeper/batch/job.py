@@ -76,7 +76,7 @@ def run_batch(
 ) -> Outcome:  # fmt: skip
     """Score ``spec.input`` into ``spec.output``; raises on failure after recording it."""
     with Registry(settings) as registry:
-        version = registry.get(spec.model if "@" in spec.model else f"{spec.model}@production")
+        version = registry.get(spec.model)  # NAME is NAME@production
         store = BatchStore(registry.engine)
         source = open_source(spec.input, query=spec.query)
         target = sinks.target(spec.output, table=spec.table, if_exists=spec.if_exists,

@@ -15,10 +15,13 @@ from watchkeeper.cli._common import (
     print_json,
     table,
 )
+from watchkeeper.cli.mlflow_import import import_mlflow
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.registry import ModelRef, ModelVersion
+from watchkeeper.registry.refs import canonical_ref
 
 app = new_app("Register model versions and move them between stages.")
+app.command("import-mlflow")(import_mlflow)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -127,12 +130,18 @@ def list_models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @app.command()
 def show(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME (all versions) or NAME@VERSION|STAGE|ALIAS.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME (all versions), NAME@VERSION|STAGE|ALIAS, models:/NAME/VERSION or "
+            "models:/NAME@ALIAS."
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Show a model's versions, or one version in full."""
     with open_registry(ctx) as registry:
-        if "@" in ref:
+        if "@" in canonical_ref(ref):
             version = registry.get(ref)
             try:
                 trusted: tuple[str, ...] | str = registry.trusted_types(version)

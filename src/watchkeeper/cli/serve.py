@@ -10,6 +10,7 @@ import typer
 from watchkeeper.cli._common import open_registry, parse_pairs, settings
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import LogbookConfig
+from watchkeeper.registry.refs import canonical_ref
 from watchkeeper.registry.tokens import TokenStore
 from watchkeeper.scheduler_process import ChildOptions, SchedulerProcess
 from watchkeeper.serving.app import ServeOptions
@@ -214,7 +215,7 @@ def serve(
     PinPolicy(max_versions=max_pinned_versions, idle_seconds=pinned_idle_seconds)  # checks
     options = ServeOptions(
         models=tuple(only or ()),
-        mlflow_model=model,
+        mlflow_model=canonical_ref(model) if model else None,
         poll_interval=poll_interval,
         stale_view=stale_view,
         max_pinned_versions=max_pinned_versions,

@@ -1,4 +1,6 @@
-"""Model references: ``churn``, ``churn@3``, ``churn@production``, ``churn@champion``."""
+"""Model references: ``churn``, ``churn@3``, ``churn@production``, ``churn@champion``, and
+MLflow's spelling of the same: ``models:/churn/3``, ``models:/churn@champion``,
+``models:/churn/Production``."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ class ModelRef:
     ModelRef(name='churn', kind='version', value='3')
     >>> ModelRef.parse("churn").kind
     'stage'
+    >>> ModelRef.parse("models:/churn@champion")
+    ModelRef(name='churn', kind='alias', value='champion')
     """
 
     name: str
@@ -34,6 +38,7 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: str, *, default: str = "production") -> ModelRef:
+        text = canonical_ref(text)
         name, sep, ref = text.partition("@")
         check_name(name)
         if sep and not ref:
@@ -53,6 +58,40 @@ class ModelRef:
 
     def __str__(self) -> str:
         return f"{self.name}@{self.value}"
+
+
+MLFLOW_PREFIX = "models:/"
+
+
+def canonical_ref(text: str) -> str:
+    """MLflow's ``models:/NAME/VERSION``, ``models:/NAME/STAGE`` (any case, or ``latest``) and
+    ``models:/NAME@ALIAS`` in our spelling, ``NAME@REF``; any other text is returned unchanged.
+
+    >>> canonical_ref("models:/churn/3"), canonical_ref("models:/churn/Production")
+    ('churn@3', 'churn@production')
+    >>> canonical_ref("churn@champion")
+    'churn@champion'
+    """
+    if not text.startswith(MLFLOW_PREFIX):
+        return text
+    rest = text[len(MLFLOW_PREFIX) :]
+    name, sep, ref = rest.partition("@")
+    if sep and "/" not in name:
+        return f"{name}@{ref}"
+    name, sep, ref = rest.partition("/")
+    if not sep or not ref or "/" in ref or "@" in rest:
+        raise InvalidReference(
+            f"'{text}' is not an MLflow model reference: use models:/NAME/VERSION, "
+            "models:/NAME/STAGE or models:/NAME@ALIAS"
+        )
+    if _DIGITS.fullmatch(ref):
+        return f"{name}@{ref}"
+    if ref.lower() not in RESERVED_REFS:
+        raise InvalidReference(
+            f"'{ref}' in '{text}' is not a version number or a stage "
+            f"(an alias is written models:/{name}@{ref})"
+        )
+    return f"{name}@{ref.lower()}"
 
 
 def parse_version(text: str) -> int:

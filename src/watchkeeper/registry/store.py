@@ -197,6 +197,20 @@ class MetadataStore:
             session.flush()
             return convert.versions(session, name, [row])[0]
 
+    def describe_model(
+        self, name: str, *, description: str, tags: dict[str, str], actor: str
+    ) -> RegisteredModel:
+        """Set a model's description and merge ``tags`` into its tags (audited when changed)."""
+        with session_scope(self.engine, write=True) as session:
+            model = _model_row(session, name, lock=True)
+            merged = {**(model.tags or {}), **tags}
+            if model.description != description or merged != (model.tags or {}):
+                model.description, model.tags = description, merged
+                self._changed(session, model)
+                self._audit(session, actor, "describe", name, None, None, None, "")
+                session.flush()
+            return convert.model(session, model)
+
     def remove_alias(self, name: str, alias: str, *, actor: str) -> None:
         with session_scope(self.engine, write=True) as session:
             model = _model_row(session, name, lock=True)

@@ -48,6 +48,7 @@ from watchkeeper.errors import (
 )
 from watchkeeper.registry import ModelRef, ModelVersion, Registry
 from watchkeeper.registry.deployments import Deployment
+from watchkeeper.registry.refs import canonical_ref
 from watchkeeper.serving.batcher import BatchingPolicy, MicroBatcher
 from watchkeeper.serving.deployed import Deployed, Problem, Route, TableState
 from watchkeeper.serving.live import replica_id
@@ -119,6 +120,7 @@ class ModelTable:
     async def resolve(self, text: str) -> Deployed:
         """``name`` or ``name@ref``: production by default; pinned refs are loaded on first use
         (once, however many ask at the same time) and kept while the LRU bound allows."""
+        text = canonical_ref(text)  # MLflow's models:/NAME/VERSION and models:/NAME@ALIAS
         if "@" not in text:
             return self.get(text)
         ref = ModelRef.parse(text)
