@@ -11,6 +11,7 @@ asked (``with_stages=True``), and only to versions nobody has staged here yet.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -201,29 +202,31 @@ class _ModelImport:
             self.numbers[number] = self.next_number
             self.next_number += 1
             return replace(out, action="would import", version=self.numbers[number])
-        try:
-            registered, note = self._register(mv)
-        except WatchkeeperError as exc:
-            return replace(out, action="failed", note=exc.message)
+        with tempfile.TemporaryDirectory(prefix="watchkeeper-mlflow-") as tmp:
+            try:
+                registered, note = self._register(mv, Path(tmp))
+            except WatchkeeperError as exc:  # the downloaded folder is named as MLflow's URI
+                where = re.sub(
+                    re.escape(tmp) + r"/[^/\s]+", source_of(mv.name, number), exc.message
+                )
+                return replace(out, action="failed", note=where)
         self.numbers[number] = registered
         self.stage_of[registered] = "none"
         return replace(out, action="imported", version=registered, note=note)
 
-    def _register(self, mv: ModelVersion) -> tuple[int, str]:
+    def _register(self, mv: ModelVersion, tmp: Path) -> tuple[int, str]:
         run = self.source.run(mv.run_id) if mv.run_id else None
         note = "" if run is not None or not mv.run_id else f"run {mv.run_id} not found: no metrics"
-        with tempfile.TemporaryDirectory(prefix="watchkeeper-mlflow-") as tmp:
-            folder = self.source.download(mv, Path(tmp))
-            registered = self.registry.register(
-                self.plan.target,
-                folder,
-                metrics=_metrics(mv, run),
-                tags=self._tags(mv, run),
-                run_id=mv.run_id or None,
-                run_url=mv.run_link or (self.source.run_url(run) if run is not None else None),
-                data_uri=data_uri(run) if run is not None else None,
-                description=mv.description or "",
-            )
+        registered = self.registry.register(
+            self.plan.target,
+            self.source.download(mv, tmp),
+            metrics=_metrics(mv, run),
+            tags=self._tags(mv, run),
+            run_id=mv.run_id or None,
+            run_url=mv.run_link or (self.source.run_url(run) if run is not None else None),
+            data_uri=data_uri(run) if run is not None else None,
+            description=mv.description or "",
+        )
         return registered.version, note
 
     def _tags(self, mv: ModelVersion, run: Run | None) -> dict[str, str]:
