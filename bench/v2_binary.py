@@ -8,7 +8,7 @@ binary outputs (what ``tritonclient.http`` sends by default). Bodies are built o
 encoding is not timed. Printed: request and answer bytes; the median round trip over 127.0.0.1
 (the two kinds alternate, so machine noise falls on both); and the median time of the server's
 format-dependent work for one request (parse, validate against the signature, render the
-answer), measured in this process on the server's own functions.
+answer), measured in this process on the server's own functions, the two kinds again in turn.
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ def bodies(X: np.ndarray, datatype: str) -> dict[str, tuple[bytes, dict[str, str
     return {"JSON": (as_json, {}), "binary": (header + raw, length)}
 
 
-def median_ms(run: Callable[[], Any], n: int) -> float:
-    times = []
+def medians_ms(runs: dict[str, Callable[[], Any]], n: int) -> dict[str, float]:
+    """The median time of each run, the runs taken in turn so that noise falls on all."""
+    times: dict[str, list[float]] = {kind: [] for kind in runs}
     for _ in range(n):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+        for kind, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[kind].append(time.perf_counter() - t0)
+    return {kind: statistics.median(t) * 1000 for kind, t in times.items()}
 
 
 def server_work(body: bytes, headers: dict[str, str], validator: Validator,
@@ -105,8 +107,8 @@ def main() -> None:
         assert version.signature is not None
         validator = Validator(Signature.from_dict(version.signature))
         predictions = model.predict(X[: args.rows])
-        work = {kind: median_ms(lambda b=b, h=h: server_work(b, h, validator, predictions),
-                                args.requests) for kind, (b, h) in kinds.items()}  # fmt: skip
+        work = medians_ms({kind: lambda b=b, h=h: server_work(b, h, validator, predictions)
+                           for kind, (b, h) in kinds.items()}, args.requests)  # fmt: skip
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "WATCHKEEPER_HOME": str(tmp / "home")}
