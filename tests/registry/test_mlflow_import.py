@@ -168,3 +168,31 @@ def test_without_mlflow_the_error_names_the_extra(
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MissingDependency, match=r"pip install 'watchkeeper\[mlflow\]'"):
         import_mlflow(registry, "sqlite:///anything.db")
+
+
+def test_names_watchkeeper_does_not_allow(registry: Registry, store: Store, tmp_path: Path) -> None:
+    """An MLflow model name with a space is reported and skipped (the others come), and comes
+    under another name with --as; an MLflow alias named like a stage here is skipped with the
+    promote command that does the same."""
+    source = store.copy(tmp_path / "mlflow")
+    with quiet():
+        client = source.client()
+        files = client.get_model_version_download_uri("iris", "1")
+        client.create_registered_model("Iris Model")
+        client.create_model_version("Iris Model", source=files)
+        client.set_registered_model_alias("iris", "Production", "2")
+    report = import_mlflow(registry, source.uri)
+    assert not report.ok
+    assert report.problems == (
+        "MLflow model 'Iris Model' not imported: invalid model name 'Iris Model': use letters, "
+        "digits, '_', '-' or '.', starting with a letter or digit, at most 128 characters "
+        "(import it alone under another name with --name and --as)",
+    )
+    assert [v.version for v in registry.list_versions("iris")] == [1, 2]
+    skipped = [r for r in report.refs if r.value == "Production"]
+    assert [(r.action, r.note) for r in skipped] == [
+        ("skipped", "a stage here, not an alias: watchkeeper models promote iris 2 --to production")
+    ]
+    renamed = import_mlflow(registry, source.uri, name="Iris Model", target="iris-model")
+    assert renamed.ok
+    assert registry.get("iris-model@1").tags[SOURCE_TAG] == "models:/Iris Model/1"

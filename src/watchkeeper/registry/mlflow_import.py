@@ -22,6 +22,7 @@ from watchkeeper.errors import InvalidInput, ModelNotFound, WatchkeeperError
 from watchkeeper.registry._mlflow_source import MlflowSource, data_uri
 from watchkeeper.registry.refs import check_alias, check_name
 from watchkeeper.registry.registry import Registry
+from watchkeeper.registry.schema import STAGES
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -252,6 +253,9 @@ class _ModelImport:
     def _alias(self, ref: RefOutcome) -> RefOutcome:
         if ref.version is None:
             return replace(ref, action="skipped", note="its version was not imported")
+        if ref.value.lower() in STAGES:
+            hint = f"watchkeeper models promote {ref.target} {ref.version} --to {ref.value.lower()}"
+            return replace(ref, action="skipped", note=f"a stage here, not an alias: {hint}")
         try:
             check_alias(ref.value)
         except InvalidInput as exc:
