@@ -1,17 +1,32 @@
-"""The README's Python example runs as written."""
+"""The README's Python examples run as written (those that talk to a server, against one)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import httpx
 import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+from tests.processes import wait_for
+from tests.security.conftest import Served, serve  # noqa: F401
+from watchkeeper.config import Settings
+from watchkeeper.registry import Registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+SERVER = "localhost:8080"  # where the README's client examples look for a server
+
+
+def _blocks(*, client: bool) -> list[str]:
+    """The README's Python blocks: those that talk to a running server, or the others."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    return [b for b in blocks if (SERVER in b) == client]
 
 
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = _blocks(client=False)
     assert blocks, "the README has a Python example"
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("WATCHKEEPER_HOME", raising=False)
@@ -37,3 +52,20 @@ def test_toml_examples_declare_valid_monitors(tmp_path: Path) -> None:
             assert spec.model == name
         for name, retraining in declared_retraining(settings).items():
             assert retraining.model == name
+
+
+def test_client_examples_run_against_a_server(tmp_path: Path, serve, capsys) -> None:  # noqa: F811
+    """The README's client examples (tritonclient...) work against `watchkeeper serve` with
+    the README's breast-cancer model, as written but for the port."""
+    blocks = _blocks(client=True)
+    assert blocks, "the README shows a client talking to a server"
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    with Registry(Settings(home=tmp_path / "home", user="tester")) as registry:
+        registry.register("breast-cancer", LogisticRegression(max_iter=3000).fit(X, y),
+                          input_example=X, stage="production")  # fmt: skip
+    served: Served = serve("--without-scheduler", home=tmp_path / "home")
+    wait_for(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, 60, "ready")
+    for block in blocks:
+        code = block.replace(SERVER, served.url.removeprefix("http://"))
+        exec(compile(code, str(README), "exec"), {})
+    assert capsys.readouterr().out.strip()
