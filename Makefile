@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/registry.py
+
+# The Open Inference Protocol's gRPC modules, from the .proto beside them (grpcio-tools is a dev
+# dependency; the generated files are committed). Their descriptors go to a private pool rather
+# than protobuf's default one, so they live in one process with tritonclient's and KServe's own
+# copies of the `inference` package (the default pool refuses a second file defining its names).
+GRPC_STUBS := src/watchkeeper/serving/protocols/v2_grpc
+grpc-stubs: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I src --python_out=src --pyi_out=src --grpc_python_out=src \
+		$(GRPC_STUBS)/open_inference.proto
+	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' \
+		$(GRPC_STUBS)/open_inference_pb2.py
 
 clean:
 	rm -rf $(VENV) .watchkeeper .pytest_cache .mypy_cache .ruff_cache

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, replace
 from typing import Annotated
 
 import typer
 
 from watchkeeper.cli._common import open_registry, parse_pairs, settings
-from watchkeeper.errors import InvalidInput
+from watchkeeper.errors import InvalidInput, MissingDependency
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.registry.refs import canonical_ref
 from watchkeeper.registry.tokens import TokenStore
 from watchkeeper.scheduler_process import ChildOptions, SchedulerProcess
-from watchkeeper.serving.app import ServeOptions
+from watchkeeper.serving.app import GrpcOptions, ServeOptions
 from watchkeeper.serving.auth import DATA_PLANE
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.origin import LOOPBACK
@@ -86,11 +87,47 @@ def _data_plane(text: str | None, ctx: typer.Context) -> tuple[str, ...]:
     return parts
 
 
+def _grpc(port: int, rest_port: int, host: str, workers: int) -> GrpcOptions:
+    """The gRPC endpoint, checked before the server starts: the extra installed, the port free
+    (every worker then binds it with SO_REUSEPORT)."""
+    missing = MissingDependency("--grpc-port needs grpcio and protobuf: "
+                                "pip install 'watchkeeper[grpc]'")  # fmt: skip
+    try:
+        from google.protobuf import runtime_version
+    except ImportError as exc:
+        raise missing from exc
+    try:
+        from watchkeeper.serving import grpc_service  # noqa: F401
+    except (ImportError, runtime_version.VersionError) as exc:
+        raise missing from exc
+    if not 0 < port < 65536 or port == rest_port:
+        raise InvalidInput(f"--grpc-port must be a port from 1 to 65535 other than --port, "
+                           f"not {port}")  # fmt: skip
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InvalidInput(f"--grpc-port {port}: cannot listen on {host}:{port} "
+                               f"({exc.strerror})") from exc  # fmt: skip
+    return GrpcOptions(port=port, host=host, reuse_port=workers > 1)
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Server processes sharing the port.")] = 1,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the Open Inference Protocol over gRPC on this port "
+            "(same host; needs the grpc extra)."
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="Model answering MLflow's /invocations (default: the only one)."),
@@ -262,7 +299,11 @@ def serve(
     host = exposed.host
     options = replace(options, allowed_hosts=exposed.allowed_hosts, require_token=protected,
                       auth_required=exposed.auth_required)  # fmt: skip
+    if grpc_port is not None:
+        options = replace(options, grpc=_grpc(grpc_port, port, host, workers))
     typer.echo(f"watchkeeper serving on http://{host}:{port} (docs: /docs, metrics: /metrics)")
+    if grpc_port is not None:
+        typer.echo(f"Open Inference Protocol over gRPC on {host}:{grpc_port}")
     if not 0 <= scheduler_nice <= 19:
         raise InvalidInput(f"--scheduler-nice must be within 0..19, not {scheduler_nice}")
     if scheduler_interval <= 0:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,6 +45,18 @@ from watchkeeper.serving.validation import ValidationPolicy
 
 
 @dataclass(frozen=True, kw_only=True)
+class GrpcOptions:
+    """The Open Inference Protocol over gRPC (``serving/grpc_service.py``), beside REST.
+
+    ``reuse_port``: several worker processes bind the same port (SO_REUSEPORT)."""
+
+    port: int
+    host: str = "127.0.0.1"
+    reuse_port: bool = False
+    grace_seconds: float = 30.0  # at shutdown, in-flight calls get this long to finish
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServeOptions:
     """What ``watchkeeper serve`` tunes: which models, limits and policies."""
 
@@ -63,6 +76,7 @@ class ServeOptions:
     require_token: tuple[str, ...] = ()  # data-plane routes needing a token: predict, feedback
     auth_required: bool = False  # bound beyond loopback: never run without authentication
     stale_view: StaleView = "degraded"  # a stale registry view: degraded (200) or unready
+    grpc: GrpcOptions | None = None  # None: no gRPC endpoint
 
 
 class Server:
@@ -113,15 +127,36 @@ class Server:
         self.predictor.shadows.on_failure = self.metrics.task_failed
         await self.table.start()
         publisher.start()
+        grpc_server = None
         try:
+            grpc_server = await self._start_grpc()
             yield
         finally:
+            if grpc_server is not None:  # new calls refused, in-flight ones answered
+                await grpc_server.stop(self.options.grpc.grace_seconds if self.options.grpc else 0)
             await self.predictor.drain_shadows()
             await self.table.stop()  # in-flight predictions are answered (and logged) first
             if self.logbook is not None:
                 await asyncio.to_thread(self.logbook.close)
             await asyncio.to_thread(publisher.close)
             self.registry.close()
+
+    async def _start_grpc(self) -> Any:
+        """The gRPC server (a ``grpc.aio.Server``) when asked for, on this event loop."""
+        grpc = self.options.grpc
+        if grpc is None:
+            return None
+        from watchkeeper.serving import grpc_service  # grpcio is an optional extra
+
+        assert self.predictor is not None
+        assert self.table is not None
+        authorize = self.authorize_predict if "predict" in self.options.require_token else None
+        service = grpc_service.InferenceService(predictor=self.predictor, table=self.table,
+                                                authorize=authorize)  # fmt: skip
+        return await grpc_service.start(
+            service, host=grpc.host, port=grpc.port, reuse_port=grpc.reuse_port,
+            max_message_bytes=self.options.limits.max_body_bytes,
+        )  # fmt: skip
 
     def _open_logbook(self) -> Logbook | None:
         if self.options.logbook is None:

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
-from watchkeeper.serving.app import ServeOptions, create_app
+from watchkeeper.serving.app import GrpcOptions, ServeOptions, create_app
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -73,6 +73,7 @@ def options_from_env() -> ServeOptions:
         require_token=tuple(data["require_token"]),
         auth_required=data["auth_required"],
         stale_view=data["stale_view"],
+        grpc=GrpcOptions(**data["grpc"]) if data.get("grpc") else None,
     )
 
 

@@ -72,13 +72,7 @@ def parse(
     tensors = [_tensor(item, index, max_rows, blob) for index, item in enumerate(inputs)]
     blob.finish()
     flag, binary_outputs = _outputs_asked(obj)
-    name, shape, data = tensors[0]
-    rows, columns = None, None
-    if len(tensors) == 1 and len(shape) == 2 and (shape[1] != 1 or not names or name not in names):
-        width = shape[1]
-        rows = [data[i * width : (i + 1) * width] for i in range(shape[0])]
-    else:
-        columns = _columns(tensors)
+    rows, columns = layout(tensors, names)
     return ParsedBatch(rows=rows, columns=columns, return_probabilities=flag,
                        request_id=request_id, binary_outputs=binary_outputs)  # fmt: skip
 
@@ -126,7 +120,7 @@ def _tensor(
             f"(expected one of {', '.join(DATATYPES)})",
             details=[Detail(name, "unknown_datatype")],
         )
-    _check_shape(name, shape, datatype, max_rows)
+    check_shape(name, shape, datatype, max_rows)
     if size is not None:
         return name, shape, blob.take(name, shape, datatype, size)
     data = _flatten(item["data"], name)
@@ -153,7 +147,7 @@ def _binary_size(item: dict[str, Any], where: str) -> object | None:
     return size
 
 
-def _check_shape(name: str, shape: Any, datatype: str, max_rows: int) -> None:
+def check_shape(name: str, shape: Any, datatype: str, max_rows: int) -> None:
     """A declared shape, before any data is laid out by it."""
     if type(shape) is not list or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape):
         raise MalformedRequest(
@@ -216,7 +210,22 @@ def _check_data(name: str, shape: list[int], datatype: str, data: list[Any]) -> 
         )
 
 
-def _columns(tensors: list[tuple[str, list[int], list[Any]]]) -> dict[str, list[Any]]:
+Tensor = tuple[str, list[int], list[Any]]  # name, shape, flat values
+
+
+def layout(
+    tensors: list[Tensor], names: list[str] | None
+) -> tuple[list[list[Any]] | None, dict[str, list[Any]] | None]:
+    """The rows (one ``[n, k]`` tensor holding the whole table) or the columns (one tensor per
+    column) of a request's input tensors; shared by REST and gRPC."""
+    name, shape, data = tensors[0]
+    if len(tensors) == 1 and len(shape) == 2 and (shape[1] != 1 or not names or name not in names):
+        width = shape[1]
+        return [data[i * width : (i + 1) * width] for i in range(shape[0])], None
+    return None, _columns(tensors)
+
+
+def _columns(tensors: list[Tensor]) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {}
     for name, shape, data in tensors:
         if len(shape) == 2 and shape[1] != 1:
@@ -297,9 +306,9 @@ def render(
     out: dict[str, Any] = {"model_name": model, "model_version": str(version)}
     if request_id is not None:
         out["id"] = request_id
-    outputs = [_output("predictions", predictions)]
+    outputs = [output_tensor("predictions", predictions)]
     if probabilities is not None:
-        outputs.append(_output("probabilities", np.asarray(probabilities, dtype=np.float64)))
+        outputs.append(output_tensor("probabilities", np.asarray(probabilities, dtype=np.float64)))
     out["outputs"] = outputs
     chunks = []
     for output in outputs:
@@ -316,7 +325,7 @@ def render(
     )  # fmt: skip
 
 
-def _output(name: str, values: Any) -> dict[str, Any]:
+def output_tensor(name: str, values: Any) -> dict[str, Any]:
     arr = np.asarray(values)
     if arr.dtype.kind == "O":
         typed = np.asarray(arr.tolist())

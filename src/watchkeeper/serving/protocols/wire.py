@@ -8,6 +8,8 @@ protocol's own fields, which every client of these protocols ignores)::
     MLflow scoring (/invocations)            {"error_code": "BAD_REQUEST", "message": "<message>",
                                               "code": ..., "details": [...]}
     management API (/api/v1/...)             {"error": {"code", "message", "details"}}
+    Open Inference Protocol over gRPC        a gRPC status and the message; code and details
+                                             in trailing metadata (``serving/grpc_service.py``)
 
 ``details`` is a list of ``{"field", "problem", "row"?}``. MLflow's ``error_code`` is the one its
 own scoring server would send for that kind of failure, and the status follows MLflow's table
@@ -84,6 +86,7 @@ def _api_error(exc: WatchkeeperError) -> tuple[int, dict[str, Any]]:
 _SHAPES: dict[str, Callable[[WatchkeeperError], tuple[int, dict[str, Any]]]] = {
     "kserve_v1": _tensor_error,
     "v2": _tensor_error,
+    "v2-grpc": _tensor_error,  # read back by grpc_service.py: status code, message, trailers
     "mlflow": _mlflow_error,
     "api": _api_error,
 }
