@@ -16,6 +16,7 @@ import uvicorn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from tests.security.conftest import serve  # noqa: F401  (a real `watchkeeper serve` process)
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.registry import Registry

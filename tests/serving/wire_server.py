@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +64,9 @@ def _cities() -> tuple[pd.DataFrame, Pipeline]:
 
 
 @contextmanager
-def wire_server(home: Path) -> Iterator[Wire]:
-    """The server, ready, serving the three models from a registry in ``home``."""
+def wire_server(home: Path, args: Sequence[str] = ()) -> Iterator[Wire]:
+    """The server, ready, serving the three models from a registry in ``home``; ``args`` are
+    more ``watchkeeper serve`` options."""
     iris_X, iris = _iris()
     cities_X, cities = _cities()
     frame = pd.DataFrame({"x": np.linspace(0.0, 10.0, 11), "y": np.linspace(0.0, 1.0, 11)})
@@ -79,7 +80,7 @@ def wire_server(home: Path) -> Iterator[Wire]:
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port), "--model", "iris",
-             "--without-scheduler", "--log-level", "warning"],
+             "--without-scheduler", "--log-level", "warning", *args],
             env={**os.environ, "WATCHKEEPER_HOME": str(home)}, cwd=ROOT, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
