@@ -15,7 +15,9 @@ def _all(cls: type[WatchkeeperError]) -> list[type[WatchkeeperError]]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in _all(child))]
 
 
-ERRORS = sorted(set(_all(WatchkeeperError)), key=lambda c: c.__name__)
+# the tree of errors.py (other packages' subclasses, imported or not, are not the server's)
+ERRORS = sorted({c for c in _all(WatchkeeperError) if c.__module__ == errors.__name__},
+                key=lambda c: c.__name__)  # fmt: skip
 DETAILS = [Detail("age", "expected_number", 3), Detail("*", "too_many_rows")]
 DICTS = [{"field": "age", "problem": "expected_number", "row": 3},
          {"field": "*", "problem": "too_many_rows"}]  # fmt: skip
