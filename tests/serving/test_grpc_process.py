@@ -43,24 +43,31 @@ def iris_request(model: str = "iris") -> pb.ModelInferRequest:
     return request
 
 
-def infer_version(target: str, metadata: tuple[tuple[str, str], ...] = ()) -> tuple[str, str]:
-    """One ModelInfer on a fresh connection: the answering version and the request id."""
-    with grpc.insecure_channel(target) as channel:
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        response, call = stub.ModelInfer.with_call(iris_request(), metadata=metadata, timeout=30)
+def infer_version(
+    stub: pb_grpc.GRPCInferenceServiceStub, metadata: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, str]:
+    """One ModelInfer: the answering version and the request id."""
+    response, call = stub.ModelInfer.with_call(iris_request(), metadata=metadata, timeout=30)
     head = dict(call.initial_metadata())
     assert head["x-model-version"] == response.model_version
     return response.model_version, str(head["x-request-id"])
 
 
-def rest_version(url: str, routing_key: str | None = None) -> str:
+def fresh_call(target: str) -> tuple[str, str]:
+    """``infer_version`` on a new connection."""
+    with grpc.insecure_channel(target) as channel:
+        return infer_version(pb_grpc.GRPCInferenceServiceStub(channel))
+
+
+def rest_version(client: httpx.Client, routing_key: str | None = None) -> str:
     body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]}
     headers = {"x-routing-key": routing_key} if routing_key else {}
-    answer = httpx.post(f"{url}/v2/models/iris/infer", json=body, headers=headers, timeout=30)
+    answer = client.post("/v2/models/iris/infer", json=body, headers=headers)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["model_version"])
 
 
+@pytest.mark.slow
 def test_a_canary_splits_grpc_traffic_like_rest(
     serve: Callable[..., Served], tmp_path: Path
 ) -> None:
@@ -71,17 +78,21 @@ def test_a_canary_splits_grpc_traffic_like_rest(
     iris_registry(home, versions=2).close()
     port = free_port()
     served = serve("--grpc-port", str(port), "--without-scheduler", home=home)
-    started = httpx.post(f"{served.url}/api/v1/deployments/iris", json=CANARY, timeout=30)
-    assert started.status_code == 201, started.text
-    target = f"127.0.0.1:{port}"
-    wait_for(lambda: infer_version(target)[0] == "2", 60, "the canary to answer gRPC calls")
-    grpc_share = [infer_version(target)[0] for _ in range(200)].count("2") / 200
-    rest_share = [rest_version(served.url) for _ in range(200)].count("2") / 200
-    assert 0.3 < grpc_share < 0.7
-    assert 0.3 < rest_share < 0.7
-    for key in ("customer-7", "customer-8"):
-        sticky = {infer_version(target, (("x-routing-key", key),))[0] for _ in range(15)}
-        assert sticky == {rest_version(served.url, key)}
+    with (
+        httpx.Client(base_url=served.url, timeout=30) as client,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        started = client.post("/api/v1/deployments/iris", json=CANARY)
+        assert started.status_code == 201, started.text
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        wait_for(lambda: infer_version(stub)[0] == "2", 60, "the canary to answer gRPC calls")
+        grpc_share = [infer_version(stub)[0] for _ in range(200)].count("2") / 200
+        rest_share = [rest_version(client) for _ in range(200)].count("2") / 200
+        assert 0.3 < grpc_share < 0.7
+        assert 0.3 < rest_share < 0.7
+        for key in ("customer-7", "customer-8"):
+            sticky = {infer_version(stub, (("x-routing-key", key),))[0] for _ in range(15)}
+            assert sticky == {rest_version(client, key)}
 
 
 def test_a_token_is_required_when_predictions_require_one(
@@ -115,6 +126,7 @@ def test_a_token_is_required_when_predictions_require_one(
     triton_client.close()
 
 
+@pytest.mark.slow
 def test_workers_share_the_grpc_port(serve: Callable[..., Served], tmp_path: Path) -> None:
     """Promise: with --workers 2, both worker processes listen on the gRPC port (SO_REUSEPORT):
     new connections are answered by both (request ids carry a per-process prefix)."""
@@ -127,7 +139,7 @@ def test_workers_share_the_grpc_port(serve: Callable[..., Served], tmp_path: Pat
 
     def both() -> bool:
         try:
-            seen.add(infer_version(target)[1].split("-")[0])
+            seen.add(fresh_call(target)[1].split("-")[0])
         except grpc.RpcError:  # the second worker may still be starting
             pass
         return len(seen) == 2
