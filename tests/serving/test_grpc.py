@@ -147,7 +147,7 @@ def test_typed_contents_are_read_like_raw_bytes(served: GrpcWire) -> None:
     x.contents.fp64_contents.extend(X["x"].tolist())
     with grpc.insecure_channel(served.target) as channel:
         response, call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.with_call(request)
-    assert dict(call.initial_metadata())["x-model-version"] == "1"
+    assert dict(call.trailing_metadata())["x-model-version"] == "1"
     raw = response.raw_output_contents[0]
     labels, pos = [], 0
     while pos < len(raw):
@@ -196,6 +196,8 @@ def test_bad_input_is_invalid_argument_naming_the_field(
     assert error.details() == "input 'x' is declared FP64 but its values are in int64_contents, " \
                               "not fp64_contents"  # fmt: skip
     trailers = dict(error.trailing_metadata())
+    assert trailers["x-request-id"]
+    assert trailers["x-error-code"] == "malformed_request"
     assert json.loads(trailers["x-error-details-bin"]) == [
         {"field": "x", "problem": "datatype_mismatch"}
     ]

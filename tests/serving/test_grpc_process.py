@@ -48,7 +48,7 @@ def infer_version(
 ) -> tuple[str, str]:
     """One ModelInfer: the answering version and the request id."""
     response, call = stub.ModelInfer.with_call(iris_request(), metadata=metadata, timeout=30)
-    head = dict(call.initial_metadata())
+    head = dict(call.trailing_metadata())
     assert head["x-model-version"] == response.model_version
     return response.model_version, str(head["x-request-id"])
 

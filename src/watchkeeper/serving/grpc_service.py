@@ -12,8 +12,10 @@ Errors carry gRPC status codes (``_CODES``) with the protocol's message; watchke
 and field-level details ride in the trailing metadata (``x-error-code``, ``x-error-details-bin``,
 JSON). A server fault is ``INTERNAL`` with the request id, never the exception's text. Request
 metadata read: ``authorization`` (``Bearer <token>``, checked when the server requires a token
-for predictions), ``x-request-id`` and ``x-routing-key``; answers carry ``x-request-id`` and
-``x-model-version`` as initial metadata.
+for predictions), ``x-request-id`` and ``x-routing-key``. A ``ModelInfer`` answer, an error
+included (but a refused token or an unreadable message), carries ``x-request-id`` (and
+``x-model-version`` when a version answered) in its trailing metadata: one place whatever the
+outcome.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class InferenceService:
             if k in (b"x-request-id", b"x-model-version")
         ]
         if reply.status == 200:
-            await context.send_initial_metadata(tuple(metadata))
+            context.set_trailing_metadata(tuple(metadata))
             return reply.body
         error = loads(reply.body)
         metadata += [("x-error-code", str(error.get("code", ""))),
