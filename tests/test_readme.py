@@ -10,19 +10,20 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from tests.processes import wait_for
+from tests.processes import free_port, wait_for
 from tests.security.conftest import Served, serve  # noqa: F401
 from watchkeeper.config import Settings
 from watchkeeper.registry import Registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SERVER = "localhost:8080"  # where the README's client examples look for a server
+GRPC_SERVER = "localhost:8081"  # and its gRPC examples, for `serve --grpc-port 8081`
 
 
 def _blocks(*, client: bool) -> list[str]:
     """The README's Python blocks: those that talk to a running server, or the others."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    return [b for b in blocks if (SERVER in b) == client]
+    return [b for b in blocks if (SERVER in b or GRPC_SERVER in b) == client]
 
 
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -63,9 +64,12 @@ def test_client_examples_run_against_a_server(tmp_path: Path, serve, capsys) -> 
     with Registry(Settings(home=tmp_path / "home", user="tester")) as registry:
         registry.register("breast-cancer", LogisticRegression(max_iter=3000).fit(X, y),
                           input_example=X, stage="production")  # fmt: skip
-    served: Served = serve("--without-scheduler", home=tmp_path / "home")
+    grpc_port = free_port()
+    served: Served = serve("--without-scheduler", "--grpc-port", str(grpc_port),
+                           home=tmp_path / "home")  # fmt: skip
     wait_for(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, 60, "ready")
     for block in blocks:
         code = block.replace(SERVER, served.url.removeprefix("http://"))
+        code = code.replace(GRPC_SERVER, f"127.0.0.1:{grpc_port}")
         exec(compile(code, str(README), "exec"), {})
     assert capsys.readouterr().out.strip()
