@@ -193,9 +193,9 @@ def _cli(home: Path, *args: str, block_grpc: bool = False) -> subprocess.Complet
 
 
 def test_missing_extra_or_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
-    """Promise: --grpc-port without grpcio installed names the extra to install, and a gRPC
-    port already taken is named; each is one line and exit status 1, before anything
-    listens."""
+    """Promise: --grpc-port without grpcio installed names the extra to install, a gRPC port
+    already taken is named, and the REST port is refused as the gRPC port; each is one line
+    and exit status 1, before anything listens."""
     iris_registry(tmp_path).close()
     missing = _cli(tmp_path, "--port", str(free_port()), "--grpc-port", str(free_port()),
                    block_grpc=True)  # fmt: skip
@@ -210,3 +210,7 @@ def test_missing_extra_or_taken_port_is_a_one_line_error(tmp_path: Path) -> None
     assert busy.returncode == 1
     assert f"--grpc-port {port}: cannot listen on 127.0.0.1:{port}" in busy.stderr
     assert "Traceback" not in busy.stderr
+    rest = str(free_port())
+    same = _cli(tmp_path, "--port", rest, "--grpc-port", rest)
+    assert same.returncode == 1
+    assert "--grpc-port must be a port from 1 to 65535 other than --port" in same.stderr
