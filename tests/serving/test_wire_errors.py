@@ -99,3 +99,12 @@ def test_the_management_api_keeps_its_shape(wire: Wire) -> None:
     assert error["code"] == "model_not_found"
     assert "nope" in error["message"]
     assert error["details"] == []
+
+
+def test_an_unknown_route_under_a_protocol_answers_in_its_shape(wire: Wire) -> None:
+    """Promise: a path nothing serves under ``/v1`` or ``/v2`` (``/v2/repository/index``,
+    which tritonclient may call) is a 404 in that protocol's error shape, naming the path,
+    not a plain-text page its clients cannot decode."""
+    for method, path in (("GET", "/v2/repository/index"), ("POST", "/v1/nothing/here")):
+        body = tensor_error(httpx.request(method, f"{wire.url}{path}"), 404, "not_found")
+        assert path in body["error"]

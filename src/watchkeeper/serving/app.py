@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from watchkeeper import __version__
 from watchkeeper.config import Settings
-from watchkeeper.errors import InvalidInput, StoreUnavailable, WatchkeeperError
+from watchkeeper.errors import InvalidInput, NotFound, StoreUnavailable, WatchkeeperError
 from watchkeeper.logbook import Logbook, LogbookConfig
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
@@ -54,6 +54,9 @@ class GrpcOptions:
     host: str = "127.0.0.1"
     reuse_port: bool = False
     grace_seconds: float = 30.0  # at shutdown, in-flight calls get this long to finish
+
+
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,7 +317,16 @@ class Server:
             *api.routes(self),
             *deploy_api.routes(self),
             *Dashboard(self).routes(),
+            # anything else under a protocol's prefix: a 404 its clients can read
+            Route("/v1/{rest:path}", self.v1_unknown, methods=ANY_METHOD),
+            Route("/v2/{rest:path}", self.v2_unknown, methods=ANY_METHOD),
         ]
+
+    async def v1_unknown(self, request: Request) -> Response:
+        return error_response(_no_route(request), "kserve_v1")
+
+    async def v2_unknown(self, request: Request) -> Response:
+        return error_response(_no_route(request), "v2")
 
 
 def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> ASGIApp:
@@ -390,3 +402,7 @@ def _v2_render(answer: Answer) -> bytes | Rendered:
         probabilities=answer.probabilities,
         binary=answer.parsed.binary_outputs,
     )
+
+
+def _no_route(request: Request) -> NotFound:
+    return NotFound(f"no such route: {request.method} {request.url.path}")
