@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
-from tests.processes import ROOT, free_port, wait_for
+from tests.processes import ROOT, free_port, wait_ready
 from watchkeeper.cli.main import app
 
 TIMEOUT = 30.0
@@ -79,16 +79,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             )  # fmt: skip
         started.append(proc)
         url = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            assert proc.poll() is None, log.read_text()
-            try:
-                answer = httpx.get(f"{url}/readyz", timeout=1)
-            except httpx.TransportError:
-                return False
-            return answer.status_code == 200 and len(answer.json()["models"]) == models
-
-        wait_for(ready, 60, f"{url} to serve {models} models")
+        wait_ready(url, proc, log, models)
         return url
 
     try:
