@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/watchkeeper demo
 
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4 --dist loadfile  # files in parallel: most wait on real servers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
