@@ -50,7 +50,7 @@ def test_the_scheduler_runs_in_a_child_process_at_a_lower_priority(
     """Promise: the scheduler (monitors, batch jobs, retraining) never runs on the serving
     process: `serve` starts it as its own child, niced by 10."""
     leader = _leader(tmp_path / "home")
-    served = serve("--scheduler-interval", "0.2")
+    served = serve("--scheduler-interval", "0.2", scheduler=True)
     pid = wait_for(leader, 120, "the scheduler to take its lease")
     assert pid != served.proc.pid
     fields = _stat(pid)
@@ -68,7 +68,7 @@ def test_a_killed_scheduler_is_restarted_while_serving_goes_on(
     """Promise: a scheduler process that dies (SIGKILL) is started again and takes the lease
     back once it expires; predictions are answered throughout."""
     leader = _leader(tmp_path / "home")
-    served = serve("--scheduler-interval", "0.2")
+    served = serve("--scheduler-interval", "0.2", scheduler=True)
     first = wait_for(leader, 120, "the scheduler to take its lease")
     os.kill(first, signal.SIGKILL)
 
@@ -90,7 +90,7 @@ def test_a_killed_server_leaves_no_scheduler_behind(
     scheduler stops by itself and hands the lease over at once, rather than acting on for a
     server that no longer exists."""
     leader = _leader(tmp_path / "home")
-    served = serve("--scheduler-interval", "0.2")
+    served = serve("--scheduler-interval", "0.2", scheduler=True)
     pid = wait_for(leader, 120, "the scheduler to take its lease")
     served.proc.kill()  # the server alone, not its process group
     served.proc.wait(30)

@@ -57,11 +57,12 @@ def iris_registry(home: Path, *, versions: int = 1) -> Registry:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    """``serve(*args, home=..., ready=True)`` starts ``watchkeeper serve`` on a free port."""
+    """``serve(*args, home=..., ready=True)`` starts ``watchkeeper serve`` on a free port,
+    without its scheduler process unless ``scheduler=True`` (the test needs it)."""
     started: list[Served] = []
 
     def start(*args: str, home: Path | None = None, ready: bool = True,
-              env: dict[str, str] | None = None) -> Served:  # fmt: skip
+              env: dict[str, str] | None = None, scheduler: bool = False) -> Served:  # fmt: skip
         home = home or tmp_path / "home"
         home.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -70,7 +71,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         with open(log, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port),
-                 "--log-level", "warning", "--poll-interval", "0.05", *args],
+                 "--log-level", "warning", "--poll-interval", "0.05",
+                 *([] if scheduler or "--without-scheduler" in args else ["--without-scheduler"]),
+                 *args],
                 env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip

@@ -119,7 +119,7 @@ def test_a_candidate_that_cannot_load_is_rolled_back_and_replicas_stay_ready(
     home = tmp_path / "home"
     with iris_registry(home, versions=2) as registry:
         number, cause = broken_candidate(registry, broken)
-        served = serve("--scheduler-interval", "0.2", home=home)
+        served = serve("--scheduler-interval", "0.2", home=home, scheduler=True)
         wait_for(lambda: readyz(served).status_code == 200, 60, "the replica to be ready")
         with Watch(served.url) as watch:
             Rollouts(registry, actor="tester").start("iris", mode, number)

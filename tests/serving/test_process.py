@@ -59,6 +59,7 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, workers: int) -> No
             "-m",
             "watchkeeper",
             "serve",
+            "--without-scheduler",
             "--port",
             str(port),
             "--workers",
