@@ -67,7 +67,8 @@ def test_feedback_for_unknown_ids_is_accepted_and_counted(book: Logbook) -> None
     )
     book.flush()
     assert accepted == 3
-    span = (NOW - timedelta(minutes=5), NOW + timedelta(minutes=5))
+    now = datetime.now(UTC)  # feedback is dated when received: now, not at the module's import
+    span = (now - timedelta(minutes=5), now + timedelta(minutes=5))
     assert book.unmatched_feedback(None, *span, lookback=timedelta(days=400 * 50)) == 1
     assert book.unmatched_feedback("churn", *span, lookback=timedelta(days=400 * 50)) == 2
     assert book.join_feedback("churn", *window())["label"].drop_null().to_pylist() == [1.0]
@@ -106,6 +107,7 @@ def test_predictions_without_any_feedback_join_to_nulls(book: Logbook) -> None:
 def test_the_feedback_window_is_when_it_was_received(book: Logbook) -> None:
     book.log_feedback([FeedbackItem("r", label=1, timestamp=DAY)])  # happened long ago
     book.flush()
-    assert book.read_feedback(NOW - timedelta(minutes=5)).num_rows == 1
-    assert book.read_feedback(NOW + timedelta(minutes=5)).num_rows == 0
-    assert book.read_feedback(None, NOW - timedelta(minutes=5)).num_rows == 0
+    now = datetime.now(UTC)  # when it was received
+    assert book.read_feedback(now - timedelta(minutes=5)).num_rows == 1
+    assert book.read_feedback(now + timedelta(minutes=5)).num_rows == 0
+    assert book.read_feedback(None, now - timedelta(minutes=5)).num_rows == 0
