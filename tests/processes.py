@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import socket
@@ -44,8 +45,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Bounds are there to fail rather than hang, not to time anything: a loaded run (``make test``
+# runs files in parallel on a shared machine) stretches them by this factor.
+TIME_SCALE = float(os.environ.get("WATCHKEEPER_TEST_TIME_SCALE", "1"))
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while time.monotonic() < deadline:
         value = predicate()
         if value:

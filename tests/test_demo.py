@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
+from tests.processes import TIME_SCALE
 from watchkeeper.config import Settings
+from watchkeeper.demo import story
 from watchkeeper.demo.story import run_demo
 from watchkeeper.registry import Registry
 
 
-def test_the_demo_closes_the_loop(tmp_path: Path) -> None:
+def test_the_demo_closes_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the story's own give-up bound, stretched like every bound on a loaded run
+    stretched = replace(story.FAST, deadline=story.FAST.deadline * TIME_SCALE)
+    monkeypatch.setattr(story, "FAST", stretched)
     console = Console(record=True, width=120)
     report = tmp_path / "report.html"
     outcome = run_demo(tmp_path / "home", fast=True, report=report, console=console)

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from tests.conftest import fresh_schema
 from tests.processes import (
     ROOT,
+    TIME_SCALE,
     Cluster,
     Load,
     event_at,
@@ -128,7 +129,8 @@ def test_a_rollback_reaches_all_three_replicas_within_a_second(cluster: Cluster)
     for replica in range(REPLICAS):
         answers = [a for a in load.answers if a.replica == replica]
         last_v2 = max(a.at for a in answers if a.version == "2")
-        assert last_v2 - back < 1.0, (replica, last_v2 - back)
+        # a second on a quiet machine (bench/rollout.py, bench/scale.py measure ~0.2 s)
+        assert last_v2 - back < 1.0 * TIME_SCALE, (replica, last_v2 - back)
         later = {a.version for a in answers if a.at > last_v2}
         assert later == {"1"}, (replica, later)
 

@@ -22,7 +22,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from tests.processes import wait_for
+from tests.processes import TIME_SCALE, wait_for
 from tests.security.conftest import Served, iris_registry
 from watchkeeper.config import Settings
 from watchkeeper.errors import StoreUnavailable
@@ -61,7 +61,7 @@ class Faulty:
 
 
 async def until(predicate: Callable[[], Any], what: str, timeout: float = BOUND) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while time.monotonic() < deadline:
         value = predicate()
         if value:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from tests.processes import TIME_SCALE
 from tests.serving.conftest import start_server
 from watchkeeper.config import Settings
 from watchkeeper.logbook import Logbook, LogbookConfig
@@ -82,7 +83,7 @@ def _predict(w: World, key: str | None = None) -> httpx.Response:
 
 
 def _wait_for(w: World, condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while time.monotonic() < deadline:
         if condition():
             return

@@ -16,6 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from tests.processes import TIME_SCALE
 from tests.serving.slow_model import SlowModel
 from watchkeeper.config import Settings
 from watchkeeper.logbook import Logbook
@@ -32,7 +33,7 @@ def _free_port() -> int:
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 60 * TIME_SCALE
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         try:
