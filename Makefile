@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean grpc-stubs
+.PHONY: demo test test-slow lint bench clean grpc-stubs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ demo: $(STAMP)
 	$(BIN)/watchkeeper demo
 
 test: $(STAMP) lint
-	# files in parallel (most wait on real servers); bounds stretched for the shared cores
-	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile
+	# files in parallel (most wait on real servers); bounds stretched for the shared cores;
+	# the multi-process end-to-end proofs (marked slow) run with `make test-slow`
+	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile -m 'not slow'
+
+test-slow: $(STAMP)
+	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
