@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from jinja2 import UndefinedError
+from markupsafe import escape
 from typer.testing import CliRunner
 
 from watchkeeper.cli.main import app
 from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
-from watchkeeper.monitoring.html import render_report
+from watchkeeper.monitoring.html import _templates, render_report
 from watchkeeper.monitoring.profile import profile_frame
 from watchkeeper.monitoring.report_data import distribution
 from watchkeeper.monitoring.results import CheckResult
@@ -114,3 +120,42 @@ def test_compare_command_writes_the_report(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output
     assert '<span class="badge">drifted</span>' in out.read_text(encoding="utf-8")
+
+
+HOSTILE = '"><img src=x onerror=alert(1)>'
+
+
+def test_hostile_strings_are_escaped_everywhere() -> None:
+    """A column name, a category, a summary entry and the title all carry markup: the page
+    shows it as text (the template escapes), and the charts' JSON holds no ``<`` at all."""
+    rng = np.random.default_rng(3)
+    n = 500
+    ref = pd.DataFrame({HOSTILE: rng.choice([HOSTILE, "b"], n), "x": rng.normal(size=n)})
+    cur = pd.DataFrame({HOSTILE: rng.choice([HOSTILE, "b"], n, p=[0.9, 0.1]),
+                        "x": rng.normal(size=n)})  # fmt: skip
+    found = compare(ref, cur, window=Window(HOSTILE, 1, T0, T0 + timedelta(hours=1)))
+    profile = profile_frame(ref, bins=10)
+    history = [replace(r, feature=HOSTILE, model=HOSTILE) for r in _history()]
+    page = render_report(
+        title=HOSTILE, summary={"model": HOSTILE, HOSTILE: HOSTILE}, results=found.results,
+        reference=profile, current_counts=count_window(profile, cur), drift=found.drift,
+        history=history,
+    )  # fmt: skip
+    plotly_end = page.index("</script>")  # plotly.js itself is not ours to search
+    ours = page[plotly_end:]
+    assert "<img" not in ours
+    assert HOSTILE not in ours
+    escaped = str(escape(HOSTILE))  # the template's escaping
+    assert f"<title>{escaped}</title>" in page
+    assert f"<h3>{escaped} " in ours  # the feature's card
+    assert f"<tr><th>{escaped}</th><td>{escaped}</td></tr>" in ours  # the summary
+    figures = re.search(r'id="wk-figures">(.*?)</script>', page, re.S)
+    assert figures is not None
+    assert "<" not in figures[1]
+    assert html.escape(HOSTILE) in json.loads(figures[1])[0]["data"][0]["x"]  # a bar label
+
+
+def test_a_missing_template_value_is_an_error_not_a_blank() -> None:
+    page = _templates().get_template("report.html")
+    with pytest.raises(UndefinedError, match="'summary' is undefined"):
+        page.render(title="t", plotly_js="")
