@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -32,10 +33,10 @@ def samples(seed, n=3000, m=2000, shift=0.0):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("shift", [0.0, 0.1, 0.5])
-def test_ks_matches_scipy_asymptotic(seed, shift):
+def test_ks_matches_scipy(seed, shift):
     ref, cur = samples(seed, shift=shift)
     ours = ks(ref, cur)
-    theirs = ks_2samp(ref, cur, method="asymp")
+    theirs = ks_2samp(ref, cur)
     assert math.isclose(ours.statistic, theirs.statistic, rel_tol=1e-12)
     assert math.isclose(ours.p_value, theirs.pvalue, rel_tol=1e-9, abs_tol=1e-300)
 
@@ -43,6 +44,40 @@ def test_ks_matches_scipy_asymptotic(seed, shift):
 def test_ks_matches_scipy_default_beyond_10000_values():
     ref, cur = samples(7, n=12_000, m=11_000, shift=0.02)
     assert math.isclose(ks(ref, cur).p_value, ks_2samp(ref, cur).pvalue, rel_tol=1e-9)
+
+
+def _permutation_p_value(ref: list[float], cur: list[float]) -> float:
+    """The exact p-value by brute force: the share of all splits of the pooled values into
+    samples of these sizes whose D is at least the observed one."""
+
+    def d(a: list[float], b: list[float]) -> float:
+        points = sorted(a + b)
+        return max(abs(sum(x <= t for x in a) / len(a) - sum(x <= t for x in b) / len(b))
+                   for t in points)  # fmt: skip
+
+    pooled, observed = ref + cur, d(ref, cur)
+    splits = list(itertools.combinations(range(len(pooled)), len(ref)))
+    at_least = sum(
+        d([pooled[i] for i in s], [pooled[i] for i in range(len(pooled)) if i not in s])
+        >= observed - 1e-12
+        for s in splits
+    )
+    return at_least / len(splits)
+
+
+def test_small_samples_get_the_exact_p_value_not_the_asymptotic_one():
+    """Regression: the raw-value KS used Smirnov's asymptotic p-value at every size. For two
+    samples of four, 54 of the 70 equally likely splits reach D = 1/2: p = 0.771, where the
+    asymptotic formula says 0.5 and would be far off at this size."""
+    ref, cur = [1.0, 2.0, 3.0, 4.0], [2.5, 3.5, 5.0, 6.0]
+    result = ks(ref, cur)
+    assert result.statistic == 0.5
+    assert math.isclose(result.p_value, 54 / 70, rel_tol=1e-9)
+    assert math.isclose(result.p_value, _permutation_p_value(ref, cur), rel_tol=1e-9)
+    assert ks_2samp(ref, cur, method="asymp").pvalue == pytest.approx(0.5)
+    rng = np.random.default_rng(5)
+    ref, cur = rng.normal(size=6).tolist(), rng.normal(1.0, size=5).tolist()
+    assert math.isclose(ks(ref, cur).p_value, _permutation_p_value(ref, cur), rel_tol=1e-9)
 
 
 def test_ks_with_ties_matches_scipy():

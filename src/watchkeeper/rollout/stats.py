@@ -42,7 +42,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import bdtr, bdtrc, ndtr, ndtri, stdtr
+from scipy.special import bdtr, bdtrc, ndtr, ndtri
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.drift import DriftResult, jensenshannon, ks
@@ -220,7 +220,7 @@ def ab_analysis(
         decision=_decide(p, alpha, difference, higher_is_better),
         alpha=alpha,
         mixture_variance=tau2,
-        fixed_horizon_p_value=_welch_p(difference, c, t),
+        fixed_horizon_p_value=_welch_p(c, t),
     )
 
 
@@ -251,15 +251,22 @@ def _decide(p: float, alpha: float, difference: float, higher_is_better: bool) -
     return "treatment_better" if (difference > 0) == higher_is_better else "control_better"
 
 
-def _welch_p(difference: float, c: ArmSummary, t: ArmSummary) -> float:
-    """Two-sided Welch t-test p-value (``scipy.stats.ttest_ind(equal_var=False)``)."""
-    if min(c.n, t.n) < 2:
+def _welch_p(c: ArmSummary, t: ArmSummary) -> float:
+    """Two-sided Welch t-test p-value of treatment against control."""
+    if min(c.n, t.n) < 2 or c.variance / c.n + t.variance / t.n == 0:
         return math.nan
-    a, b = c.variance / c.n, t.variance / t.n
-    if a + b == 0:
-        return math.nan
-    df = (a + b) ** 2 / (a * a / (c.n - 1) + b * b / (t.n - 1))
-    return float(2 * stdtr(df, -abs(difference) / math.sqrt(a + b)))
+    return _welch(c, t, "two-sided")[1]
+
+
+def _welch(
+    c: ArmSummary, t: ArmSummary, alternative: str, shift: float = 0.0
+) -> tuple[float, float]:
+    """Welch's t statistic and p-value of ``t.mean - shift`` against ``c.mean``."""
+    from scipy.stats import ttest_ind_from_stats  # scipy.stats is slow to import: when used
+
+    r = ttest_ind_from_stats(t.mean - shift, t.std, t.n, c.mean, c.std, c.n, equal_var=False,
+                             alternative=alternative)  # fmt: skip
+    return float(r.statistic), float(r.pvalue)
 
 
 def sample_size(mde: float, *, std: float, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -430,20 +437,33 @@ def loss_guard(
         raise InvalidInput(f"paired losses need equal lengths, got {prod.size} and {cand.size}")
     if min(prod.size, cand.size) < 2:
         raise InvalidInput("need at least two rows per model")
-    if paired:
-        d = ArmSummary.from_values(cand - prod)
-        se2, df = d.variance / d.n, float(d.n - 1)
-    else:
-        p, c = ArmSummary.from_values(prod), ArmSummary.from_values(cand)
-        a, b = p.variance / p.n, c.variance / c.n
-        se2 = a + b
-        df = se2**2 / (a * a / (p.n - 1) + b * b / (c.n - 1)) if se2 > 0 else math.inf
     difference = float(cand.mean() - prod.mean())
-    excess = difference - margin
-    t = excess / math.sqrt(se2) if se2 > 0 else _sign_inf(excess)
     method = "paired_t" if paired else "welch_t"
-    p_noninf, p_harm = float(stdtr(df, t)), float(stdtr(df, -t))
+    spread = np.ptp(cand - prod) if paired else np.ptp(prod) + np.ptp(cand)
+    if spread == 0:
+        t = _sign_inf(difference - margin)  # no spread: the difference is known exactly
+        p_noninf, p_harm = float(ndtr(t)), float(ndtr(-t))
+    else:
+        t, p_noninf = _loss_t_test(prod, cand, margin, paired, "less")
+        p_harm = _loss_t_test(prod, cand, margin, paired, "greater")[1]
     return _guard(method, t, difference, margin, p_noninf, p_harm, alpha, prod.size, cand.size)
+
+
+def _loss_t_test(
+    prod: npt.NDArray[np.float64],
+    cand: npt.NDArray[np.float64],
+    margin: float,
+    paired: bool,
+    alternative: str,
+) -> tuple[float, float]:
+    """t statistic and p-value of candidate minus ``margin`` against production."""
+    if not paired:
+        return _welch(ArmSummary.from_values(prod), ArmSummary.from_values(cand), alternative,
+                      shift=margin)  # fmt: skip
+    from scipy.stats import ttest_1samp
+
+    r = ttest_1samp(cand - prod, margin, alternative=alternative)
+    return float(r.statistic), float(r.pvalue)
 
 
 def latency_guard(
