@@ -35,8 +35,9 @@ from functools import partial
 from sqlalchemy import update
 
 from watchkeeper.batch.job import run_batch
-from watchkeeper.batch.schedule import after_failure, next_time, spec_for
+from watchkeeper.batch.schedule import after_failure, spec_for
 from watchkeeper.config import Settings
+from watchkeeper.cron import next_time
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.checks import Window

@@ -1,4 +1,4 @@
-"""Batch schedules: cron times, the job a schedule describes, and its retry policy.
+"""Batch schedules: the job a schedule describes, and its retry policy.
 
 A schedule stores the command's options, never a version: each run scores with the version that
 is production when it starts, so a promotion or a rollback changes what the next run uses. A
@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from croniter import croniter
-
 from watchkeeper.batch.job import BatchSpec
-from watchkeeper.errors import InvalidInput
+from watchkeeper.cron import next_time
 from watchkeeper.registry.batch import BatchSchedule
 
 RETRY_BASE = timedelta(minutes=1)
@@ -22,19 +20,6 @@ RETRY_BASE = timedelta(minutes=1)
 OPTIONS = ("query", "table", "if_exists", "rejects", "engine", "workers", "chunk_rows",
            "id_column", "columns", "passthrough", "probabilities", "max_reject_rate",
            "log_sample", "ray_address")  # fmt: skip
-
-
-def next_time(cron: str, after: datetime) -> datetime:
-    """The first cron time strictly after ``after`` (UTC).
-
-    >>> from datetime import UTC
-    >>> next_time("0 2 * * *", datetime(2026, 11, 26, 12, tzinfo=UTC)).isoformat()
-    '2026-11-27T02:00:00+00:00'
-    """
-    if not croniter.is_valid(cron):
-        raise InvalidInput(f"'{cron}' is not a cron expression (e.g. '0 2 * * *': 02:00 daily)")
-    found: datetime = croniter(cron, after).get_next(datetime)
-    return found
 
 
 def spec_for(schedule: BatchSchedule) -> BatchSpec:

@@ -21,8 +21,9 @@ from rich.progress import (
 )
 
 from watchkeeper.batch.job import BatchSpec, run_batch
-from watchkeeper.batch.schedule import OPTIONS, next_time
+from watchkeeper.batch.schedule import OPTIONS
 from watchkeeper.cli._common import new_app, open_registry, print_json, settings, table
+from watchkeeper.cron import next_time
 from watchkeeper.errors import InvalidInput
 from watchkeeper.registry.batch import BatchStore
 

@@ -53,7 +53,7 @@ class Trigger:
         if self.kind not in TRIGGER_KINDS:
             raise InvalidInput(f"unknown trigger '{self.kind}'; choose from {list(TRIGGER_KINDS)}")
         if self.kind == "schedule":
-            from watchkeeper.batch.schedule import next_time  # validates the expression
+            from watchkeeper.cron import next_time  # validates the expression
 
             if not self.cron:
                 raise InvalidInput("a schedule trigger needs cron = '…'")

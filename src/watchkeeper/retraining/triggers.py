@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from watchkeeper.batch.schedule import next_time
+from watchkeeper.cron import next_time
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.retraining import RetrainStore
 from watchkeeper.retraining.spec import LOWER_IS_BETTER, RetrainSpec, Trigger
