@@ -65,10 +65,18 @@ class Settings:
     user: str = field(default_factory=lambda: _current_user())
     monitors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     retraining: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # How long live statistics and monitor results are kept (the scheduler prunes daily): a
+    # duration such as 35d, or "off" (watchkeeper.registry.retention).
+    retention: str = "35d"
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept a str, as people will pass one
             object.__setattr__(self, "home", Path(self.home))
+        if str(self.retention).strip().lower() != "off":
+            try:
+                parse_duration(str(self.retention))
+            except InvalidInput as exc:
+                raise InvalidInput(f"retention: {exc.message}") from exc
 
     @property
     def resolved_database_url(self) -> str:

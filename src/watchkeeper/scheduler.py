@@ -51,6 +51,7 @@ from watchkeeper.registry.deployments import Deployment
 from watchkeeper.registry.leases import Fence, LeaseKeeper, LeaseStore, StaleEpoch, fenced
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
+from watchkeeper.registry.retention import PRUNE_BUDGET_S, PRUNE_EVERY, prune, retention_period
 from watchkeeper.registry.retraining import RetrainStore
 from watchkeeper.registry.schema import BatchScheduleRow
 from watchkeeper.retraining.runner import retrain
@@ -96,6 +97,8 @@ class Scheduler:
             declared_monitors(settings) if self.options.monitors else {}
         )
         self._last_run: dict[str, datetime] = {}
+        self.retention = retention_period(settings.retention)  # None: "off"
+        self._pruned_at: datetime | None = None  # when the last prune finished
         self.batch_store = BatchStore(self.registry.engine, clock=self.clock)
         self._batch_threads: dict[int, threading.Thread] = {}
         self.retraining: dict[str, RetrainSpec] = (
@@ -135,6 +138,7 @@ class Scheduler:
         if self.options.batches:
             self._isolated("batches", "all", "", lambda: self._run_due_batches(fence))
         self._isolated("retraining", "all", "", self._run_due_retraining)
+        self._isolated("retention", "prune", "", self._prune_if_due)
         return self.leading
 
     # --- isolation ---------------------------------------------------------------------------
@@ -338,6 +342,23 @@ class Scheduler:
                     store.finish(run.id, status="failed", error=reason)
         except WatchkeeperError as exc:
             log.error("retraining %s: could not record the failure: %s", model, exc.message)
+
+    # --- retention -------------------------------------------------------------------------------
+
+    def _prune_if_due(self) -> None:
+        """Once a day, delete live statistics and monitor results older than the retention: a
+        few seconds of batches per round, so a backlog is spread over several rounds."""
+        now = self.clock()
+        if self.retention is None or (
+            self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY
+        ):
+            return
+        report = prune(self.registry.engine, now - self.retention, budget_s=PRUNE_BUDGET_S)
+        if report.total:
+            log.info("retention: deleted %s rows older than %s", report.deleted,
+                     report.cutoff.isoformat())  # fmt: skip
+        if report.complete:
+            self._pruned_at = now
 
     # --- life cycle ------------------------------------------------------------------------------
 

@@ -1,24 +1,29 @@
 """Live serving statistics in the metadata database: written by every replica, merged by sum.
 
 A replica writes its running totals for the current minute (idempotent overwrite of its own
-rows); a reader sums every replica's rows over a time range. Counts are plain integer lists
-whose meaning (which bins) is fixed by ``kind`` — see ``watchkeeper.serving.live`` — except
-latency (``latency_ms``), a :class:`~watchkeeper.monitoring.sketch.LogSketch` stored in the same
-JSON column as its sparse object form (``{"format": "logsketch", …, "bins": {index: count}}``),
-which merges by summing counts per bucket index. Rows written before the sketch hold a list
-over ``LATENCY_EDGES_MS`` and still read, as a sketch with each bin's count at its upper edge.
+rows, one ``INSERT … ON CONFLICT DO UPDATE`` per flush); a reader sums every replica's rows over
+a time range. Counts are plain integer lists whose meaning (which bins) is fixed by ``kind`` —
+see ``watchkeeper.serving.live`` — except latency (``latency_ms``), a
+:class:`~watchkeeper.monitoring.sketch.LogSketch` stored in the same JSON column as its sparse
+object form (``{"format": "logsketch", …, "bins": {index: count}}``), which merges by summing
+counts per bucket index. Rows written before the sketch hold a list over ``LATENCY_EDGES_MS``
+and still read, as a sketch with each bin's count at its upper edge.
+
+Old rows go with retention (``watchkeeper.registry.retention``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, cast, extract, func, select, true, update
+from sqlalchemy import BigInteger, Engine, Table, cast, extract, func, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 
+from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.sketch import LogSketch, is_sketch
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.schema import LiveStatsRow
@@ -30,6 +35,27 @@ SKETCH_KINDS = ("latency_ms",)
 # Upper edges (ms) of the latency histogram of rows written before the sketch (one more bin
 # than edges, the last open): read only to convert old rows.
 LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# The columns of ``uq_live_stats_key``: one row per replica, version, minute and kind.
+LIVE_KEY = ("model_name", "version", "replica", "window_start", "kind")
+
+
+def _upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of live rows in the dialect's own syntax."""
+    table = LiveStatsRow.__table__
+    assert isinstance(table, Table)
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:
+        raise InvalidInput(f"live statistics need SQLite or PostgreSQL, not {dialect}")
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[name] for name in LIVE_KEY],
+        set_={"counts": new.counts, "updated_at": new.updated_at},
+        where=table.c.updated_at <= new.updated_at,
+    )
 
 
 def latency_sketch() -> LogSketch:
@@ -76,36 +102,33 @@ class LiveCounts:
 
 
 class LiveStatsStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def write(self, items: Iterable[LiveCounts]) -> int:
-        """Upsert each replica's totals; returns rows written."""
-        written = 0
-        now = datetime.now(UTC)
+        """Upsert each replica's totals in one statement (executed for many rows); returns rows
+        written.
+
+        A row's totals replace the stored ones (a replica owns its rows and writes running
+        totals, so replicas never lose each other's counts), unless the stored row was written
+        later than this call began: an older flush that arrives late never undoes a newer one.
+        The last of several items with the same key wins.
+        """
+        now = self.clock()
+        rows = {
+            (i.model, i.version, i.replica, i.window_start, i.kind): {
+                "model_name": i.model, "version": i.version, "replica": i.replica,
+                "window_start": i.window_start, "kind": i.kind, "counts": i.stored(),
+                "updated_at": now,
+            }
+            for i in items
+        }  # fmt: skip
+        if not rows:
+            return 0
         with session_scope(self.engine, write=True) as session:
-            for item in items:
-                key = (
-                    (LiveStatsRow.model_name == item.model)
-                    & (LiveStatsRow.version == item.version)
-                    & (LiveStatsRow.replica == item.replica)
-                    & (LiveStatsRow.window_start == item.window_start)
-                    & (LiveStatsRow.kind == item.kind)
-                )
-                counts = item.stored()
-                result = session.execute(
-                    update(LiveStatsRow).where(key).values(counts=counts, updated_at=now)
-                )
-                if getattr(result, "rowcount", 0) == 0:
-                    session.add(
-                        LiveStatsRow(
-                            model_name=item.model, version=item.version, replica=item.replica,
-                            window_start=item.window_start, kind=item.kind,
-                            counts=counts, updated_at=now,
-                        )
-                    )  # fmt: skip
-                written += 1
-        return written
+            session.execute(_upsert(self.engine.dialect.name), list(rows.values()))
+        return len(rows)
 
     def merged(
         self, model: str, start: datetime, end: datetime, *, version: int | None = None,
