@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import TypeVar
-
-import pyarrow as pa
 
 from watchkeeper.errors import StoreUnavailable
 from watchkeeper.logbook import maintenance
@@ -20,12 +18,13 @@ _DEFAULT_CONFIG = LogbookConfig()
 T = TypeVar("T")
 
 
-class Logbook:
+class Logbook(Reader):
     """The append-only record of predictions and feedback below one fsspec URL or local path.
 
     Writing never blocks: ``log_predictions`` and ``log_feedback`` append references to a
     bounded buffer that a background thread (``start()``) converts and writes; ``flush()`` writes
-    now, ``close()`` writes the rest and stops the thread. Reading prunes by model and day.
+    now, ``close()`` writes the rest and stops the thread. Reading (:class:`Reader`'s methods)
+    prunes by model and day.
     A ``Logbook`` is also a context manager (``start()`` on entry, ``close()`` on exit).
     """
 
@@ -39,9 +38,8 @@ class Logbook:
     ) -> None:
         self.url = url
         self.config = config
-        self._store = SegmentStore(url)
+        super().__init__(SegmentStore(url))
         self._writer = Writer(self._store, config, on_drop=on_drop, on_flush_error=on_flush_error)
-        self._reader = Reader(self._store)
 
     def __repr__(self) -> str:
         return f"Logbook({self.url!r})"
@@ -83,63 +81,6 @@ class Logbook:
     @property
     def stats(self) -> LogbookStats:
         return self._writer.stats
-
-    # --- reading ----------------------------------------------------------------------------
-
-    def read(
-        self,
-        model: str,
-        start: datetime,
-        end: datetime,
-        *,
-        version: int | None = None,
-        role: str | None = None,
-        columns: Sequence[str] | None = None,
-    ) -> pa.Table:
-        """Predictions of ``model`` with ``start <= timestamp < end`` (naive datetimes are UTC).
-
-        ``columns`` selects and orders the columns (``feature_*``/``outcome_*`` names that no
-        segment holds come back as nulls); by default every column, ``model`` and ``date``
-        last.
-        """
-        return self._reader.read(model, start, end, version=version, role=role, columns=columns)
-
-    def read_feedback(self, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
-        """Feedback *received* in ``[start, end)``; of duplicates (same request_id and row) the
-        one received last."""
-        return self._reader.read_feedback(start, end)
-
-    def join_feedback(
-        self,
-        model: str,
-        start: datetime,
-        end: datetime,
-        *,
-        version: int | None = None,
-        role: str | None = None,
-        columns: Sequence[str] | None = None,
-    ) -> pa.Table:
-        """``read(...)`` left-joined with feedback on (request_id, row), adding ``label``,
-        ``label_text``, ``outcome_*``, ``feedback_timestamp`` and ``label_delay_s`` (null where
-        no feedback came back). ``request_id``, ``row`` and ``timestamp`` are always included.
-        Feedback received from an hour before ``start`` until now is considered."""
-        return self._reader.join_feedback(
-            model, start, end, version=version, role=role, columns=columns
-        )
-
-    def unmatched_feedback(
-        self,
-        model: str | None,
-        start: datetime,
-        end: datetime,
-        *,
-        lookback: timedelta = timedelta(days=7),
-    ) -> int:
-        """How much feedback received in ``[start, end)`` matches no prediction of ``model``
-        (of any model when None) made from ``lookback`` before ``start`` on. Feedback carries no
-        model name: with several models, pass None to count ids no model knows. Feedback for
-        sampled-out requests counts here too."""
-        return self._reader.unmatched_feedback(model, start, end, lookback=lookback)
 
     # --- maintenance ------------------------------------------------------------------------
 

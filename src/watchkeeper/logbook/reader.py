@@ -39,7 +39,8 @@ T = TypeVar("T")
 
 
 class Reader:
-    """Reads the segments of one ``SegmentStore``."""
+    """Reads the segments of one ``SegmentStore``: the reading half of a
+    :class:`~watchkeeper.logbook.Logbook`."""
 
     def __init__(self, store: SegmentStore) -> None:
         self._store = store
@@ -54,6 +55,12 @@ class Reader:
         role: str | None = None,
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
+        """Predictions of ``model`` with ``start <= timestamp < end`` (naive datetimes are UTC).
+
+        ``columns`` selects and orders the columns (``feature_*``/``outcome_*`` names that no
+        segment holds come back as nulls); by default every column, ``model`` and ``date``
+        last.
+        """
         start, end = as_utc(start), as_utc(end)
         condition = _between("timestamp", start, end)
         if version is not None:
@@ -82,7 +89,8 @@ class Reader:
         return self._to_table(fragments, base, PARTITION_FIELDS, condition, columns)
 
     def read_feedback(self, start: datetime | None = None, end: datetime | None = None) -> pa.Table:
-        """Feedback received in ``[start, end)``, one row per (request_id, row): the latest."""
+        """Feedback *received* in ``[start, end)``; of duplicates (same request_id and row) the
+        one received last."""
         return latest(_retrying(lambda: self._scan_feedback(start, end)))
 
     def _scan_feedback(self, start: datetime | None, end: datetime | None) -> pa.Table:
@@ -107,6 +115,10 @@ class Reader:
         role: str | None = None,
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
+        """``read(...)`` left-joined with feedback on (request_id, row), adding ``label``,
+        ``label_text``, ``outcome_*``, ``feedback_timestamp`` and ``label_delay_s`` (null where
+        no feedback came back). ``request_id``, ``row`` and ``timestamp`` are always included.
+        Feedback received from an hour before ``start`` until now is considered."""
         if columns is not None:
             columns = [*KEYS, "timestamp", *(c for c in columns if c not in (*KEYS, "timestamp"))]
         predictions = self.read(model, start, end, version=version, role=role, columns=columns)
@@ -114,8 +126,17 @@ class Reader:
         return attach(predictions, feedback)
 
     def unmatched_feedback(
-        self, model: str | None, start: datetime, end: datetime, *, lookback: timedelta
+        self,
+        model: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        lookback: timedelta = timedelta(days=7),
     ) -> int:
+        """How much feedback received in ``[start, end)`` matches no prediction of ``model``
+        (of any model when None) made from ``lookback`` before ``start`` on. Feedback carries no
+        model name: with several models, pass None to count ids no model knows. Feedback for
+        sampled-out requests counts here too."""
         feedback = self.read_feedback(start, end).select(KEYS)
         models = (
             [model]

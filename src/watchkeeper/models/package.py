@@ -23,7 +23,7 @@ from watchkeeper.errors import InvalidInput, UnreadableModel
 from watchkeeper.models import flavors
 from watchkeeper.models._versions import library_versions, log_version_drift
 from watchkeeper.models.flavors import _skops
-from watchkeeper.models.flavors.base import Flavor, Options, PackageFiles
+from watchkeeper.models.flavors.base import Adoption, Flavor, Options, PackageFiles
 from watchkeeper.models.flavors.mlflow import is_mlflow_dir, read_mlflow_model
 from watchkeeper.models.flavors.python import PythonFlavor
 from watchkeeper.models.flavors.sklearn import file_serialization, read_model
@@ -218,9 +218,9 @@ def _import_mlflow(
         raise InvalidInput(f"{src} is an MLflow {found.flavor} model, not {flavor}")
     chosen = flavors.get(found.flavor)
     with _staged(dest) as staging:
-        options = chosen.adopt(
-            found.model_file, staging, hints=found.hints, trusted_types=trusted_types
-        )
+        adoption = Adoption(file=found.model_file, directory=staging, hints=found.hints,
+                            trusted_types=trusted_types)  # fmt: skip
+        options = chosen.adopt(adoption)
         options.update(imported_from="mlflow", mlflow=found.info)
         options = _with_trust(staging, options, trusted_types, strict=True)
         return _finish(staging, chosen, options, given, found.carried)
@@ -245,7 +245,8 @@ def _import_file(
             keep = serialization if chosen.name == "sklearn" else None
             options = chosen.save(model, staging, serialization=keep)
         else:
-            options = chosen.adopt(src, staging, hints={}, trusted_types=trusted_types)
+            options = chosen.adopt(Adoption(file=src, directory=staging, hints={},
+                                            trusted_types=trusted_types))  # fmt: skip
         options = _with_trust(staging, options, trusted_types, strict=True)
         return _finish(staging, chosen, options, given)
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,7 @@ from watchkeeper.monitoring._performance_report import (
 
 __all__ = [
     "METRICS",
+    "ClassScore",
     "LabelLag",
     "MetricComparison",
     "MetricSpec",
@@ -98,97 +99,56 @@ def accuracy_score(
     return _one(k.accuracy, k.prepare(y_true, y_pred=y_pred, sample_weight=sample_weight))
 
 
-def _prf_score(
-    kind: str,
-    y_true: npt.ArrayLike,
-    y_pred: npt.ArrayLike,
-    *,
-    average: Average = "binary",
-    pos_label: Any = None,
-    labels: npt.ArrayLike | None = None,
-    sample_weight: Weights = None,
-) -> float:
-    d = k.prepare(
-        y_true, y_pred=y_pred, classes=labels, pos_label=pos_label, sample_weight=sample_weight
-    )
-    return _one(partial(k.prf, kind, average), d)
+class ClassScore(Protocol):
+    """A per-class score averaged over classes: :func:`precision_score`, :func:`recall_score`
+    and :func:`f1_score`, which take scikit-learn's arguments."""
+
+    def __call__(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, average: Average = ...,
+                 pos_label: Any = ..., labels: npt.ArrayLike | None = ...,
+                 sample_weight: Weights = ...) -> float: ...  # fmt: skip
 
 
-def precision_score(
-    y_true: npt.ArrayLike,
-    y_pred: npt.ArrayLike,
-    *,
-    average: Average = "binary",
-    pos_label: Any = None,
-    labels: npt.ArrayLike | None = None,
-    sample_weight: Weights = None,
-) -> float:
+def _class_score(kind: Literal["precision", "recall", "f1"], doc: str) -> ClassScore:
+    """The public metric ``{kind}_score``: one signature for the three, documented by ``doc``."""
+
+    def score(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, average: Average = "binary",
+              pos_label: Any = None, labels: npt.ArrayLike | None = None,
+              sample_weight: Weights = None) -> float:  # fmt: skip
+        d = k.prepare(y_true, y_pred=y_pred, classes=labels, pos_label=pos_label,
+                      sample_weight=sample_weight)  # fmt: skip
+        return _one(partial(k.prf, kind, average), d)
+
+    score.__name__ = score.__qualname__ = f"{kind}_score"
+    score.__doc__ = doc
+    return score
+
+
+precision_score = _class_score(
+    "precision",
     """Precision: share of predicted positives that are positive, averaged as scikit-learn does.
 
     >>> precision_score([0, 1, 1, 0], [1, 1, 0, 0])
     0.5
     >>> precision_score(["a", "b", "c", "c"], ["a", "b", "b", "c"], average="macro")
     0.8333333333333334
-    """
-    return _prf_score(
-        "precision",
-        y_true,
-        y_pred,
-        average=average,
-        pos_label=pos_label,
-        labels=labels,
-        sample_weight=sample_weight,
-    )
-
-
-def recall_score(
-    y_true: npt.ArrayLike,
-    y_pred: npt.ArrayLike,
-    *,
-    average: Average = "binary",
-    pos_label: Any = None,
-    labels: npt.ArrayLike | None = None,
-    sample_weight: Weights = None,
-) -> float:
-    """Recall; arguments as for :func:`precision_score`.
+    """,
+)
+recall_score = _class_score(
+    "recall",
+    """Recall: share of positives predicted positive; arguments as for :func:`precision_score`.
 
     >>> recall_score([0, 1, 1, 0], [1, 1, 0, 0])
     0.5
-    """
-    return _prf_score(
-        "recall",
-        y_true,
-        y_pred,
-        average=average,
-        pos_label=pos_label,
-        labels=labels,
-        sample_weight=sample_weight,
-    )
-
-
-def f1_score(
-    y_true: npt.ArrayLike,
-    y_pred: npt.ArrayLike,
-    *,
-    average: Average = "binary",
-    pos_label: Any = None,
-    labels: npt.ArrayLike | None = None,
-    sample_weight: Weights = None,
-) -> float:
+    """,
+)
+f1_score = _class_score(
+    "f1",
     """F1 (harmonic mean of precision and recall); arguments as for :func:`precision_score`.
 
     >>> f1_score([0, 1, 1, 1], [1, 1, 1, 0])
     0.6666666666666666
-    """
-    return _prf_score(
-        "f1",
-        y_true,
-        y_pred,
-        average=average,
-        pos_label=pos_label,
-        labels=labels,
-        sample_weight=sample_weight,
-    )
+    """,
+)
 
 
 def _proba_inputs(

@@ -103,6 +103,24 @@ class PackageFiles:
         return name, self.read_bytes(name)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Adoption:
+    """A model file someone else wrote, to be adopted into the package ``directory``:
+    ``hints`` are what its source says about it (an MLflow export's model class, serialization),
+    ``trusted_types`` the types a skops file may hold."""
+
+    file: Path
+    directory: Path
+    hints: Mapping[str, Any]
+    trusted_types: TrustedTypes = None
+
+    def copy_in(self) -> Path:
+        """Copy the file into the directory under its own name; returns the copy's path."""
+        copy = self.directory / self.file.name
+        shutil.copyfile(self.file, copy)
+        return copy
+
+
 class Flavor(Protocol):
     """How one kind of model is saved, adopted from a file, and loaded."""
 
@@ -123,15 +141,8 @@ class Flavor(Protocol):
 
     def save(self, obj: Any, directory: Path, *, serialization: str | None) -> Options: ...
 
-    def adopt(
-        self,
-        file: Path,
-        directory: Path,
-        *,
-        hints: Mapping[str, Any],
-        trusted_types: TrustedTypes,
-    ) -> Options:
-        """Copy (or convert) an existing model file into ``directory``; return options."""
+    def adopt(self, source: Adoption) -> Options:
+        """Copy (or convert) an existing model file into the package directory; return options."""
         ...
 
     def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> Predictor: ...
@@ -161,12 +172,6 @@ def head(path: Path, size: int = 64) -> bytes:
             return handle.read(size)
     except OSError:
         return b""
-
-
-def copy_in(file: Path, directory: Path) -> str:
-    """Copy ``file`` into ``directory`` under its own name; returns that name."""
-    shutil.copyfile(file, directory / file.name)
-    return file.name
 
 
 def unreadable(file: Path | str, expected: str, exc: BaseException) -> NoReturn:

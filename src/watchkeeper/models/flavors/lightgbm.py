@@ -18,6 +18,7 @@ import numpy as np
 
 from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
 from watchkeeper.models.flavors.base import (
+    Adoption,
     Array,
     InputKind,
     Options,
@@ -25,7 +26,6 @@ from watchkeeper.models.flavors.base import (
     TrustedTypes,
     check_serialization,
     comes_from,
-    copy_in,
     head,
     jsonable_classes,
     proba_from_positive,
@@ -158,26 +158,19 @@ class LightGBMFlavor:
         text = path.read_text(encoding="utf-8")
         return {"model_file": MODEL_FILE, **describe(text, classes, qualified_name(obj))}
 
-    def adopt(
-        self,
-        file: Path,
-        directory: Path,
-        *,
-        hints: Mapping[str, Any],
-        trusted_types: TrustedTypes,
-    ) -> Options:
-        model_class = str(hints.get("model_class") or "lightgbm.basic.Booster")
+    def adopt(self, source: Adoption) -> Options:
+        model_class = str(source.hints.get("model_class") or "lightgbm.basic.Booster")
         if model_class not in _BOOSTER_CLASSES:
-            return self.save(_unpickle_wrapper(file), directory, serialization=None)
+            return self.save(_unpickle_wrapper(source.file), source.directory, serialization=None)
         import_lightgbm()
-        if not self.matches_path(file):
+        if not self.matches_path(source.file):
             raise UnreadableModel(
-                f"{file} is not a LightGBM text model (it should start with 'tree')"
+                f"{source.file} is not a LightGBM text model (it should start with 'tree')"
             )
-        name = copy_in(file, directory)
-        text = (directory / name).read_text(encoding="utf-8")
-        self._booster(text, str(file))
-        return {"model_file": name, **describe(text, None, model_class)}
+        copy = source.copy_in()
+        text = copy.read_text(encoding="utf-8")
+        self._booster(text, str(source.file))
+        return {"model_file": copy.name, **describe(text, None, model_class)}
 
     def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> LightGBMPredictor:
         name, data = files.model_file()

@@ -20,6 +20,7 @@ import pandas as pd
 
 from watchkeeper.errors import InvalidInput, SchemaError, UnreadableModel
 from watchkeeper.models.flavors.base import (
+    Adoption,
     Array,
     InputKind,
     Options,
@@ -27,7 +28,6 @@ from watchkeeper.models.flavors.base import (
     TrustedTypes,
     as_1d,
     check_serialization,
-    copy_in,
     head,
     require,
     unreadable,
@@ -218,17 +218,10 @@ class OnnxFlavor:
         (directory / MODEL_FILE).write_bytes(data)
         return {"model_file": MODEL_FILE, **describe(session, data)}
 
-    def adopt(
-        self,
-        file: Path,
-        directory: Path,
-        *,
-        hints: Mapping[str, Any],
-        trusted_types: TrustedTypes,
-    ) -> Options:
-        name = copy_in(file, directory)
-        data = (directory / name).read_bytes()
-        return {"model_file": name, **describe(session_for(data, str(file)), data)}
+    def adopt(self, source: Adoption) -> Options:
+        copy = source.copy_in()
+        data = copy.read_bytes()
+        return {"model_file": copy.name, **describe(session_for(data, str(source.file)), data)}
 
     def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> OnnxPredictor:
         name, data = files.model_file()

@@ -21,6 +21,7 @@ import numpy as np
 
 from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
 from watchkeeper.models.flavors.base import (
+    Adoption,
     Array,
     InputKind,
     Options,
@@ -125,21 +126,14 @@ class PythonFlavor:
         model = resolve(import_path)
         return {"import_path": import_path, **describe(model)}
 
-    def adopt(
-        self,
-        file: Path,
-        directory: Path,
-        *,
-        hints: Mapping[str, Any],
-        trusted_types: TrustedTypes,
-    ) -> Options:
+    def adopt(self, source: Adoption) -> Options:
         try:
-            model = pickle.loads(file.read_bytes())
+            model = pickle.loads(source.file.read_bytes())
         except WatchkeeperError:
             raise
         except Exception as exc:  # translated at this boundary
-            unreadable(file, "a pickled Python model", exc)
-        return self.save(model, directory, serialization=None)
+            unreadable(source.file, "a pickled Python model", exc)
+        return self.save(model, source.directory, serialization=None)
 
     def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> PythonPredictor:
         import_path = files.options.get("import_path")

@@ -22,6 +22,7 @@ from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
 from watchkeeper.models.flavors import _skops
 from watchkeeper.models.flavors._sklearn_inputs import model_inputs
 from watchkeeper.models.flavors.base import (
+    Adoption,
     Array,
     InputKind,
     Options,
@@ -29,7 +30,6 @@ from watchkeeper.models.flavors.base import (
     TrustedTypes,
     check_serialization,
     comes_from,
-    copy_in,
     head,
     jsonable_classes,
     qualified_name,
@@ -186,20 +186,15 @@ class SklearnFlavor:
             warn_untrusted(path)
         return {"model_file": path.name, "serialization": choice, **describe(obj)}
 
-    def adopt(
-        self,
-        file: Path,
-        directory: Path,
-        *,
-        hints: Mapping[str, Any],
-        trusted_types: TrustedTypes,
-    ) -> Options:
-        serialization = str(hints.get("serialization") or file_serialization(file))
+    def adopt(self, source: Adoption) -> Options:
+        serialization = str(source.hints.get("serialization") or file_serialization(source.file))
         if serialization not in SERIALIZATIONS:
-            raise UnreadableModel(f"{file}: unknown scikit-learn serialization {serialization!r}")
-        name = copy_in(file, directory)
-        model = read_model(directory / name, serialization, trusted_types)
-        return {"model_file": name, "serialization": serialization, **describe(model)}
+            raise UnreadableModel(
+                f"{source.file}: unknown scikit-learn serialization {serialization!r}"
+            )
+        copy = source.copy_in()
+        model = read_model(copy, serialization, source.trusted_types)
+        return {"model_file": copy.name, "serialization": serialization, **describe(model)}
 
     def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> SklearnPredictor:
         name, data = files.model_file()

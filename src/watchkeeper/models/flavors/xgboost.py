@@ -18,6 +18,7 @@ import numpy as np
 
 from watchkeeper.errors import InvalidInput, UnreadableModel, WatchkeeperError
 from watchkeeper.models.flavors.base import (
+    Adoption,
     Array,
     InputKind,
     Options,
@@ -25,7 +26,6 @@ from watchkeeper.models.flavors.base import (
     TrustedTypes,
     check_serialization,
     comes_from,
-    copy_in,
     head,
     jsonable_classes,
     proba_from_positive,
@@ -163,23 +163,16 @@ class XGBoostFlavor:
             raise InvalidInput(f"cannot save this {type(obj).__name__}: {exc}") from exc
         return {"model_file": path.name, "format": choice, **describe(obj, model_class)}
 
-    def adopt(
-        self,
-        file: Path,
-        directory: Path,
-        *,
-        hints: Mapping[str, Any],
-        trusted_types: TrustedTypes,
-    ) -> Options:
-        hinted = str(hints.get("model_class") or "").rsplit(".", 1)[-1]
+    def adopt(self, source: Adoption) -> Options:
+        hinted = str(source.hints.get("model_class") or "").rsplit(".", 1)[-1]
         if hinted and hinted not in (*WRAPPERS, "Booster"):
-            raise UnreadableModel(f"{file}: unsupported XGBoost model class {hinted!r}")
-        name = copy_in(file, directory)
-        data = (directory / name).read_bytes()
-        model_class = hinted or self._class_from_attributes(data, str(file))
-        model = self._read(data, model_class, str(file))
+            raise UnreadableModel(f"{source.file}: unsupported XGBoost model class {hinted!r}")
+        copy = source.copy_in()
+        data = copy.read_bytes()
+        model_class = hinted or self._class_from_attributes(data, str(source.file))
+        model = self._read(data, model_class, str(source.file))
         file_format = "json" if data.lstrip()[:2] == b'{"' else "ubj"
-        return {"model_file": name, "format": file_format, **describe(model, model_class)}
+        return {"model_file": copy.name, "format": file_format, **describe(model, model_class)}
 
     def load(self, files: PackageFiles, *, trusted_types: TrustedTypes) -> XGBoostPredictor:
         name, data = files.model_file()
