@@ -129,8 +129,9 @@ def test_a_version_that_cannot_come_is_reported(run, example: Path, tmp_path: Pa
 
 
 def test_readme_commands_run_as_written(run, example: Path, monkeypatch) -> None:
-    """The watchkeeper commands of README's "Coming from MLflow" run in the example's folder."""
-    section = (ROOT / "README.md").read_text().split("## Coming from MLflow", 1)[1]
+    """The watchkeeper commands of docs/registry.md's "Coming from MLflow" run in the example's
+    folder."""
+    section = (ROOT / "docs" / "registry.md").read_text().split("## Coming from MLflow", 1)[1]
     block = re.search(r"```sh\n(.*?)```", section, flags=re.S)
     assert block is not None
     assert "python examples/mlflow_registry.py" in block.group(1)  # what the fixture ran

@@ -189,7 +189,7 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Sample]]:
 
 def queries() -> list[tuple[str, str, set[str]]]:
     """(where, expression, labels it prints) for every alert rule, dashboard target and PromQL
-    example of the README and docs/deployment.md."""
+    example of the README and docs/."""
     out = []
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     for group in rules["groups"]:
@@ -201,7 +201,7 @@ def queries() -> list[tuple[str, str, set[str]]]:
         for target in panel["targets"]:
             printed = set(re.findall(r"{{\s*(\w+)\s*}}", target.get("legendFormat", "")))
             out.append((f"panel {panel['title']!r} {target['refId']}", target["expr"], printed))
-    for doc in (ROOT / "README.md", ROOT / "docs" / "deployment.md"):
+    for doc in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
         for i, block in enumerate(re.findall(r"```promql\n(.*?)```", doc.read_text(), re.S)):
             out.append((f"{doc.name} example {i + 1}", block, set()))
     return out
