@@ -65,6 +65,11 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert (ROOT / "examples" / "quickstart.py").is_file()
 
 
+def test_the_readme_stays_a_newcomers_page() -> None:
+    """Subjects go to docs/ pages; the README keeps the commands, the tour and the links."""
+    assert len(README.read_text().splitlines()) <= 200
+
+
 def test_every_page_is_listed_in_the_index() -> None:
     index = (ROOT / "docs" / "README.md").read_text()
     listed = set(re.findall(r"\]\(([\w.-]+\.md)(?:#[\w-]*)?\)", index))
