@@ -10,8 +10,9 @@ import pytest
 
 from watchkeeper.errors import InvalidInput, PayloadTooLarge, SchemaError
 from watchkeeper.models.signature import ColumnSpec, Signature
+from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
-from watchkeeper.serving.validation import ValidationPolicy, Validator
+from watchkeeper.serving.validation import Validator
 
 NUMERIC = Signature(
     (

@@ -17,7 +17,7 @@ from watchkeeper.batch.validate import validate_chunk
 from watchkeeper.errors import InvalidInput
 from watchkeeper.models import LoadedModel
 from watchkeeper.models.signature import Signature
-from watchkeeper.serving.validation import ValidationPolicy
+from watchkeeper.models.validation import ValidationPolicy
 
 
 @dataclass(frozen=True, kw_only=True)

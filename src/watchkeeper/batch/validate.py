@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from watchkeeper.errors import Detail, SchemaError
 from watchkeeper.models.signature import ColumnSpec, Signature
-from watchkeeper.serving.validation import ValidationPolicy
+from watchkeeper.models.validation import ValidationPolicy
 
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 

@@ -11,6 +11,7 @@ import typer
 from watchkeeper.cli._common import open_registry, parse_pairs, settings
 from watchkeeper.errors import InvalidInput, MissingDependency
 from watchkeeper.logbook import LogbookConfig
+from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.registry.refs import canonical_ref
 from watchkeeper.registry.tokens import TokenStore
 from watchkeeper.scheduler_process import ChildOptions, SchedulerProcess
@@ -23,7 +24,6 @@ from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.readiness import STALE_VIEWS
 from watchkeeper.serving.server import serve as run_server
 from watchkeeper.serving.shadow import ShadowPolicy
-from watchkeeper.serving.validation import ValidationPolicy
 
 
 def _rate(model: str, text: str) -> float:

@@ -22,6 +22,7 @@ from watchkeeper import __version__
 from watchkeeper.config import Settings
 from watchkeeper.errors import InvalidInput, NotFound, StoreUnavailable, WatchkeeperError
 from watchkeeper.logbook import Logbook, LogbookConfig
+from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
@@ -41,7 +42,6 @@ from watchkeeper.serving.protocols.wire import Rendered
 from watchkeeper.serving.readiness import StaleView
 from watchkeeper.serving.shadow import ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable
-from watchkeeper.serving.validation import ValidationPolicy
 
 
 @dataclass(frozen=True, kw_only=True)

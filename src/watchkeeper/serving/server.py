@@ -22,11 +22,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
+from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.serving.app import GrpcOptions, ServeOptions, create_app
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.shadow import ShadowPolicy
-from watchkeeper.serving.validation import ValidationPolicy
 
 OPTIONS_ENV = "WATCHKEEPER_SERVE_OPTIONS"
 

@@ -46,6 +46,7 @@ from watchkeeper.errors import (
     NotFound,
     WatchkeeperError,
 )
+from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.registry import ModelRef, ModelVersion, Registry
 from watchkeeper.registry.deployments import Deployment
 from watchkeeper.registry.refs import canonical_ref
@@ -55,7 +56,7 @@ from watchkeeper.serving.live import replica_id
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.pins import PinnedVersions, PinPolicy
 from watchkeeper.serving.readiness import Readiness, StaleView, stale_reason
-from watchkeeper.serving.validation import ValidationPolicy, Validator
+from watchkeeper.serving.validation import Validator
 from watchkeeper.serving.warmup import predict_fn, warm
 
 log = logging.getLogger("watchkeeper.serving")

@@ -29,16 +29,15 @@ Decisions, so clients can rely on them:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from watchkeeper.errors import Detail, InvalidInput, PayloadTooLarge, SchemaError
+from watchkeeper.errors import Detail, PayloadTooLarge, SchemaError
 from watchkeeper.models.signature import ColumnSpec, Signature
+from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.serving._convert import (
     BOOL_TYPES,
     NUMBER_TYPES,
@@ -53,36 +52,6 @@ from watchkeeper.serving._convert import (
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 
 _ARRAY_DTYPES = ("float", "int", "bool")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ValidationPolicy:
-    """What to do with values a signature does not expect.
-
-    >>> ValidationPolicy(out_of_range="reject")
-    ValidationPolicy(out_of_range='reject', unseen_category='reject', bounds={}, max_rows=10000, \
-max_details=50)
-    """
-
-    out_of_range: Literal["count", "reject"] = "count"
-    unseen_category: Literal["count", "reject"] = "reject"
-    bounds: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    max_rows: int = 10_000
-    max_details: int = 50
-
-    def __post_init__(self) -> None:
-        for name in ("out_of_range", "unseen_category"):
-            if getattr(self, name) not in ("count", "reject"):
-                raise InvalidInput(
-                    f"{name} must be 'count' or 'reject', got {getattr(self, name)!r}"
-                )
-        if self.max_rows < 1 or self.max_details < 1:
-            raise InvalidInput("max_rows and max_details must be at least 1")
-        bounds = {str(k): (low, high) for k, (low, high) in self.bounds.items()}
-        for name, (low, high) in bounds.items():
-            if low is not None and high is not None and low > high:
-                raise InvalidInput(f"bounds for {name!r}: low {low} is above high {high}")
-        object.__setattr__(self, "bounds", bounds)
 
 
 class Validator:
