@@ -271,10 +271,11 @@ class Server:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi_json(self, request: Request) -> Response:
-        return Response(_json.dumps(openapi.document()), media_type="application/json")
+        doc = openapi.document(request.app.routes)  # generated from the routes served
+        return Response(_json.dumps(doc), media_type="application/json")
 
     async def docs(self, request: Request) -> Response:
-        return HTMLResponse(openapi.html(openapi.document()))
+        return HTMLResponse(openapi.html(openapi.document(request.app.routes)))
 
     def get_predictor(self) -> Predictor:
         assert self.predictor is not None, "the app's lifespan has not run"
