@@ -65,7 +65,8 @@ def test_kubernetes_server_arguments_are_options_serve_knows() -> None:
 
     from watchkeeper.cli.main import app
 
-    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    group = typer.main.get_command(app)
+    command = group.get_command(typer.Context(group), "serve")  # type: ignore[attr-defined]
     known = {name for p in command.params for name in (*p.opts, *p.secondary_opts)}
     manifests = yaml.safe_load_all((ROOT / "kubernetes" / "watchkeeper.yaml").read_text())
     (serve,) = [m for m in manifests if m["metadata"]["name"] == "watchkeeper-serve"]

@@ -1,14 +1,14 @@
 """Every error watchkeeper raises on purpose.
 
-The tree::
+The tree (HTTP status, CLI exit code)::
 
-    WatchkeeperError
-    ├── NotFound                      404, exit 1
+    WatchkeeperError                  500, exit 1
+    ├── NotFound                      404, exit 4
     │   ├── ModelNotFound
     │   ├── VersionNotFound
     │   ├── AliasNotFound
     │   └── AlertNotFound
-    ├── Conflict                      409, exit 1
+    ├── Conflict                      409, exit 5
     │   └── NoEarlierProduction       (rollback with nothing to go back to)
     ├── InvalidInput                  400/422, exit 1
     │   ├── InvalidReference          ("churn@" and friends)
@@ -19,16 +19,17 @@ The tree::
     │   ├── PayloadTooLarge           413 (body or row count over the limit)
     │   └── UnreadableModel           (the file is not a model we can read)
     │       └── UntrustedTypes        (a skops file holds types nobody trusted)
-    ├── Unauthorized                  401, exit 1 (no or unknown API token)
-    ├── Forbidden                     403, exit 1 (the token's role does not allow it)
+    ├── CheckFailed                   422, exit 3 (a monitor check or an evaluation gate failed)
+    ├── Unauthorized                  401, exit 6 (no or unknown API token)
+    ├── Forbidden                     403, exit 6 (the token's role does not allow it)
     ├── MissingDependency             501, exit 1 (a flavor's library is not installed)
     ├── IntegrityError                500, exit 1 (sha256 mismatch: tampered or corrupted)
-    ├── StoreUnavailable              503, exit 1 (database or artifact store unreachable)
-    ├── ModelNotReady                 503, exit 1 (known model, no loaded version to answer)
+    ├── StoreUnavailable              503, exit 7 (database or artifact store unreachable)
+    ├── ModelNotReady                 503, exit 7 (known model, no loaded version to answer)
     ├── PredictionFailed              500, exit 1 (the model raised or answered wrongly; the
     │                                 client sees a request id, the log the exception)
-    ├── PredictionTimeout             504, exit 1 (the model did not answer in time)
-    └── SchemaOutdated                503, exit 1 (run ``watchkeeper db upgrade``)
+    ├── PredictionTimeout             504, exit 7 (the model did not answer in time)
+    └── SchemaOutdated                503, exit 7 (run ``watchkeeper db upgrade``)
 
 Each class carries its HTTP status and CLI exit code (see ``HTTP_STATUS`` and ``EXIT_CODE``);
 callers look them up by class, never by comparing messages. Foreign exceptions are translated
@@ -177,6 +178,12 @@ class UntrustedTypes(UnreadableModel):
     code = "untrusted_types"
 
 
+class CheckFailed(WatchkeeperError):
+    """A check ran and its subject failed it: a monitor check, an evaluation gate."""
+
+    code = "check_failed"
+
+
 class Unauthorized(WatchkeeperError):
     code = "unauthorized"
 
@@ -222,6 +229,7 @@ HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     SchemaError: 422,
     UnsupportedMediaType: 415,
     PayloadTooLarge: 413,
+    CheckFailed: 422,
     Unauthorized: 401,
     Forbidden: 403,
     MissingDependency: 501,
@@ -232,9 +240,27 @@ HTTP_STATUS: dict[type[WatchkeeperError], int] = {
     PredictionTimeout: 504,
 }
 
-# CLI: 0 ok, 1 a user-facing error with a one-line message, 2 usage (typer's own).
+# CLI exit codes (docs/cli.md has the same table). 2 is click's own, for usage mistakes.
+EXIT_OK = 0
+EXIT_ERROR = 1  # any other error, reported in one line (invalid input, a corrupt file...)
+EXIT_USAGE = 2  # unknown command or option, missing argument, bad option value
+EXIT_CHECK_FAILED = 3  # a check ran and failed (monitor --fail-on, an evaluation gate)
+EXIT_NOT_FOUND = 4  # no such model, version, alias, alert or declared monitor/retraining
+EXIT_CONFLICT = 5  # the state does not allow it (already exists, nothing to roll back to...)
+EXIT_DENIED = 6  # no or wrong token, role too low, permission denied by the operating system
+EXIT_UNAVAILABLE = 7  # the store, the schema or the model cannot be used now: retry or fix it
+
 EXIT_CODE: dict[type[WatchkeeperError], int] = {
-    WatchkeeperError: 1,
+    WatchkeeperError: EXIT_ERROR,
+    CheckFailed: EXIT_CHECK_FAILED,
+    NotFound: EXIT_NOT_FOUND,
+    Conflict: EXIT_CONFLICT,
+    Unauthorized: EXIT_DENIED,
+    Forbidden: EXIT_DENIED,
+    StoreUnavailable: EXIT_UNAVAILABLE,
+    SchemaOutdated: EXIT_UNAVAILABLE,
+    ModelNotReady: EXIT_UNAVAILABLE,
+    PredictionTimeout: EXIT_UNAVAILABLE,
 }
 
 
@@ -255,7 +281,11 @@ def http_status(cls: type[WatchkeeperError]) -> int:
 
 
 def exit_code(cls: type[WatchkeeperError]) -> int:
-    """CLI exit code for an error class."""
+    """CLI exit code for an error class.
+
+    >>> exit_code(VersionNotFound), exit_code(NoEarlierProduction), exit_code(SchemaError)
+    (4, 5, 1)
+    """
     return _lookup(EXIT_CODE, cls)
 
 

@@ -72,7 +72,7 @@ def test_the_cli_scores_and_lists_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert listed[0]["rows_per_second"] > 0
     again = runner.invoke(app, ["batch", "score", "m", str(tmp_path / "in.csv"),
                                 str(tmp_path / "out.parquet")])  # fmt: skip
-    assert again.exit_code == 1
+    assert again.exit_code == 5  # a conflict
     assert "exists" in again.output
     assert "Traceback" not in again.output
     bad = runner.invoke(app, ["batch", "score", "m", str(tmp_path / "in.csv"),

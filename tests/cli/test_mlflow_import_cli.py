@@ -92,15 +92,16 @@ def test_dry_run_and_json(run, example: Path) -> None:
 
 
 def test_mistakes_are_one_line(run, example: Path, tmp_path: Path) -> None:
-    """An unknown --name, a missing store and a bad models:/ reference: one line, exit 1."""
+    """An unknown --name, a missing store and a bad models:/ reference: one line, and the
+    exit code of their kind (docs/cli.md: 4 not found, 7 unavailable, 1 other errors)."""
     cases = [
-        (("--tracking-uri", uri(example), "--name", "nope"), "has no registered model 'nope'"),
-        (("--tracking-uri", uri(tmp_path)), "no MLflow store at"),
-        (("--tracking-uri", uri(example), "--as", "x"), "needs the MLflow model"),
+        (("--tracking-uri", uri(example), "--name", "nope"), "has no registered model 'nope'", 4),
+        (("--tracking-uri", uri(tmp_path)), "no MLflow store at", 7),
+        (("--tracking-uri", uri(example), "--as", "x"), "needs the MLflow model", 1),
     ]
-    for args, message in cases:
+    for args, message, code in cases:
         result = run("models", "import-mlflow", *args)
-        assert result.exit_code == 1
+        assert result.exit_code == code, result.stderr
         assert result.stderr.count("\n") == 1
         assert message in result.stderr
     shown = run("models", "show", "models:/iris/champion")

@@ -98,22 +98,24 @@ def test_tables_for_people(run, model_file: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (("models", "show", "ghost@1"), "no model named 'ghost'"),
-        (("models", "promote", "iris", "1", "--to", "prod"), "unknown stage 'prod'"),
-        (("models", "promote", "iris", "7", "--to", "production"), "has no version 7"),
-        (("models", "rollback", "iris"), "no earlier production version"),
-        (("models", "register", "iris", "/no/such/file.pkl"), "/no/such/file.pkl"),
-        (("models", "register", "iris", "x.pkl", "--metric", "acc=high"), "is not a number"),
-        (("models", "register", "iris", "x.pkl", "--tag", "oops"), "KEY=VALUE"),
-        (("models", "search", "accuracy is good"), "cannot read filter"),
+        (("models", "show", "ghost@1"), "no model named 'ghost'", 4),
+        (("models", "promote", "iris", "1", "--to", "prod"), "unknown stage 'prod'", 1),
+        (("models", "promote", "iris", "7", "--to", "production"), "has no version 7", 4),
+        (("models", "rollback", "iris"), "no earlier production version", 5),
+        (("models", "register", "iris", "/no/such/file.pkl"), "/no/such/file.pkl", 1),
+        (("models", "register", "iris", "x.pkl", "--metric", "acc=high"), "is not a number", 1),
+        (("models", "register", "iris", "x.pkl", "--tag", "oops"), "KEY=VALUE", 1),
+        (("models", "search", "accuracy is good"), "cannot read filter", 1),
     ],
 )
-def test_user_errors_are_one_line_and_exit_1(run, model_file: Path, args, message: str) -> None:
+def test_user_errors_are_one_line_with_their_exit_code(
+    run, model_file: Path, args, message: str, code: int
+) -> None:
     run("models", "register", "iris", str(model_file))
     result = run(*args)
-    assert result.exit_code == 1
+    assert result.exit_code == code  # docs/cli.md: 4 not found, 5 conflict, 1 other errors
     assert result.output.count("\n") == 1, result.output
     assert result.output.startswith("error: ")
     assert message in result.output
@@ -128,7 +130,7 @@ def test_delete_production_is_refused(run, model_file: Path) -> None:
     run("models", "register", "iris", str(model_file))
     run("models", "promote", "iris", "1", "--to", "production")
     result = run("models", "delete", "iris", "1", "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 5  # a conflict
     assert "in production" in result.output
 
 
@@ -154,7 +156,7 @@ def test_real_subprocess_and_db_commands(tmp_path: Path, model_file: Path) -> No
     assert registered.returncode == 0, registered.stderr
     assert json.loads(wk("models", "show", "iris@production", "--json").stdout)["version"] == 1
     missing = wk("models", "show", "iris@9")
-    assert missing.returncode == 1
+    assert missing.returncode == 4  # not found
     assert missing.stderr.strip() == "error: model 'iris' has no version 9"
     assert "Traceback" not in missing.stderr
     assert (tmp_path / "home" / "watchkeeper.db").is_file()

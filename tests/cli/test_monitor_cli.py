@@ -89,7 +89,7 @@ def test_drift_and_decay_open_alerts_and_reach_the_webhook(setup) -> None:
                       "--webhook", receiver.url, "--json")  # fmt: skip
     assert result.exit_code == 3, result.output
     failed = {(r["check"], r["feature"], r["statistic"])
-              for r in json.loads(result.output)["results"] if r["status"] == "fail"}  # fmt: skip
+              for r in json.loads(result.stdout)["results"] if r["status"] == "fail"}  # fmt: skip
     assert ("drift", "a", "wasserstein") in failed
     assert ("drift", "b", "wasserstein") not in failed
     assert ("performance", "", "accuracy") in failed
@@ -117,7 +117,7 @@ def test_compare_two_files(tmp_path: Path) -> None:
 
 
 def test_monitor_user_errors(setup) -> None:
-    assert _run("monitor", "run", "ghost").exit_code == 1
+    assert _run("monitor", "run", "ghost").exit_code == 4  # not found
     bad = _run("monitor", "run", "m", "--window", "an hour")
     assert bad.exit_code == 1
     assert "not a duration" in bad.output

@@ -202,7 +202,7 @@ def test_cli_retrain_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert [r["status"] for r in runs] == ["registered", "dry_run"]
     assert runs[0]["trigger"] == "manual"
     missing = runner.invoke(app, ["retrain", "ghost"], env=env)
-    assert missing.exit_code == 1
+    assert missing.exit_code == 4  # not found
     assert "no retraining declared" in missing.output
 
 

@@ -85,7 +85,7 @@ def test_token_cli_shows_a_secret_once(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "--role must be one of" in bad.output
     last = runner.invoke(app, ["tokens", "revoke", "1"], env=env)
-    assert last.exit_code == 1  # the last live token: only with --force
+    assert last.exit_code == 5  # a conflict: the last live token goes only with --force
     assert "last live token" in last.output
     assert runner.invoke(app, ["tokens", "revoke", "1", "--force"], env=env).exit_code == 0
     with Registry(Settings(home=tmp_path)) as registry:

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,12 +14,15 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from watchkeeper.config import Settings
-from watchkeeper.errors import InvalidInput, WatchkeeperError
-from watchkeeper.registry import Registry
+from watchkeeper.errors import EXIT_DENIED, InvalidInput, WatchkeeperError
+
+if TYPE_CHECKING:
+    from watchkeeper.registry import Registry
 
 
 class Group(TyperGroup):
-    """Shows any ``WatchkeeperError`` a command raises as one line on stderr, with its exit code."""
+    """Shows any ``WatchkeeperError`` a command raises as one line on stderr, with its exit code
+    (``errors.EXIT_CODE``); so too a file or folder the operating system does not let us use."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -27,6 +30,9 @@ class Group(TyperGroup):
         except WatchkeeperError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(exc.exit_code) from exc
+        except PermissionError as exc:
+            typer.echo(f"error: permission denied: {exc.filename or exc}", err=True)
+            raise typer.Exit(EXIT_DENIED) from exc
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -49,6 +55,8 @@ def settings(ctx: typer.Context) -> Settings:
 
 @contextmanager
 def open_registry(ctx: typer.Context) -> Iterator[Registry]:
+    from watchkeeper.registry import Registry
+
     registry = Registry(settings(ctx))
     try:
         yield registry

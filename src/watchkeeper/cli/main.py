@@ -1,4 +1,9 @@
-"""The root command: global options and the command groups."""
+"""The root command: global options, and the commands, each imported only when it is used.
+
+``watchkeeper --help`` lists the commands from ``COMMANDS`` without importing them, and
+``watchkeeper models list`` imports the ``models`` group alone: neither pays for scikit-learn,
+the server or the demo (``tests/cli/test_startup.py`` keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -7,37 +12,84 @@ from typing import Annotated
 
 import typer
 
-from watchkeeper.cli import (
-    batch,
-    db,
-    demo,
-    deploy,
-    logbook,
-    models,
-    monitor,
-    retrain,
-    scheduler,
-    serve,
-    tokens,
-    ui,
-)
-from watchkeeper.cli._common import new_app
+from watchkeeper.cli._lazy import Lazy, LazyGroup
 from watchkeeper.config import Settings
 
-app = new_app("watchkeeper: deploy ML models and keep them working as data shifts.")
-app.add_typer(models.app, name="models")
-app.add_typer(db.app, name="db")
-app.add_typer(monitor.app, name="monitor")
-app.add_typer(logbook.feedback_app, name="feedback")
-app.add_typer(logbook.logbook_app, name="logbook")
-app.add_typer(deploy.app, name="deploy")
-app.add_typer(batch.app, name="batch")
-app.add_typer(retrain.app, name="retrain")
-app.add_typer(tokens.app, name="tokens")
-app.command()(serve.serve)
-app.command()(demo.demo)
-app.command()(scheduler.scheduler)
-app.command()(ui.ui)
+# In the order ``--help`` lists them. Each help is the command's own first sentence (a test
+# compares them), so the list reads the same as it would with every command imported.
+COMMANDS: dict[str, Lazy] = {
+    "serve": Lazy(
+        "watchkeeper.cli.serve:serve",
+        "Serve every model that has a production version (KServe V1, MLflow, v2 protocols).",
+    ),
+    "demo": Lazy(
+        "watchkeeper.cli.demo:demo",
+        "Train, serve, drift, alert, retrain, gate, roll out and catch a bad release — in a few "
+        "minutes, with everything in the state folder afterwards for you to explore.",
+    ),
+    "scheduler": Lazy(
+        "watchkeeper.cli.scheduler:scheduler",
+        "Run rollouts and monitors until stopped; only one scheduler acts at a time (a "
+        "database lease), so start as many as you like.",
+    ),
+    "ui": Lazy(
+        "watchkeeper.cli.ui:ui",
+        "Serve the dashboard (overview, models, features, alerts, audit) at /ui.",
+    ),
+    "models": Lazy(
+        "watchkeeper.cli.models:app", "Register model versions and move them between stages."
+    ),
+    "db": Lazy("watchkeeper.cli.db:app", "Manage the metadata database: schema and retention."),
+    "monitor": Lazy(
+        "watchkeeper.cli.monitor:app", "Monitor models: data quality, drift, performance; alerts."
+    ),
+    "feedback": Lazy(
+        "watchkeeper.cli.logbook:feedback_app",
+        "Send ground truth and business outcomes for earlier predictions.",
+    ),
+    "logbook": Lazy(
+        "watchkeeper.cli.logbook:logbook_app", "Maintain the logbook of predictions and feedback."
+    ),
+    "deploy": Lazy(
+        "watchkeeper.cli.deploy:app",
+        "Deploy a candidate beside production: shadow, canary, blue-green, A/B.",
+    ),
+    "batch": Lazy(
+        "watchkeeper.cli.batch:app",
+        "Score datasets with a registered model, on one machine or on Ray.",
+    ),
+    "retrain": Lazy(
+        "watchkeeper.cli.retrain:app",
+        "Retrain a model through the evaluation gate: 'retrain NAME [--dry-run]' is short for "
+        "'retrain now NAME [--dry-run]'.",
+    ),
+    "tokens": Lazy(
+        "watchkeeper.cli.tokens:app",
+        "API and dashboard tokens: once one exists, the API and dashboard require one.",
+    ),
+}
+
+
+class RootGroup(LazyGroup):
+    lazy = COMMANDS
+
+
+app = typer.Typer(
+    cls=RootGroup,
+    help="watchkeeper: deploy ML models and keep them working as data shifts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from watchkeeper import __version__
+
+        typer.echo(f"watchkeeper {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -53,6 +105,12 @@ def root(
     artifact_url: Annotated[
         str | None, typer.Option("--artifact-url", help="fsspec URL of the artifact store.")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Settings.load(home=home, database_url=database_url, artifact_url=artifact_url)
 

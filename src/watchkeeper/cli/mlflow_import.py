@@ -6,16 +6,15 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from watchkeeper.cli._common import open_registry, print_json, table
-from watchkeeper.registry.mlflow_import import ImportReport, RefOutcome
-from watchkeeper.registry.mlflow_import import Progress as OnProgress
-from watchkeeper.registry.mlflow_import import import_mlflow as run_import
+
+if TYPE_CHECKING:
+    from watchkeeper.registry.mlflow_import import ImportReport, RefOutcome
+    from watchkeeper.registry.mlflow_import import Progress as OnProgress
 
 # MLflow retries an unreachable server for minutes by default, and draws its own download bars.
 _MLFLOW_DEFAULTS = {
@@ -63,6 +62,8 @@ def import_mlflow(
     running the command again adds only what is new. Versions are imported without promoting
     them unless --with-stages is given. Needs MLflow: pip install 'watchkeeper[mlflow]'.
     """
+    from watchkeeper.registry.mlflow_import import import_mlflow as run_import
+
     for key, value in _MLFLOW_DEFAULTS.items():
         os.environ.setdefault(key, value)
     with open_registry(ctx) as registry, _progress() as progress:
@@ -86,6 +87,15 @@ def import_mlflow(
 @contextmanager
 def _progress() -> Iterator[OnProgress | None]:
     """A progress bar on stderr, on a terminal only."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     if not sys.stderr.isatty():
         yield None
         return

@@ -14,7 +14,7 @@ from watchkeeper.cli._common import (
     settings,
     table,
 )
-from watchkeeper.errors import NotFound
+from watchkeeper.errors import CheckFailed, NotFound
 from watchkeeper.registry.retraining import RetrainRun, RetrainStore
 from watchkeeper.retraining.runner import retrain
 from watchkeeper.retraining.spec import declared_retraining
@@ -58,6 +58,8 @@ def now(
         _print(run)
     if run.status == "failed":
         raise typer.Exit(1)
+    if run.verdict == "fail":
+        raise CheckFailed(f"{name}: the candidate failed the evaluation gate ({run.outcome})")
 
 
 def _print(run: RetrainRun) -> None:

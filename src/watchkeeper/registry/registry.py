@@ -11,28 +11,10 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from watchkeeper.config import Settings
 from watchkeeper.errors import Detail, IntegrityError, InvalidInput, StoreUnavailable
-from watchkeeper.models import (
-    LoadedModel,
-    load_model,
-    package_from_path,
-    save_model,
-    verify_package,
-)
-from watchkeeper.models.manifest import (
-    MANIFEST_NAME,
-    file_sha256,
-    hash_directory,
-    read_manifest,
-    write_manifest,
-)
-from watchkeeper.models.package import recorded_trust, trust_package
-from watchkeeper.monitoring.profile import DatasetProfile, profile_frame, profile_values
 from watchkeeper.registry import db
 from watchkeeper.registry.artifacts import ArtifactStore
 from watchkeeper.registry.deployments import DeploymentStore
@@ -40,6 +22,15 @@ from watchkeeper.registry.entities import AuditEvent, ModelVersion, RegisteredMo
 from watchkeeper.registry.refs import ModelRef, check_name
 from watchkeeper.registry.search import Filter
 from watchkeeper.registry.store import MetadataStore, NewVersion
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from watchkeeper.models import LoadedModel
+    from watchkeeper.monitoring.profile import DatasetProfile
+
+# The model-file parts (pandas, the flavors, profiles) are imported by the methods that use
+# them: reading metadata (``watchkeeper models list``) does not pay for them.
 
 PROFILE_FILE = "reference_profile.json"
 
@@ -135,6 +126,10 @@ class Registry:
         ``trusted_types`` (else ``UntrustedTypes``, and nothing is stored); the named types it
         holds are recorded with the version, and loading it later trusts exactly those.
         """
+        from watchkeeper.models import package_from_path, save_model
+        from watchkeeper.models.manifest import file_sha256, hash_directory, write_manifest
+        from watchkeeper.models.package import trust_package
+
         check_name(name)
         if isinstance(input_example, (str, Path)):
             input_example = read_example(input_example)
@@ -190,6 +185,9 @@ class Registry:
             raise
 
     def _attach_profile(self, package: Path, frame: pd.DataFrame) -> None:
+        from watchkeeper.models import load_model
+        from watchkeeper.monitoring.profile import profile_frame, profile_values
+
         loaded = load_model(package, verify=False)
         names = loaded.signature.names if loaded.signature else list(frame.columns)
         missing = [n for n in names if n not in frame.columns]
@@ -231,6 +229,9 @@ class Registry:
 
     def trusted_types(self, version: ModelVersion) -> tuple[str, ...]:
         """The types beyond the default allow-list trusted when ``version`` was registered."""
+        from watchkeeper.models.manifest import MANIFEST_NAME, read_manifest
+        from watchkeeper.models.package import recorded_trust
+
         path = self.artifacts.local_path(version.artifact_uri, version.manifest_digest)
         if not path.is_dir():
             raise StoreUnavailable(
@@ -256,6 +257,8 @@ class Registry:
     def load_version(
         self, version: ModelVersion, *, trusted_types: list[str] | None = None
     ) -> LoadedModel:
+        from watchkeeper.models import load_model
+
         path = self.artifacts.local_path(version.artifact_uri, version.manifest_digest)
         if not path.is_dir():
             raise StoreUnavailable(
@@ -271,6 +274,9 @@ class Registry:
 
     def profile_of(self, version: ModelVersion, *, verify: bool = True) -> DatasetProfile | None:
         """``verify=False`` skips the hash check, for a package that was just loaded."""
+        from watchkeeper.models import verify_package
+        from watchkeeper.monitoring.profile import DatasetProfile
+
         if not version.has_profile:
             return None
         path = self.artifacts.local_path(version.artifact_uri, version.manifest_digest)
@@ -310,6 +316,8 @@ class Registry:
 
 def read_table(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     """A DataFrame from a DataFrame, a Parquet file/folder or a CSV file."""
+    import pandas as pd
+
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
@@ -329,6 +337,8 @@ EXAMPLE_SUFFIXES = (".csv", ".parquet", ".json")
 def read_example(source: str | Path) -> pd.DataFrame:
     """An input example from a file, by its extension: ``.csv``, ``.parquet`` or ``.json``
     (a list of records ``[{"age": 31, ...}, ...]`` or an object of columns ``{"age": [...]}``)."""
+    import pandas as pd
+
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix not in EXAMPLE_SUFFIXES:
