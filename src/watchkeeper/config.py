@@ -3,39 +3,40 @@
 Precedence, highest first: explicit keyword arguments, environment variables, the TOML file
 (``WATCHKEEPER_CONFIG`` or ``./watchkeeper.toml``), defaults. Nothing here is global: build a
 ``Settings`` once at start-up and pass it down.
+
+Every table of the file is checked against the dataclass it becomes (``Settings`` here,
+``MonitorSpec`` and ``RetrainSpec`` where they are declared) by pydantic, through
+:func:`validate`: a mistake is one ``InvalidInput`` naming the file and the key's path, e.g.
+``watchkeeper.toml: monitors.churn.max_error_rate: Input should be a valid number``. pydantic is
+imported only when a table has to be checked, so ``import watchkeeper.config`` stays cheap.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import getpass
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast, get_type_hints
 
-from watchkeeper.errors import Detail, InvalidInput
+from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
 
 ENV_PREFIX = "WATCHKEEPER_"
 _TOML_SECTION = "watchkeeper"
 _TABLES = ("monitors", "retraining")  # top-level TOML tables kept whole, one per model
+T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def refuse_unknown(where: str, data: Mapping[str, Any], known: set[str]) -> None:
-    """Refuse a ``[where]`` table's keys that are not settings, naming each (a typo is never
-    silently ignored)."""
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise InvalidInput(
-            f"[{where}]: unknown setting(s) {', '.join(unknown)}; known: "
-            f"{', '.join(sorted(known))}",
-            details=[Detail(f"{where}.{k}", "unknown setting") for k in unknown],
-        )
 
 
 def parse_duration(text: str) -> timedelta:
@@ -48,6 +49,117 @@ def parse_duration(text: str) -> timedelta:
     if match is None:
         raise InvalidInput(f"'{text}' is not a duration: use e.g. 90d, 12h, 30m")
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+class _DurationText:
+    """Marks a ``timedelta`` field that a table writes as ``"90d"``: pydantic reads this hook
+    (and only imports its core then)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import PydanticCustomError, core_schema
+
+        def to_timedelta(value: Any) -> timedelta:
+            if isinstance(value, timedelta):
+                return value
+            try:
+                return parse_duration(value if isinstance(value, str) else repr(value))
+            except InvalidInput as exc:
+                raise PydanticCustomError(
+                    "duration", "{problem}", {"problem": exc.message}
+                ) from None
+
+        return core_schema.no_info_plain_validator_function(to_timedelta)
+
+
+Duration = Annotated[timedelta, _DurationText()]
+"""A ``timedelta`` written in a table as ``"90d"``, ``"12h"``, ``"30m"``, ``"2w"`` or ``"45s"``."""
+
+
+def validate(
+    kind: type[T],
+    data: Any,
+    *,
+    where: str,
+    source: Path | None = None,
+    named: Mapping[str, Any] | None = None,
+) -> T:
+    """``data`` (a TOML table) as a ``kind`` dataclass, converted and checked by pydantic.
+
+    ``named`` holds the fields the table's name gives (``{"model": "churn"}`` for
+    ``[monitors.churn]``); the table itself may not set them. Unknown keys are refused. Any
+    problem is one ``InvalidInput`` whose message names ``source``, the key's path below
+    ``where`` and what is wrong, with one detail per problem.
+
+    >>> @dataclass
+    ... class Window:
+    ...     length: Duration = timedelta(hours=1)
+    >>> validate(Window, {"length": "2h"}, where="demo")
+    Window(length=datetime.timedelta(seconds=7200))
+    >>> validate(Window, {"lenght": "2h"}, where="demo")
+    Traceback (most recent call last):
+    ...
+    watchkeeper.errors.InvalidInput: demo.lenght: unknown key; known: length
+    """
+    from pydantic import ValidationError
+
+    prefix = f"{source}: " if source else ""
+    if named and isinstance(data, Mapping):
+        if clash := sorted(set(data) & set(named)):
+            path, problem = f"{where}.{clash[0]}", "unknown key: the table's name gives it"
+            raise InvalidInput(f"{prefix}{path}: {problem}", details=[Detail(path, problem)])
+        data = {**data, **named}
+    try:
+        return _adapter(cast(Hashable, kind)).validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        details = [_detail(kind, where, error) for error in exc.errors()]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        first = details[0]
+        raise InvalidInput(
+            f"{prefix}{first.field}: {first.problem}{more}", details=details
+        ) from None
+    except WatchkeeperError as exc:  # a dataclass's own check, after each value had its type
+        raise InvalidInput(
+            f"{prefix}{where}: {exc.message}", details=[Detail(where, exc.message)]
+        ) from exc
+
+
+@functools.cache
+def _adapter(kind: Hashable) -> Any:
+    """pydantic's validator for ``kind``, built once; dataclasses refuse unknown keys."""
+    from pydantic import ConfigDict, TypeAdapter, with_config
+
+    if (
+        isinstance(kind, type)
+        and dataclasses.is_dataclass(kind)
+        and "__pydantic_config__" not in vars(kind)
+    ):
+        kind = with_config(ConfigDict(extra="forbid"))(kind)
+    return TypeAdapter(cast(Any, kind))
+
+
+def _detail(kind: type[Any], where: str, error: Any) -> Detail:
+    """One pydantic error as a detail: the dotted key path (``[i]`` for list items) and the
+    problem, saying which keys are known when the key is not one of them."""
+    loc = error["loc"]
+    path = where + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    path = path.removeprefix(".")
+    if error["type"] != "unexpected_keyword_argument":
+        return Detail(path, error["msg"])
+    known = _known_keys(kind, loc[:-1])
+    return Detail(path, "unknown key" + (f"; known: {', '.join(known)}" if known else ""))
+
+
+def _known_keys(kind: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the dataclass at ``loc`` inside ``kind``, when it is one."""
+    for part in loc:
+        if not dataclasses.is_dataclass(kind) or isinstance(part, int):
+            return []
+        kind = get_type_hints(kind).get(part)
+    if not dataclasses.is_dataclass(kind):
+        return []
+    return sorted(f.name for f in fields(kind) if f.init)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +180,8 @@ class Settings:
     # How long live statistics and monitor results are kept (the scheduler prunes daily): a
     # duration such as 35d, or "off" (watchkeeper.registry.retention).
     retention: str = "35d"
+    source: Path | None = field(default=None, init=False, compare=False)
+    """The TOML file these settings were read from (errors in its tables name it)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept a str, as people will pass one
@@ -94,10 +208,11 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The ``WATCHKEEPER_*`` variables that make :meth:`load` in another process see the
-        same stores and user (the monitor and retraining tables come from the same TOML file)."""
+        same stores, user and TOML file (with its monitor and retraining tables)."""
         values = {"home": str(self.home.resolve()), "database_url": self.database_url,
                   "artifact_url": self.artifact_url, "logbook_url": self.logbook_url,
-                  "user": self.user}  # fmt: skip
+                  "user": self.user,
+                  "config": self.source and str(self.source.resolve())}  # fmt: skip
         return {f"{ENV_PREFIX}{k.upper()}": v for k, v in values.items() if v}
 
     @classmethod
@@ -110,11 +225,10 @@ class Settings:
     ) -> Settings:
         """Build settings from the TOML file, then the environment, then ``overrides``."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
         path = config_file or Path(env.get(f"{ENV_PREFIX}CONFIG", "watchkeeper.toml"))
-        if path.is_file():
-            values.update(_read_toml(path))
-        known = {f.name for f in fields(cls)}
+        source = path if path.is_file() else None
+        values = _read_toml(path) if source else {}
+        known = {f.name for f in fields(cls) if f.init}
         for name in known - set(_TABLES):
             key = f"{ENV_PREFIX}{name.upper()}"
             if key in env and env[key] != "":
@@ -122,10 +236,24 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InvalidInput(f"unknown setting(s) {', '.join(unknown)} in {path}")
+            raise InvalidInput(f"unknown setting(s) {', '.join(unknown)}")
         if "home" in values:
             values["home"] = Path(values["home"])
-        return cls(**values)
+        settings = cls(**values)
+        object.__setattr__(settings, "source", source)
+        return settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Tables:
+    """The file's per-model tables, each checked in full where it is declared."""
+
+    monitors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    retraining: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _is_table(value: object) -> bool:
+    return isinstance(value, dict)
 
 
 def _current_user() -> str:
@@ -136,18 +264,25 @@ def _current_user() -> str:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The settings ``path`` sets, and its ``monitors``/``retraining`` tables as they are.
+
+    The settings stand in ``[watchkeeper]``, or at the top before any table. A file of nothing
+    but per-model tables (the common case) is taken without importing pydantic."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from exc
-    section = data.get(_TOML_SECTION, data)
-    if not isinstance(section, dict):
-        raise InvalidInput(f"[{_TOML_SECTION}] in {path} must be a table")
-    values = {k: v for k, v in section.items() if not isinstance(v, dict)}
-    for name in _TABLES:
-        tables = data.get(name, {})
-        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
-            raise InvalidInput(f"[{name}] in {path} must hold one [{name}.NAME] table per model")
-        if tables:
-            values[name] = tables
-    return values
+    where = _TOML_SECTION if _TOML_SECTION in data else ""
+    section = (
+        data.pop(_TOML_SECTION)
+        if where
+        else {k: data.pop(k) for k in list(data) if k not in _TABLES}
+    )
+    plain = all(name in _TABLES and isinstance(t, dict) and all(map(_is_table, t.values()))
+                for name, t in data.items())  # fmt: skip
+    if not plain:
+        validate(_Tables, data, where="", source=path)
+    if not section:
+        return data
+    given = validate(Settings, section, where=where, source=path)
+    return {**data, **{k: getattr(given, k) for k in section}}

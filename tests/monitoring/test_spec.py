@@ -61,13 +61,17 @@ def test_monitors_come_from_the_toml_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "field", "problem"),
     [
-        ({"windw": "1h"}, "monitors.m.windw", "unknown setting"),
+        ({"windw": "1h"}, "monitors.m.windw", "unknown key; known: checks, drift, every"),
         ({"window": "an hour"}, "monitors.m.window", "not a duration"),
-        ({"checks": "drift"}, "monitors.m.checks", "list of strings"),
-        ({"drift": {"sigma": 3}}, "monitors.m.drift", "unknown key"),
-        ({"drift": {"correction": "holm"}}, "monitors.m.drift", "unknown correction"),
-        ({"quality": {"null_rate": [0.5, 0.1]}}, "monitors.m.quality", "warn <= fail"),
-        ({"max_error_rate": "lots"}, "monitors.m.max_error_rate", "could not convert"),
+        ({"checks": "drift"}, "monitors.m.checks", "Input should be a valid tuple"),
+        ({"checks": ["drift", 3]}, "monitors.m.checks[1]", "Input should be a valid string"),
+        ({"drift": {"sigma": 3}}, "monitors.m.drift.sigma", "unknown key; known: alpha, bins"),
+        ({"drift": {"correction": "holm"}}, "monitors.m.drift.correction", "'bonferroni' or"),
+        ({"drift": {"threshold": {"plan": "high"}}}, "monitors.m.drift.threshold.plan", "number"),
+        ({"quality": {"null_rate": [0.5, 0.1]}}, "monitors.m", "warn <= fail"),
+        ({"quality": {"null_rate": [0.5]}}, "monitors.m.quality.null_rate[1]", "Field required"),
+        ({"max_error_rate": "lots"}, "monitors.m.max_error_rate", "Input should be a valid number"),
+        ({"model": "other"}, "monitors.m.model", "the table's name gives it"),
     ],
 )
 def test_a_bad_declaration_names_its_key(table: dict, field: str, problem: str) -> None:
@@ -88,5 +92,10 @@ def test_a_bad_check_or_threshold_is_refused() -> None:
 def test_monitors_must_be_tables(tmp_path: Path) -> None:
     path = tmp_path / "watchkeeper.toml"
     path.write_text('monitors = "all"\n')
-    with pytest.raises(InvalidInput, match=r"\[monitors.NAME\]"):
+    with pytest.raises(InvalidInput, match="watchkeeper.toml: monitors: Input should be a valid"):
         Settings.load(env={}, config_file=path)
+
+
+def test_correction_none_is_no_correction() -> None:
+    """TOML has no null: ``correction = "none"`` stands for None."""
+    assert MonitorSpec.from_dict("m", {"drift": {"correction": "none"}}).drift.correction is None

@@ -17,18 +17,21 @@ Declared in Python (``MonitorSpec(model="churn", window=timedelta(hours=1))``) o
 
     [monitors.churn.quality]            # QualityPolicy fields: (warn, fail) pairs
     null_rate = [0.05, 0.2]
+
+The table is read into the dataclasses below by :func:`watchkeeper.config.validate`, so their
+fields are the one statement of what a table may hold.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from watchkeeper.config import Settings, parse_duration, refuse_unknown
-from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
+from watchkeeper.config import Duration, Settings, validate
+from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring.drift import DriftPolicy
 from watchkeeper.monitoring.quality import QualityPolicy
 
@@ -42,8 +45,8 @@ class MonitorSpec:
     """What to check for one model: window length, checks, thresholds and alert targets."""
 
     model: str
-    window: timedelta = timedelta(hours=1)
-    every: timedelta | None = None  # how often a scheduler runs it; None: once per window
+    window: Duration = timedelta(hours=1)
+    every: Duration | None = None  # how often a scheduler runs it; None: once per window
     version: int | None = None  # default: the production version
     checks: tuple[str, ...] = CHECKS
     drift: DriftPolicy = field(default_factory=DriftPolicy)
@@ -74,66 +77,26 @@ class MonitorSpec:
         return self.every or self.window
 
     @classmethod
-    def from_dict(cls, model: str, data: Mapping[str, Any]) -> MonitorSpec:
-        """A spec from a ``[monitors.MODEL]`` table; every problem names its key.
+    def from_dict(
+        cls, model: str, data: Mapping[str, Any], *, source: Path | None = None
+    ) -> MonitorSpec:
+        """A spec from a ``[monitors.MODEL]`` table (of the file ``source``); every problem
+        names its key.
 
         >>> MonitorSpec.from_dict("churn", {"window": "1d", "checks": ["drift"]}).window.days
         1
         """
         where = f"monitors.{model}"
-        known = {f.name for f in dataclasses.fields(cls)} - {"model"}
-        refuse_unknown(where, data, known)
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            try:
-                values[key] = _convert(key, value)
-            except (WatchkeeperError, TypeError, ValueError) as exc:
-                problem = exc.message if isinstance(exc, WatchkeeperError) else str(exc)
-                raise InvalidInput(
-                    f"[{where}] {key}: {problem}", details=[Detail(f"{where}.{key}", problem)]
-                ) from exc
-        try:
-            return cls(model=model, **values)
-        except WatchkeeperError as exc:
-            raise InvalidInput(f"[{where}]: {exc.message}") from exc
-
-
-def _convert(key: str, value: Any) -> Any:
-    if key in ("window", "every"):
-        return parse_duration(value)
-    if key == "version":
-        return int(value)
-    if key in ("checks", "webhooks"):
-        if isinstance(value, str) or not isinstance(value, list):
-            raise InvalidInput("must be a list of strings")
-        return tuple(str(v) for v in value)
-    if key == "drift":
-        table = _table(value, DriftPolicy)
-        if table.get("correction") == "none":  # TOML has no null
-            table["correction"] = None
-        return DriftPolicy(**table)
-    if key == "quality":
-        pairs: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v
-            for k, v in _table(value, QualityPolicy).items()
-        }
-        return QualityPolicy(**pairs)
-    if key in ("performance_tolerance", "max_error_rate", "max_latency_p99_s",
-               "price_per_cpu_hour"):  # fmt: skip
-        return float(value)
-    return str(value)
-
-
-def _table(value: Any, kind: type) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidInput("must be a table")
-    known = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise InvalidInput(f"unknown key(s) {unknown}; known: {sorted(known)}")
-    return dict(value)
+        if isinstance(data, Mapping):
+            drift = data.get("drift")
+            if isinstance(drift, Mapping) and drift.get("correction") == "none":  # TOML: no null
+                data = {**data, "drift": {**drift, "correction": None}}
+        return validate(cls, data, where=where, source=source, named={"model": model})
 
 
 def declared_monitors(settings: Settings) -> dict[str, MonitorSpec]:
     """Every monitor declared in the settings' ``[monitors.*]`` tables, by model name."""
-    return {name: MonitorSpec.from_dict(name, table) for name, table in settings.monitors.items()}
+    return {
+        name: MonitorSpec.from_dict(name, table, source=settings.source)
+        for name, table in settings.monitors.items()
+    }

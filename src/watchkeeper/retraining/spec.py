@@ -22,27 +22,31 @@ Declared in Python (``RetrainSpec(model="churn", entrypoint="train:fit")``) or i
     tolerance = 0.01                       # may be this much worse
     minimums = { accuracy = 0.8 }          # absolute floors (maximums for errors)
     on_equal = "deploy"                    # deploy | archive, when within tolerance
+
+The table is read into the dataclasses below by :func:`watchkeeper.config.validate`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
 
-from watchkeeper.config import Settings, parse_duration, refuse_unknown
-from watchkeeper.errors import Detail, InvalidInput, WatchkeeperError
+from watchkeeper.config import Duration, Settings, validate
+from watchkeeper.errors import InvalidInput
 
-TRIGGER_KINDS = ("schedule", "drift", "performance", "manual")
-STRATEGIES = ("shadow-canary", "canary", "bluegreen", "none")
+TriggerKind = Literal["schedule", "drift", "performance", "manual"]
+Strategy = Literal["shadow-canary", "canary", "bluegreen", "none"]
+TRIGGER_KINDS: tuple[str, ...] = get_args(TriggerKind)
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 LOWER_IS_BETTER = ("mae", "rmse", "mape", "log_loss", "brier", "calibration_error")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Trigger:
-    kind: str
+    kind: TriggerKind
     cron: str | None = None  # schedule
     check: str = "drift"  # drift: an open alert of this check (drift, quality, …)
     metric: str = "accuracy"  # performance
@@ -96,13 +100,13 @@ class RetrainSpec:
     entrypoint: str | None = None  # "module:function"
     command: str | None = None  # a shell command; {output}, {train}, {params} are filled in
     params: Mapping[str, Any] = field(default_factory=dict)
-    window: timedelta = timedelta(days=30)
-    evaluation_window: timedelta = timedelta(days=1)
+    window: Duration = timedelta(days=30)
+    evaluation_window: Duration = timedelta(days=1)
     evaluation_data: str | None = None  # a declared evaluation set (with a label column)
     label_column: str = "label"
-    timeout: timedelta = timedelta(minutes=30)
-    cooldown: timedelta = timedelta(hours=6)
-    strategy: str = "shadow-canary"
+    timeout: Duration = timedelta(minutes=30)
+    cooldown: Duration = timedelta(hours=6)
+    strategy: Strategy = "shadow-canary"
     triggers: tuple[Trigger, ...] = ()
     gate: GatePolicy = field(default_factory=GatePolicy)
     rollout: Mapping[str, Any] = field(default_factory=dict)  # Plan fields for the rollout
@@ -121,42 +125,25 @@ class RetrainSpec:
             raise InvalidInput("window, evaluation_window and timeout must be positive")
 
     @classmethod
-    def from_dict(cls, model: str, data: Mapping[str, Any]) -> RetrainSpec:
+    def from_dict(
+        cls, model: str, data: Mapping[str, Any], *, source: Path | None = None
+    ) -> RetrainSpec:
+        """A spec from a ``[retraining.MODEL]`` table (of the file ``source``); every problem
+        names its key.
+
+        >>> RetrainSpec.from_dict("churn", {"entrypoint": "train:fit", "cooldown": "1d"}).cooldown
+        datetime.timedelta(days=1)
+        """
         where = f"retraining.{model}"
-        known = {f.name for f in dataclasses.fields(cls)} - {"model"}
-        refuse_unknown(where, data, known)
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            try:
-                values[key] = _convert(key, value)
-            except (WatchkeeperError, TypeError, ValueError) as exc:
-                problem = exc.message if isinstance(exc, WatchkeeperError) else str(exc)
-                detail = [Detail(f"{where}.{key}", problem)]
-                raise InvalidInput(f"[{where}] {key}: {problem}", details=detail) from exc
-        try:
-            return cls(model=model, **values)
-        except WatchkeeperError as exc:
-            raise InvalidInput(f"[{where}]: {exc.message}") from exc
-
-
-def _convert(key: str, value: Any) -> Any:
-    if key in ("window", "evaluation_window", "timeout", "cooldown"):
-        return parse_duration(value)
-    if key == "triggers":
-        if not isinstance(value, list):
-            raise InvalidInput("must be a list of tables")
-        return tuple(Trigger(**dict(t)) for t in value)
-    if key == "gate":
-        return GatePolicy(**dict(value))
-    if key in ("params", "rollout"):
-        if not isinstance(value, Mapping):
-            raise InvalidInput("must be a table")
-        return dict(value)
-    return str(value)
+        return validate(cls, data, where=where, source=source, named={"model": model})
 
 
 def declared_retraining(settings: Settings) -> dict[str, RetrainSpec]:
-    return {name: RetrainSpec.from_dict(name, t) for name, t in settings.retraining.items()}
+    """Every retraining declared in the settings' ``[retraining.*]`` tables, by model name."""
+    return {
+        name: RetrainSpec.from_dict(name, table, source=settings.source)
+        for name, table in settings.retraining.items()
+    }
 
 
 def _epoch() -> Any:
