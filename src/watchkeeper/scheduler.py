@@ -42,7 +42,6 @@ from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.checks import Window
 from watchkeeper.monitoring.results import Status
-from watchkeeper.monitoring.runner import run_monitor
 from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
 from watchkeeper.notify import AlertSink, BackgroundSink, LogSink, WebhookSink, deliver_all
 from watchkeeper.registry import Registry
@@ -58,6 +57,7 @@ from watchkeeper.retraining.runner import retrain
 from watchkeeper.retraining.spec import RetrainSpec, declared_retraining
 from watchkeeper.retraining.triggers import due_trigger
 from watchkeeper.rollout.controller import Rollouts
+from watchkeeper.watch.runner import run_monitor
 
 log = logging.getLogger("watchkeeper.scheduler")
 LEASE = "scheduler"

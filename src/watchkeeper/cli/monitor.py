@@ -24,12 +24,12 @@ from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
 from watchkeeper.monitoring.html import render_report
 from watchkeeper.monitoring.results import CheckResult, by_status
-from watchkeeper.monitoring.runner import MonitorRun, model_report, run_monitor
 from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
 from watchkeeper.notify import AlertSink, LogSink, WebhookSink, deliver_all
 from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.registry import read_table
+from watchkeeper.watch.runner import MonitorRun, model_report, run_monitor
 
 app = new_app("Monitor models: data quality, drift, performance; alerts.")
 

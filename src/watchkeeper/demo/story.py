@@ -28,7 +28,6 @@ from watchkeeper.demo.models import BrokenRelease, churn_model
 from watchkeeper.demo.world import FEATURES, churn, customers
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import Logbook, LogbookConfig
-from watchkeeper.monitoring.runner import model_report
 from watchkeeper.registry import Registry
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.retraining import RetrainStore
@@ -36,6 +35,7 @@ from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.scheduler import Scheduler, SchedulerOptions
 from watchkeeper.serving.app import ServeOptions, create_app
+from watchkeeper.watch.runner import model_report
 
 NAME = "churn"
 

@@ -14,16 +14,16 @@ from watchkeeper.config import Settings
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import FeedbackItem, Logbook, PredictionBatch
 from watchkeeper.monitoring.checks import Window
-from watchkeeper.monitoring.runner import (
-    histogram_quantile,
-    operational_results,
-    run_monitor,
-)
 from watchkeeper.monitoring.spec import MonitorSpec
 from watchkeeper.registry import Registry
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.serving.live import LiveStats, Publisher
+from watchkeeper.watch.runner import (
+    histogram_quantile,
+    operational_results,
+    run_monitor,
+)
 
 END = datetime(2026, 11, 26, 12, tzinfo=UTC)
 WINDOW = Window("m", 1, END - timedelta(hours=1), END)
