@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from watchkeeper.cli.main import app
 from watchkeeper.config import Settings
@@ -43,7 +43,7 @@ def _fill(home: Path, days: list[int]) -> None:
         ])  # fmt: skip
 
 
-def _run(*args: str):
+def _run(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
