@@ -178,10 +178,13 @@ _OPS, _REG, _DEP, _DOC = "Operations", "Registry", "Deployments", "Documentation
 _SHAPES = {_V1: _ref("TensorError"), _V2: _ref("TensorError"), _ML: _ref("MLflowError")}
 _LOOKUP = (404, 503)  # a model reference nothing serves; the store unreachable
 _PREDICT_ERRORS = (400, 401, 404, 413, 415, 422, 500, 503, 504)
+_DATA_PLANE_ROLES = ("client", "feedback")  # asked for only by serve --require-token
 _READ = (401, 403, 404, 503)
 _WRITE = (400, 401, 403, 404, 409, 413, 415, 503)
 _M, _D = "/api/v1/models", "/api/v1/deployments"
-_predict = functools.partial(Op, errors=_PREDICT_ERRORS)
+_predict = functools.partial(Op, errors=_PREDICT_ERRORS, role="client")
+_read = functools.partial(Op, errors=_READ, role="reader")  # the management API
+_write = functools.partial(Op, errors=_WRITE, role="deployer")
 
 PREDICTION_ROUTES = (  # answered by serving/fast.py before the router sees the request
     ("POST", "/v1/models/{model}:predict"),
@@ -209,7 +212,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         summary="Labels and outcomes for earlier predictions, joined by request id",
         tag="Feedback",
         body=_FEEDBACK, reply=_props(["accepted"], accepted="integer"),
-        errors=(400, 401, 413, 415, 422, 503), role="client"),
+        errors=(400, 401, 413, 415, 422, 503), role="feedback"),
     ("GET", "/ping"): Op(summary="MLflow liveness (503 until production versions load)", tag=_ML),
     ("GET", "/health"): Op(summary="MLflow liveness (as /ping)", tag=_ML),
     ("GET", "/version"): Op(summary="Server version", tag=_ML, media="text/plain",
@@ -240,50 +243,45 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/openapi.json"): Op(summary="This document", tag=_DOC, reply={"type": "object"}),
     ("GET", "/docs"): Op(summary="The operations as a page", tag=_DOC, media="text/html",
                          reply={"type": "string"}),
-    ("GET", _M): Op(summary="Registered models", tag=_REG, reply=_array(_MODEL), errors=_READ),
-    ("GET", _M + "/{name}"): Op(summary="A model and its versions", tag=_REG, errors=_READ,
-                                reply={"allOf": [_MODEL, _props(["versions"],
-                                                                versions=_array(_VERSION))]}),
-    ("POST", _M + "/{name}/versions"): Op(
+    ("GET", _M): _read(summary="Registered models", tag=_REG, reply=_array(_MODEL)),
+    ("GET", _M + "/{name}"): _read(summary="A model and its versions", tag=_REG,
+                                   reply={"allOf": [_MODEL, _props(["versions"],
+                                                                   versions=_array(_VERSION))]}),
+    ("POST", _M + "/{name}/versions"): _write(
         summary="Register a version from a path the server can read", tag=_REG,
         body=_props(["path"], path="string", flavor="string", metrics="object", tags="object",
                     run_id="string", run_url="string", data_uri="string", reference="string",
                     description="string", stage="string"),
-        reply=_VERSION, status=201, errors=_WRITE, role="admin"),
-    ("GET", _M + "/{name}/versions/{ref}"): Op(
-        summary="One version, by number, stage or alias", tag=_REG, reply=_VERSION, errors=_READ),
-    ("POST", _M + "/{name}/versions/{version}/stage"): Op(
-        summary="Move a version to a stage", tag=_REG, reply=_VERSION, errors=_WRITE,
-        body=_props(["stage"], stage="string", reason="string"), role="deployer"),
-    ("PUT", _M + "/{name}/aliases/{alias}"): Op(
-        summary="Point an alias at a version", tag=_REG, body=_props(["version"],
-                                                                     version="integer"),
-        reply=_VERSION, errors=_WRITE, role="deployer"),
-    ("DELETE", _M + "/{name}/aliases/{alias}"): Op(
-        summary="Remove an alias", tag=_REG, reply=_props(["removed"], removed="string"),
-        errors=_WRITE, role="deployer"),
-    ("POST", _M + "/{name}/rollback"): Op(
+        reply=_VERSION, status=201, role="admin"),
+    ("GET", _M + "/{name}/versions/{ref}"): _read(
+        summary="One version, by number, stage or alias", tag=_REG, reply=_VERSION),
+    ("POST", _M + "/{name}/versions/{version}/stage"): _write(
+        summary="Move a version to a stage", tag=_REG, reply=_VERSION,
+        body=_props(["stage"], stage="string", reason="string")),
+    ("PUT", _M + "/{name}/aliases/{alias}"): _write(
+        summary="Point an alias at a version", tag=_REG,
+        body=_props(["version"], version="integer"), reply=_VERSION),
+    ("DELETE", _M + "/{name}/aliases/{alias}"): _write(
+        summary="Remove an alias", tag=_REG, reply=_props(["removed"], removed="string")),
+    ("POST", _M + "/{name}/rollback"): _write(
         summary="Production back to the previous production version", tag=_REG, body=_REASON,
-        reply=_VERSION, errors=_WRITE, role="deployer"),
-    ("GET", _M + "/{name}/history"): Op(summary="Audit trail", tag=_REG, reply=_array(_AUDIT),
-                                        errors=_READ),
-    ("GET", _D): Op(summary="Every deployment", tag=_DEP, reply=_array(_DEPLOYMENT),
-                    errors=_READ),
-    ("GET", _D + "/{name}"): Op(summary="A deployment, its guard values and next step",
-                                tag=_DEP, reply=_STATUS, errors=_READ),
-    ("POST", _D + "/{name}"): Op(
+        reply=_VERSION),
+    ("GET", _M + "/{name}/history"): _read(summary="Audit trail", tag=_REG,
+                                           reply=_array(_AUDIT)),
+    ("GET", _D): _read(summary="Every deployment", tag=_DEP, reply=_array(_DEPLOYMENT)),
+    ("GET", _D + "/{name}"): _read(summary="A deployment, its guard values and next step",
+                                   tag=_DEP, reply=_STATUS),
+    ("POST", _D + "/{name}"): _write(
         summary="Start a shadow, canary, blue-green or A/B deployment", tag=_DEP,
         body=_props(["mode", "version"], mode="string", version="integer", plan="object",
                     reason="string"),
-        reply=_DEPLOYMENT, status=201, errors=_WRITE, role="deployer"),
-    ("POST", _D + "/{name}/promote"): Op(summary="Skip ahead to the next step", tag=_DEP,
-                                         body=_REASON, reply=_DEPLOYMENT, errors=_WRITE,
-                                         role="deployer"),
-    ("POST", _D + "/{name}/abort"): Op(summary="Back to production only, at once", tag=_DEP,
-                                       body=_REASON, reply=_DEPLOYMENT, errors=_WRITE,
-                                       role="deployer"),
-    ("GET", _D + "/{name}/history"): Op(summary="The deployment's events", tag=_DEP,
-                                        reply=_array(_DEPLOYMENT_EVENT), errors=_READ),
+        reply=_DEPLOYMENT, status=201),
+    ("POST", _D + "/{name}/promote"): _write(summary="Skip ahead to the next step", tag=_DEP,
+                                             body=_REASON, reply=_DEPLOYMENT),
+    ("POST", _D + "/{name}/abort"): _write(summary="Back to production only, at once",
+                                           tag=_DEP, body=_REASON, reply=_DEPLOYMENT),
+    ("GET", _D + "/{name}/history"): _read(summary="The deployment's events", tag=_DEP,
+                                           reply=_array(_DEPLOYMENT_EVENT)),
 }  # fmt: skip
 
 _PARAMETERS = {
@@ -343,9 +341,8 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
 
 
 def _operation(method: str, path: str) -> dict[str, Any]:
-    op = OPERATIONS.get((method, path))
-    if op is None:  # a route added without an entry: listed anyway, and a test fails
-        op = Op(summary="(not described yet)", tag="Other")
+    described = (method, path) in OPERATIONS
+    op = OPERATIONS[(method, path)] if described else Op(summary="(not described)", tag="Other")
     out: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
@@ -360,8 +357,12 @@ def _operation(method: str, path: str) -> dict[str, Any]:
     out["responses"] = {str(op.status): success, **errors}
     if op.role is not None:
         out["security"] = [{"bearer": []}, {}]  # {}: no token while auth is not configured
-        out["description"] = f"Needs a token with the {op.role} role once auth is configured."
-    if op is not OPERATIONS.get((method, path)):
+        out["description"] = f"Needs a token with the {op.role} role " + (
+            "when serve --require-token names this route"
+            if op.role in _DATA_PLANE_ROLES
+            else "once authentication is configured"
+        )
+    if not described:  # a route added without an entry: listed anyway, and a test fails
         out["x-undescribed"] = True
     return out
 
