@@ -46,6 +46,13 @@ def test_no_file_is_no_source(tmp_path: Path) -> None:
     assert "WATCHKEEPER_CONFIG" not in settings.to_env()
 
 
+def test_to_env_gives_another_process_the_same_settings(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path.resolve() / "h", database_url="sqlite:///x.db",
+                        logbook_url="memory://book", user="u", retention="10d")  # fmt: skip
+    again = Settings.load(env=settings.to_env(), config_file=tmp_path / "absent.toml")
+    assert again == settings
+
+
 def test_another_process_sees_the_same_file(tmp_path: Path) -> None:
     """``to_env`` names the file, so a child started elsewhere reads the same tables."""
     path = _file(tmp_path, '[retraining.churn]\nentrypoint = "train:fit"\ncooldown = "2h"\n')

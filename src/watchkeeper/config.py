@@ -208,12 +208,11 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The ``WATCHKEEPER_*`` variables that make :meth:`load` in another process see the
-        same stores, user and TOML file (with its monitor and retraining tables)."""
-        values = {"home": str(self.home.resolve()), "database_url": self.database_url,
-                  "artifact_url": self.artifact_url, "logbook_url": self.logbook_url,
-                  "user": self.user,
-                  "config": self.source and str(self.source.resolve())}  # fmt: skip
-        return {f"{ENV_PREFIX}{k.upper()}": v for k, v in values.items() if v}
+        same settings and TOML file (with its monitor and retraining tables)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        values.update(home=self.home.resolve(), config=self.source and self.source.resolve())
+        return {f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in values.items()
+                if v and k not in _TABLES}  # fmt: skip
 
     @classmethod
     def load(
