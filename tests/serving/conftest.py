@@ -20,7 +20,8 @@ from tests.security.conftest import serve  # noqa: F401  (a real `watchkeeper se
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.registry import Registry
-from watchkeeper.serving.app import ServeOptions, create_app
+from watchkeeper.server import create_app
+from watchkeeper.serving.app import ServeOptions
 
 
 @dataclass

@@ -14,7 +14,8 @@ from watchkeeper.logbook import LogbookConfig
 from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.registry.refs import canonical_ref
 from watchkeeper.registry.tokens import TokenStore
-from watchkeeper.scheduler_process import ChildOptions, SchedulerProcess
+from watchkeeper.scheduler_process import ChildOptions
+from watchkeeper.server import serve as run_server
 from watchkeeper.serving.app import GrpcOptions, ServeOptions
 from watchkeeper.serving.auth import DATA_PLANE
 from watchkeeper.serving.batcher import BatchingPolicy
@@ -22,7 +23,6 @@ from watchkeeper.serving.origin import LOOPBACK
 from watchkeeper.serving.pins import PinPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.readiness import STALE_VIEWS
-from watchkeeper.serving.server import serve as run_server
 from watchkeeper.serving.shadow import ShadowPolicy
 
 
@@ -308,16 +308,9 @@ def serve(
         raise InvalidInput(f"--scheduler-nice must be within 0..19, not {scheduler_nice}")
     if scheduler_interval <= 0:
         raise InvalidInput(f"--scheduler-interval must be > 0, not {scheduler_interval:g}")
-    child = None
-    if with_scheduler:
-        child = SchedulerProcess(settings(ctx), ChildOptions(
-            interval=scheduler_interval, nice=scheduler_nice,
-            log_level="debug" if log_level == "trace" else log_level,
-        ))  # fmt: skip
-        child.start()
-    try:
-        run_server(settings(ctx), options, host=host, port=port, workers=workers,
-                   log_level=log_level)  # fmt: skip
-    finally:
-        if child is not None:
-            child.stop()
+    child = ChildOptions(
+        interval=scheduler_interval, nice=scheduler_nice,
+        log_level="debug" if log_level == "trace" else log_level,
+    ) if with_scheduler else None  # fmt: skip
+    run_server(settings(ctx), options, host=host, port=port, workers=workers,
+               log_level=log_level, scheduler=child)  # fmt: skip

@@ -34,7 +34,8 @@ from watchkeeper.registry.retraining import RetrainStore
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.scheduler import Scheduler, SchedulerOptions
-from watchkeeper.serving.app import ServeOptions, create_app
+from watchkeeper.server import create_app
+from watchkeeper.serving.app import ServeOptions
 from watchkeeper.watch.runner import model_report
 
 NAME = "churn"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from watchkeeper import __version__
@@ -292,10 +292,9 @@ class Server:
     async def authorize_predict(self, authorization: str | None) -> WatchkeeperError | None:
         return await self._auth().data_plane(authorization, "client")
 
-    def routes(self) -> list[Route]:
-        # The dashboard sits above serving (it reads every store); the server only mounts it.
-        from watchkeeper.ui.dashboard import Dashboard
-
+    def routes(self, mounted: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+        """The server's routes, with ``mounted`` (the dashboard's, composed above serving by
+        ``watchkeeper.server``) before the catch-alls under the protocols' prefixes."""
         return [
             Route("/v1/models", self.v1_list, methods=["GET"]),
             Route("/v1/models/{model}", self.v1_model, methods=["GET"]),
@@ -317,7 +316,7 @@ class Server:
             Route("/docs", self.docs, methods=["GET"]),
             *api.routes(self),
             *deploy_api.routes(self),
-            *Dashboard(self).routes(),
+            *mounted,
             # anything else under a protocol's prefix: a 404 its clients can read
             Route("/v1/{rest:path}", self.v1_unknown, methods=ANY_METHOD),
             Route("/v2/{rest:path}", self.v2_unknown, methods=ANY_METHOD),
@@ -330,12 +329,22 @@ class Server:
         return error_response(_no_route(request), "v2")
 
 
-def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> ASGIApp:
-    """The server's ASGI app: the origin guard, then the prediction routes in front of a
-    Starlette app for the rest."""
+Mount = Callable[["Server"], Sequence[BaseRoute]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    options: ServeOptions | None = None,
+    *,
+    mount: Mount | None = None,
+) -> ASGIApp:
+    """The serving app: the origin guard, then the prediction routes in front of a Starlette app
+    for the rest. ``mount(server)`` gives routes composed from above (``watchkeeper.server``
+    mounts the dashboard this way); serving itself never imports what sits above it."""
     options = options or ServeOptions()
     server = Server(settings or Settings.load(), options)
-    rest = Starlette(routes=server.routes(), lifespan=server.lifespan,
+    mounted = mount(server) if mount is not None else ()
+    rest = Starlette(routes=server.routes(mounted), lifespan=server.lifespan,
                      exception_handlers={WatchkeeperError: _error_handler})  # fmt: skip
     rest.state.server = server
     predict = server.authorize_predict if "predict" in options.require_token else None

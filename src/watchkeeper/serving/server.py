@@ -17,13 +17,12 @@ from dataclasses import asdict, fields, replace
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.models.validation import ValidationPolicy
-from watchkeeper.serving.app import GrpcOptions, ServeOptions, create_app
+from watchkeeper.serving.app import GrpcOptions, ServeOptions
 from watchkeeper.serving.batcher import BatchingPolicy
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.shadow import ShadowPolicy
@@ -77,11 +76,6 @@ def options_from_env() -> ServeOptions:
     )
 
 
-def app_from_env() -> ASGIApp:
-    """The app factory each worker process calls."""
-    return create_app(Settings.load(), options_from_env())
-
-
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -94,15 +88,18 @@ def serve(
     port: int,
     workers: int = 1,
     log_level: str = "info",
+    factory: str,
 ) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests finish before the process exits."""
+    """Run until SIGINT/SIGTERM; in-flight requests finish before the process exits. Each
+    worker builds its app by calling ``factory`` ("module:function", given by the composition
+    above serving: ``watchkeeper.server``)."""
     os.environ.update(settings.to_env())
     os.environ[OPTIONS_ENV] = options_to_env(options)
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with this
     # handler in place that ends the process with status 0 instead of "killed by SIGTERM".
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        "watchkeeper.serving.server:app_from_env",
+        factory,
         factory=True,
         host=host,
         port=port,
