@@ -9,6 +9,7 @@ relative link leads to a file that exists, and to a heading of it when it names 
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import subprocess
@@ -307,6 +308,47 @@ def test_cli_lines_name_real_commands_and_options(page: Path, command_tree: Any)
         f"{line}\n    {p}" for line, args in cli_lines(page) for p in resolve(command_tree, args)
     ]
     assert problems == [], f"{_id(page)}:\n" + "\n".join(problems)
+
+
+# --- Python names ---------------------------------------------------------------------------
+
+FILE_SUFFIXES = {"toml", "db", "json", "yaml", "yml", "html", "md", "py", "proto", "parquet", "csv"}
+
+
+def python_names(page: Path) -> set[str]:
+    """Every dotted ``watchkeeper.…`` name the page mentions (``watchkeeper.toml`` and other
+    file names aside)."""
+    found = re.findall(r"\bwatchkeeper(?:\.[A-Za-z_]\w*)+", page.read_text())
+    return {name for name in found if name.rsplit(".", 1)[1] not in FILE_SUFFIXES}
+
+
+def importable(name: str) -> bool:
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        try:
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", pages_with(python_names), ids=_id)
+def test_python_names_exist(page: Path) -> None:
+    """A module or function moved is a page to update: every name the page gives imports."""
+    missing = sorted(name for name in python_names(page) if not importable(name))
+    assert missing == [], f"{_id(page)} names what does not exist"
+
+
+def test_a_moved_name_is_caught() -> None:
+    assert importable("watchkeeper.config.Settings")
+    assert not importable("watchkeeper.config.NoSuchThing")
+    assert not importable("watchkeeper.no_such_module.run")
 
 
 # --- links ----------------------------------------------------------------------------------
