@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from watchkeeper.config import Settings
 from watchkeeper.errors import (
     Detail,
     InvalidInput,
@@ -21,19 +22,37 @@ from watchkeeper.errors import (
     UnsupportedMediaType,
     WatchkeeperError,
 )
+from watchkeeper.logbook import Logbook
 from watchkeeper.registry import Registry
 from watchkeeper.registry.refs import parse_version
-from watchkeeper.serving.predict import error_response, read_request
+from watchkeeper.serving.auth import Authenticator
+from watchkeeper.serving.predict import Limits, error_response, read_request
 from watchkeeper.serving.protocols import _json
-
-if TYPE_CHECKING:
-    from watchkeeper.serving.app import Server
 
 Handler = Callable[[Registry, Request, dict[str, Any]], Any]
 
 
+class _Limited(Protocol):
+    @property
+    def limits(self) -> Limits: ...
+
+
+class Host(Protocol):
+    """What the management routes use of the server that mounts them (``serving.app.Server``
+    is one): the stores its lifespan opened, the authenticator and the body limits. A protocol,
+    so these modules never import the app that imports them."""
+
+    settings: Settings
+    registry: Registry | None
+    auth: Authenticator | None
+    logbook: Logbook | None
+
+    @property
+    def options(self) -> _Limited: ...
+
+
 def json_endpoint(
-    server: Server, handler: Handler, *, status: int = 200, role: str | None = None
+    server: Host, handler: Handler, *, status: int = 200, role: str | None = None
 ) -> Callable[[Request], Any]:
     """An endpoint running ``handler(registry, request, body)`` in a worker thread, for callers
     with ``role`` (default: reader for GET, deployer otherwise); the audit log records them."""
@@ -56,7 +75,7 @@ def json_endpoint(
     return run
 
 
-def routes(server: Server) -> list[Route]:
+def routes(server: Host) -> list[Route]:
     def endpoint(handler: Handler, *, status: int = 200) -> Callable[[Request], Any]:
         return json_endpoint(server, handler, status=status)
 

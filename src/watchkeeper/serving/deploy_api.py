@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -13,13 +13,10 @@ from watchkeeper.registry import Registry
 from watchkeeper.rollout.ab_units import ABLooks
 from watchkeeper.rollout.controller import Rollouts
 from watchkeeper.rollout.plan import Plan
-from watchkeeper.serving.api import field, json_endpoint
-
-if TYPE_CHECKING:
-    from watchkeeper.serving.app import Server
+from watchkeeper.serving.api import Host, field, json_endpoint
 
 
-def routes(server: Server) -> list[Route]:
+def routes(server: Host) -> list[Route]:
     looks: list[ABLooks] = []  # one for the server's life: A/B looks stay incremental
 
     def rollouts(registry: Registry) -> Rollouts:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,11 +18,9 @@ from starlette.routing import Route
 from watchkeeper.errors import Detail, Forbidden, InvalidInput, Unauthorized, WatchkeeperError
 from watchkeeper.registry import Registry
 from watchkeeper.registry.refs import parse_version
+from watchkeeper.ui.pages import Pages
 from watchkeeper.ui.session import form, form_allowed, principal, safe_next
 from watchkeeper.ui.sources import Sources
-
-if TYPE_CHECKING:
-    from watchkeeper.ui.dashboard import Dashboard
 
 Run = Callable[[Sources, Registry, Request, dict[str, str]], str]
 REASON = "from the dashboard"
@@ -72,7 +69,7 @@ def acknowledge(sources: Sources, registry: Registry, request: Request, f: dict[
     return f"Alert {alert.id} ({alert.model}) acknowledged by {alert.acknowledged_by}."
 
 
-def routes(dashboard: Dashboard) -> list[Route]:
+def routes(dashboard: Pages) -> list[Route]:
     def endpoint(run: Run, heading: str) -> Callable[[Request], Awaitable[Response]]:
         async def act(request: Request) -> Response:
             try:

@@ -4,7 +4,6 @@ holds only its random id); logout ends it on every replica."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -12,6 +11,7 @@ from starlette.routing import Route
 
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.serving.auth import COOKIE
+from watchkeeper.ui.pages import Pages
 from watchkeeper.ui.session import (
     LOGIN,
     clear_session,
@@ -22,11 +22,8 @@ from watchkeeper.ui.session import (
     set_session,
 )
 
-if TYPE_CHECKING:
-    from watchkeeper.ui.dashboard import Dashboard
 
-
-def routes(dashboard: Dashboard) -> list[Route]:
+def routes(dashboard: Pages) -> list[Route]:
     async def show(request: Request) -> Response:
         try:
             configured = await asyncio.to_thread(dashboard.auth.configured)
