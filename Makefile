@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers of docs/layout.md, no import cycles
 
 bench: $(STAMP)
 	$(BIN)/python bench/registry.py
