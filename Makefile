@@ -1,18 +1,27 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv when needed.
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv when needed:
+# the demo installs the plain package (what `pip install watchkeeper` gives), the tests add the
+# dev extras (every flavor, Ray, MLflow, Playwright...).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PLAIN_STAMP := $(VENV)/.installed-plain
 
-.PHONY: demo test test-slow lint bench clean grpc-stubs
+.PHONY: demo test test-slow lint bench clean grpc-stubs plotly-js
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(PLAIN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(PLAIN_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(PLAIN_STAMP)
 	$(BIN)/python examples/quickstart.py
 	$(BIN)/watchkeeper demo
 
@@ -43,6 +52,18 @@ grpc-stubs: $(STAMP)
 		$(GRPC_STUBS)/open_inference.proto
 	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' \
 		$(GRPC_STUBS)/open_inference_pb2.py
+
+# plotly.js's basic bundle, shipped in the package: fetched from npm at the version and sha256
+# written in src/watchkeeper/_vendor/__init__.py (change both there to move to another release).
+VENDOR := src/watchkeeper/_vendor
+plotly-js:
+	version=$$(sed -n 's/^PLOTLY_JS_VERSION = "\(.*\)"/\1/p' $(VENDOR)/__init__.py); \
+	digest=$$(sed -n 's/^PLOTLY_JS_SHA256 = "\(.*\)"/\1/p' $(VENDOR)/__init__.py); \
+	tmp=$$(mktemp -d) && cd $$tmp && \
+	npm pack --silent "plotly.js-basic-dist-min@$$version" > /dev/null && tar -xzf *.tgz && \
+	echo "$$digest  package/plotly-basic.min.js" | sha256sum --check --quiet - && \
+	cp package/plotly-basic.min.js $(CURDIR)/$(VENDOR)/plotly-basic.min.js && \
+	cp package/LICENSE $(CURDIR)/$(VENDOR)/plotly.js-LICENSE && rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) .watchkeeper .pytest_cache .mypy_cache .ruff_cache

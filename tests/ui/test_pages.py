@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import re
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 
 from tests.ui.conftest import Site, serving
 from tests.ui.seed import CANARY, DRIFTED, HISTORY, seed
+from watchkeeper._vendor import plotly_js
 from watchkeeper.config import Settings
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.ui import create_app
@@ -195,8 +195,8 @@ def test_a_deployer_acknowledges_an_alert(site: Site) -> None:
     )
 
 
-def test_plotly_comes_from_the_installed_package(site: Site) -> None:
-    expected = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+def test_plotly_comes_from_the_shipped_bundle(site: Site) -> None:
+    expected = plotly_js()
     raw = httpx.get(f"{site.url}/ui/static/plotly.min.js", headers={"accept-encoding": "gzip"})
     assert raw.status_code == 200
     assert raw.headers["content-encoding"] == "gzip"

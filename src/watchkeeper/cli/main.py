@@ -29,8 +29,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "scheduler": Lazy(
         "watchkeeper.cli.scheduler:scheduler",
-        "Run rollouts and monitors until stopped; only one scheduler acts at a time (a "
-        "database lease), so start as many as you like.",
+        "Run rollouts and monitors until stopped; only one scheduler acts at a time (a lease in "
+        "the database), and another takes over within --lease-ttl if it dies.",
     ),
     "ui": Lazy(
         "watchkeeper.cli.ui:ui",

@@ -18,7 +18,7 @@ from watchkeeper.cli._common import (
     table,
 )
 from watchkeeper.config import parse_duration
-from watchkeeper.errors import InvalidInput
+from watchkeeper.errors import CheckFailed, InvalidInput
 from watchkeeper.logbook import Logbook
 from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
@@ -39,7 +39,6 @@ FailOn = Annotated[
         help="Exit 3 when a check fails ('fail'), an alert opens ('alert'), or never ('never')."
     ),  # fmt: skip
 ]
-EXIT_CHECK_FAILED = 3
 
 
 @app.command()
@@ -100,7 +99,8 @@ def run(
     else:
         failed = any(o.alerts.opened for o in outcomes)
     if fail_on != "never" and failed:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        what = "a check failed" if fail_on == "fail" else "an alert opened"
+        raise CheckFailed(f"{what} (--fail-on {fail_on})")
 
 
 def _spec(base: MonitorSpec, window: str | None, version: int | None, *,
@@ -180,7 +180,8 @@ def compare_files(
         )  # fmt: skip
         _write_html(html, page, err=as_json)
     if fail_on != "never" and result.failed:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise CheckFailed(f"{current.name} failed a check against {reference.name} "
+                          f"(--fail-on {fail_on})")  # fmt: skip
 
 
 @app.command()

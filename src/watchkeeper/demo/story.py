@@ -8,6 +8,8 @@ the same machinery as in production; the script only watches the database and na
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import socket
 import threading
@@ -16,9 +18,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import Message
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 import uvicorn
 from rich.console import Console
@@ -95,6 +99,34 @@ def demo_settings(home: Path, pace: Pace) -> Settings:
     )  # fmt: skip
 
 
+class JsonClient:
+    """POSTs JSON over one keep-alive connection (the standard library's ``http.client``: the
+    demo runs on a plain install, which has no HTTP client library)."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        where = urlsplit(url)
+        self._conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port,
+                                                timeout=timeout)  # fmt: skip
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None
+             ) -> tuple[int, Message]:  # fmt: skip
+        """The reply's status and headers; ``OSError`` or ``http.client.HTTPException`` when no
+        reply came (the next call opens a new connection)."""
+        data = json.dumps(body).encode()
+        try:
+            self._conn.request("POST", path, data,
+                               {"content-type": "application/json", **(headers or {})})  # fmt: skip
+            reply = self._conn.getresponse()
+            reply.read()
+        except (OSError, http.client.HTTPException):
+            self._conn.close()
+            raise
+        return reply.status, reply.headers
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Traffic(threading.Thread):
     """Customers to the server; their labels one simulated day later."""
 
@@ -111,40 +143,43 @@ class Traffic(threading.Thread):
 
     def run(self) -> None:
         gap = 1.0 / self.pace.requests_per_second
-        with httpx.Client(base_url=self.url, timeout=30) as http:
+        client = JsonClient(self.url, timeout=30)
+        try:
             while not self.stop.is_set():
                 tick = time.monotonic()
-                self._send(http)
-                self._label(http)
+                self._send(client)
+                self._label(client)
                 self.stop.wait(max(gap - (time.monotonic() - tick), 0))
+        finally:
+            client.close()
 
-    def _send(self, http: httpx.Client) -> None:
+    def _send(self, client: JsonClient) -> None:
         drifted = self.day() >= self.pace.normal_days
         frame = customers(self.pace.rows_per_request, self.rng, data_drift=drifted)
         labels = churn(frame, self.rng, concept_drift=drifted)
         key = f"customer-{self.rng.integers(1_000_000)}"
         try:
-            reply = http.post(f"/v1/models/{NAME}:predict",
-                              json={"instances": frame.to_dict(orient="records")},
-                              headers={"x-routing-key": key})  # fmt: skip
-        except httpx.HTTPError:
+            status, headers = client.post(f"/v1/models/{NAME}:predict",
+                                          {"instances": frame.to_dict(orient="records")},
+                                          headers={"x-routing-key": key})  # fmt: skip
+        except (OSError, http.client.HTTPException):
             self.outcome.failed += 1
             return
         self.outcome.requests += 1
-        if reply.status_code != 200:
+        if status != 200:
             self.outcome.failed += 1
             return
         due = time.monotonic() + self.pace.day  # the truth is known a day later
-        self.pending.append((due, reply.headers["x-request-id"], labels.tolist()))
+        self.pending.append((due, headers["x-request-id"], labels.tolist()))
 
-    def _label(self, http: httpx.Client) -> None:
+    def _label(self, client: JsonClient) -> None:
         items = []
         while self.pending and self.pending[0][0] <= time.monotonic():
             _, request_id, labels = self.pending.popleft()
             items += [{"request_id": request_id, "row": i, "label": v}
                       for i, v in enumerate(labels)]  # fmt: skip
         if items:
-            http.post("/v1/feedback", json=items)
+            client.post("/v1/feedback", items)
 
 
 def free_port() -> int:

@@ -2,9 +2,10 @@
 
 :func:`render_report` only builds a string, from the Jinja template ``templates/report.html``
 (autoescaped, see :mod:`watchkeeper.templating`). The charts are drawn by plotly.js, embedded
-once from the installed ``plotly`` package (never a CDN); the figures travel as one JSON block
-read by a short script. Every user string (model, feature, category names) is escaped: in the
-page by the template, and in chart labels here (plotly decodes the entities back for display).
+once from the bundle shipped in :mod:`watchkeeper._vendor` (never a CDN); the figures travel
+as one JSON block read by a short script. Every user string (model, feature, category names)
+is escaped: in the page by the template, and in chart labels here (plotly decodes the entities
+back for display).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def render_report(
     drift: DriftReport | None = None, quality: QualityReport | None = None,
     history: Sequence[CheckResult] = (),
 ) -> str:  # fmt: skip
-    """The report as one HTML document (about 5 MB, almost all of it plotly.js).
+    """The report as one HTML document (about 1.3 MB, almost all of it plotly.js).
 
     ``current_counts`` is the window counted on the reference's bins
     (:func:`~watchkeeper.monitoring.drift.count_window`); ``history`` holds stored results,
@@ -263,9 +264,9 @@ def _e(text: str) -> str:
 
 
 def _plotly_js() -> Markup:
-    from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
+    from watchkeeper._vendor import plotly_js
 
-    script: str = get_plotlyjs()
+    script = plotly_js().decode()
     return Markup(script.replace("</script", "<\\/script"))  # script text, never a closing tag
 
 

@@ -1,5 +1,5 @@
-"""``/ui/static/...``: the dashboard's own script and style, and plotly.js from the installed
-``plotly`` package (never a CDN: the dashboard works with no internet)."""
+"""``/ui/static/...``: the dashboard's own script and style, and plotly.js from the bundle
+shipped in :mod:`watchkeeper._vendor` (never a CDN: the dashboard works with no internet)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import Response
 
+from watchkeeper._vendor import plotly_js
 from watchkeeper.errors import NotFound
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -28,7 +29,7 @@ class Asset:
 
 def _read(name: str) -> bytes:
     if name == "plotly.min.js":
-        return (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+        return plotly_js()
     if name in ("dashboard.js", "dashboard.css"):
         return (resources.files("watchkeeper.ui") / "static" / name).read_bytes()
     raise NotFound(f"no static file '{name}'")
