@@ -19,7 +19,8 @@ import getpass
 import os
 import re
 import tomllib
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -104,25 +105,32 @@ def validate(
     """
     from pydantic import ValidationError
 
-    prefix = f"{source}: " if source else ""
     if named and isinstance(data, Mapping):
         if clash := sorted(set(data) & set(named)):
             path, problem = f"{where}.{clash[0]}", "unknown key: the table's name gives it"
-            raise InvalidInput(f"{prefix}{path}: {problem}", details=[Detail(path, problem)])
+            raise _problem(source, [Detail(path, problem)])
         data = {**data, **named}
     try:
-        return _adapter(cast(Hashable, kind)).validate_python(data)  # type: ignore[no-any-return]
+        with _in_table(where, source):
+            return _adapter(cast(Hashable, kind)).validate_python(data)  # type: ignore[no-any-return]
     except ValidationError as exc:
-        details = [_detail(kind, where, error) for error in exc.errors()]
-        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-        first = details[0]
-        raise InvalidInput(
-            f"{prefix}{first.field}: {first.problem}{more}", details=details
-        ) from None
-    except WatchkeeperError as exc:  # a dataclass's own check, after each value had its type
-        raise InvalidInput(
-            f"{prefix}{where}: {exc.message}", details=[Detail(where, exc.message)]
-        ) from exc
+        raise _problem(source, [_detail(kind, where, e) for e in exc.errors()]) from None
+
+
+@contextmanager
+def _in_table(where: str, source: Path | None) -> Iterator[None]:
+    """A dataclass's own check (run once each value has its type) as a problem of the table."""
+    try:
+        yield
+    except WatchkeeperError as exc:
+        raise _problem(source, [Detail(where or "settings", exc.message)]) from exc
+
+
+def _problem(source: Path | None, details: list[Detail]) -> InvalidInput:
+    """One line for the first problem, naming the file; every problem in the details."""
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    prefix = f"{source}: " if source else ""
+    return InvalidInput(f"{prefix}{details[0].field}: {details[0].problem}{more}", details=details)
 
 
 @functools.cache
@@ -243,6 +251,10 @@ class Settings:
         return settings
 
 
+_STRINGS = {f.name for f in fields(Settings) if f.init and f.name not in _TABLES}
+"""The settings, every one a string in the file (``home`` becomes a path)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Tables:
     """The file's per-model tables, each checked in full where it is declared."""
@@ -265,8 +277,9 @@ def _current_user() -> str:
 def _read_toml(path: Path) -> dict[str, Any]:
     """The settings ``path`` sets, and its ``monitors``/``retraining`` tables as they are.
 
-    The settings stand in ``[watchkeeper]``, or at the top before any table. A file of nothing
-    but per-model tables (the common case) is taken without importing pydantic."""
+    The settings stand in ``[watchkeeper]``, or at the top before any table. What needs no
+    conversion (per-model tables that are tables, settings that are strings: the common case)
+    is taken without importing pydantic, which costs about 0.1 s."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -283,5 +296,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         validate(_Tables, data, where="", source=path)
     if not section:
         return data
-    given = validate(Settings, section, where=where, source=path)
+    if isinstance(section, dict) and all(k in _STRINGS and isinstance(v, str)
+                                         for k, v in section.items()):  # fmt: skip
+        with _in_table(where, path):  # nothing to convert: pydantic would take them as they are
+            given = Settings(**section)
+    else:
+        given = validate(Settings, section, where=where, source=path)
     return {**data, **{k: getattr(given, k) for k in section}}
