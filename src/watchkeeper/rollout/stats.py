@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -255,18 +256,10 @@ def _welch_p(c: ArmSummary, t: ArmSummary) -> float:
     """Two-sided Welch t-test p-value of treatment against control."""
     if min(c.n, t.n) < 2 or c.variance / c.n + t.variance / t.n == 0:
         return math.nan
-    return _welch(c, t, "two-sided")[1]
-
-
-def _welch(
-    c: ArmSummary, t: ArmSummary, alternative: str, shift: float = 0.0
-) -> tuple[float, float]:
-    """Welch's t statistic and p-value of ``t.mean - shift`` against ``c.mean``."""
     from scipy.stats import ttest_ind_from_stats  # scipy.stats is slow to import: when used
 
-    r = ttest_ind_from_stats(t.mean - shift, t.std, t.n, c.mean, c.std, c.n, equal_var=False,
-                             alternative=alternative)  # fmt: skip
-    return float(r.statistic), float(r.pvalue)
+    welch = ttest_ind_from_stats(t.mean, t.std, t.n, c.mean, c.std, c.n, equal_var=False)
+    return float(welch.pvalue)
 
 
 def sample_size(mde: float, *, std: float, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -444,26 +437,25 @@ def loss_guard(
         t = _sign_inf(difference - margin)  # no spread: the difference is known exactly
         p_noninf, p_harm = float(ndtr(t)), float(ndtr(-t))
     else:
-        t, p_noninf = _loss_t_test(prod, cand, margin, paired, "less")
-        p_harm = _loss_t_test(prod, cand, margin, paired, "greater")[1]
+        t, p_noninf, p_harm = _loss_t_test(prod, cand, margin, paired)
     return _guard(method, t, difference, margin, p_noninf, p_harm, alpha, prod.size, cand.size)
 
 
 def _loss_t_test(
-    prod: npt.NDArray[np.float64],
-    cand: npt.NDArray[np.float64],
-    margin: float,
-    paired: bool,
-    alternative: str,
-) -> tuple[float, float]:
-    """t statistic and p-value of candidate minus ``margin`` against production."""
-    if not paired:
-        return _welch(ArmSummary.from_values(prod), ArmSummary.from_values(cand), alternative,
-                      shift=margin)  # fmt: skip
-    from scipy.stats import ttest_1samp
+    prod: npt.NDArray[np.float64], cand: npt.NDArray[np.float64], margin: float, paired: bool
+) -> tuple[float, float, float]:
+    """t of the candidate's loss minus ``margin`` against production's (paired: per row; else
+    Welch's), with its one-sided p-values: below, and above."""
+    from scipy import stats
 
-    r = ttest_1samp(cand - prod, margin, alternative=alternative)
-    return float(r.statistic), float(r.pvalue)
+    if paired:
+        test = partial(stats.ttest_1samp, cand - prod, margin)
+    else:
+        p, c = ArmSummary.from_values(prod), ArmSummary.from_values(cand)
+        test = partial(stats.ttest_ind_from_stats, c.mean - margin, c.std, c.n, p.mean, p.std,
+                       p.n, equal_var=False)  # fmt: skip
+    below, above = test(alternative="less"), test(alternative="greater")
+    return float(below.statistic), float(below.pvalue), float(above.pvalue)
 
 
 def latency_guard(
