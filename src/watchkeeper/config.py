@@ -8,7 +8,7 @@ Every table of the file is checked against the dataclass it becomes (``Settings`
 ``MonitorSpec`` and ``RetrainSpec`` where they are declared) by pydantic, through
 :func:`validate`: a mistake is one ``InvalidInput`` naming the file and the key's path, e.g.
 ``watchkeeper.toml: monitors.churn.max_error_rate: Input should be a valid number``. pydantic is
-imported only when a table has to be checked, so ``import watchkeeper.config`` stays cheap.
+imported only when a value has to be converted or checked, never by ``import watchkeeper.config``.
 """
 
 from __future__ import annotations
