@@ -53,7 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
+    # A fresh environment for watchkeeper; and byte-code cached as any installed package has it
+    # (an editable install under PYTHONDONTWRITEBYTECODE would compile every module every run).
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("WATCHKEEPER_") and k != "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
         empty = {**base, "WATCHKEEPER_HOME": str(Path(tmp) / "empty")}
         three = {**base, "WATCHKEEPER_HOME": str(home_with_models(Path(tmp)))}
