@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     )
     from watchkeeper.registry import AuditEvent, ModelVersion, RegisteredModel, Registry
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place it is written: pyproject.toml reads it ([tool.hatch.version])
 
 _WHERE = {
     "AuditEvent": "watchkeeper.registry",
