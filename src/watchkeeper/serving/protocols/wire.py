@@ -73,8 +73,10 @@ def _mlflow_error(exc: WatchkeeperError) -> tuple[int, dict[str, Any]]:
     status = exc.http_status
     out: dict[str, Any] = {"error_code": _MLFLOW_CODES.get(status, "INTERNAL_ERROR")}
     out["message"] = exc.message
+    if status == 422:  # MLflow sends INVALID_PARAMETER_VALUE with 400
+        status = 400
     if isinstance(exc, SchemaError):
-        status, out["error_class"] = 400, "SCHEMA_ENFORCEMENT_FAILED"
+        out["error_class"] = "SCHEMA_ENFORCEMENT_FAILED"
     out["code"], out["details"] = exc.code, _details(exc)
     return status, out
 
