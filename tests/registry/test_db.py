@@ -60,3 +60,9 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_the_revision_commands_check_against_is_alembics_head() -> None:
+    """Promise: every command's one-query schema check (``HEAD_REVISION``, no Alembic import)
+    names the newest migration script: a new migration that forgets it fails here."""
+    assert db.HEAD_REVISION == db.head_revision()

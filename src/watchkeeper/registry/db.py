@@ -17,12 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -30,7 +26,15 @@ from sqlalchemy.orm import Session
 
 from watchkeeper.errors import InvalidInput, SchemaOutdated, StoreUnavailable, missing_dependency
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 SQLITE_BUSY_TIMEOUT_S = 60.0
+# The newest migration's revision (tests/registry/test_db.py checks it against Alembic's head).
+# Commands compare the database with it in one query, and import Alembic only to migrate: Alembic
+# costs a fifth of a second of every CLI command's start-up.
+HEAD_REVISION = "0009"
+_VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock(int, int): the first key says "watchkeeper schema", the second names the
 # schema (several watchkeeper schemas may share one database).
 _SCHEMA_LOCK_CLASS = 0x7768_6B01
@@ -110,6 +114,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     location = resources.files("watchkeeper.registry") / "migrations"
     config.set_main_option("script_location", str(location))
@@ -118,6 +124,10 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision among the migration scripts, as Alembic finds it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option(
         "script_location", str(resources.files("watchkeeper.registry") / "migrations")
@@ -127,13 +137,22 @@ def head_revision() -> str:
     return head
 
 
+def _revision(connection: Connection) -> str | None:
+    """The revision recorded in ``alembic_version`` (the table Alembic keeps), None if none."""
+    if not inspect(connection).has_table(_VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()
+
+
 def current_revision(engine: Engine) -> str | None:
     with _connect(engine) as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _revision(connection)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (``watchkeeper db upgrade``)."""
+    from alembic import command
+
     with _migrating(engine) as connection:
         command.upgrade(_alembic_config(connection), revision)
 
@@ -141,14 +160,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def ensure_schema(engine: Engine) -> None:
     """Create the schema in an empty database; refuse one that is older or newer than the code."""
     current = current_revision(engine)
-    head = head_revision()
+    head = HEAD_REVISION
     if current == head:
         return
     if current is None:
         with _migrating(engine) as connection:
             # Under the lock: another process may have created it while we waited.
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = _revision(connection)
             if current is None:
+                from alembic import command
+
                 _refuse_unversioned_tables(engine, connection)
                 command.upgrade(_alembic_config(connection), "head")
                 return
