@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from watchkeeper.templating import environment
 from watchkeeper.ui.status import COLOURS
 from watchkeeper.ui.timerange import RANGES
 
@@ -18,7 +18,8 @@ def json_bytes(data: Any) -> bytes:
 
 
 def script_json(data: Any) -> Markup:
-    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` characters."""
+    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` characters. Unlike
+    :func:`watchkeeper.templating.script_json`, NaN becomes null (a chart's gap)."""
     text = json_bytes(data).decode()
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)  # escaped above for the script context
@@ -26,13 +27,7 @@ def script_json(data: Any) -> Markup:
 
 class Renderer:
     def __init__(self) -> None:
-        self.env = Environment(
-            loader=PackageLoader("watchkeeper.ui", "templates"),
-            autoescape=True,
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = environment("watchkeeper.ui")
         self.env.globals.update(colours=COLOURS, ranges=list(RANGES))
         self.env.filters["script_json"] = script_json
         self.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
