@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from watchkeeper.cli._common import (
     new_app,
     open_registry,
+    parse_pairs,
     print_json,
     progress_steps,
     settings,
@@ -20,7 +23,6 @@ from watchkeeper.cli._common import (
 from watchkeeper.config import parse_duration
 from watchkeeper.errors import CheckFailed, InvalidInput
 from watchkeeper.logbook import Logbook
-from watchkeeper.monitoring.checks import Window, compare
 from watchkeeper.monitoring.drift import count_window
 from watchkeeper.monitoring.html import render_report
 from watchkeeper.monitoring.results import CheckResult, by_status
@@ -30,6 +32,11 @@ from watchkeeper.registry.live import LiveStatsStore
 from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.registry import read_table
 from watchkeeper.watch.runner import MonitorRun, model_report, run_monitor
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from watchkeeper.watch.compare import Chunk, ChunkedComparison
 
 app = new_app("Monitor models: data quality, drift, performance; alerts.")
 
@@ -152,36 +159,133 @@ def _duration(value: timedelta) -> str:
 def compare_files(
     reference: Annotated[Path, typer.Argument(help="Reference data (CSV or Parquet).")],
     current: Annotated[Path, typer.Argument(help="Current data (CSV or Parquet).")],
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Compare CURRENT in successive chunks of N rows."),
+    ] = None,
+    chunks: Annotated[
+        int | None, typer.Option(metavar="K", help="Compare CURRENT in K equal chunks.")
+    ] = None,
+    chunk_by: Annotated[
+        str | None,
+        typer.Option(metavar="COLUMN:PERIOD",
+                     help="Compare CURRENT period by period of the time column COLUMN; PERIOD "
+                     "a duration (6h, 1d, 2w) or day, week, month, quarter, year."),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(metavar="[FEATURE=]METHOD",
+                     help="Drift test for every feature it fits, or for FEATURE; repeatable "
+                     "(wasserstein, ks, psi, jensenshannon, chisquare)."),
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(metavar="[FEATURE=]VALUE",
+                     help="Fixed drift threshold (alpha for p-value tests) instead of a "
+                     "calibrated one, for every feature or for FEATURE; repeatable."),
+    ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option(metavar="FIT", help="How calibrated thresholds are fitted: lognormal "
+                     "(default), chi2, normal."),
+    ] = None,
     fail_on: FailOn = "never",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write an HTML report to this file.")
     ] = None,
-) -> None:
-    """Drift between two files, no registry needed (for notebooks and CI)."""
+) -> None:  # fmt: skip
+    """Drift and data quality of CURRENT against REFERENCE, whole or chunk by chunk; no
+    registry needed (for notebooks and CI).
+
+    The signature is inferred from REFERENCE, so the data-quality checks run too."""
+    from watchkeeper.monitoring.drift import DriftPolicy
+    from watchkeeper.watch.compare import compare
+
     _check_fail_on(fail_on)
+    bare_methods, methods = _split_options(method, "method")
+    bare_thresholds, thresholds = _split_options(threshold, "threshold")
+    if len(bare_thresholds) > 1:
+        raise InvalidInput("give --threshold VALUE once (or FEATURE=VALUE per feature)")
+    policy = DriftPolicy(method=methods, threshold={k: _number(v) for k, v in thresholds.items()})
     ref, cur = read_table(reference), read_table(current)
-    now = datetime.now(UTC)
-    result = compare(ref, cur, window=Window(current.stem, None, now, now))
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        typer.echo(f"{len(ref)} reference rows vs {len(cur)} current rows; drifted: "
-                   f"{', '.join(result.drift.drifted) or 'none'}")  # fmt: skip
-        _results_table(list(result.results))
-    if html is not None:
-        profile = result.profile
-        summary = {"model": current.stem, "reference": f"{reference.name} ({len(ref)} rows)",
-                   "current": current.name, "rows": len(cur)}  # fmt: skip
-        page = render_report(
-            title=f"watchkeeper: {current.name} vs {reference.name}", summary=summary,
-            results=result.results, reference=profile, current_counts=count_window(profile, cur),
-            drift=result.drift, quality=result.quality,
+    chunked = any(option is not None for option in (chunk_size, chunks, chunk_by))
+    with progress_steps(f"{current.name} vs {reference.name}") as step:
+        step("comparing")
+        start = time.perf_counter()
+        found = compare(
+            ref, cur, chunk_size=chunk_size, chunks=chunks, chunk_by=chunk_by, policy=policy,
+            method=bare_methods or None, fit=fit, name=current.stem,
+            threshold=_number(bare_thresholds[0]) if bare_thresholds else None,
         )  # fmt: skip
-        _write_html(html, page, err=as_json)
-    if fail_on != "never" and result.failed:
-        raise CheckFailed(f"{current.name} failed a check against {reference.name} "
+        seconds = time.perf_counter() - start
+    if as_json:
+        print_json(found.to_dict() if chunked else found.chunks[0].comparison.to_dict())
+    elif chunked:
+        _chunks_table(found.chunks)
+    else:
+        only = found.chunks[0].comparison
+        typer.echo(f"{len(ref)} reference rows vs {len(cur)} current rows; drifted: "
+                   f"{', '.join(only.drift.drifted) or 'none'}")  # fmt: skip
+        _results_table(list(only.results))
+    typer.echo(f"compared {len(cur)} rows in {len(found.chunks)} chunk(s) in {seconds:.2f} s "
+               f"({len(cur) / max(seconds, 1e-9):,.0f} rows/s)", err=True)  # fmt: skip
+    if html is not None:
+        _write_html(html, _compare_report(found, reference, current, cur), err=as_json)
+    if fail_on != "never" and found.failed:
+        bad = sum(chunk.status == "fail" for chunk in found.chunks)
+        where = f" in {bad} of {len(found.chunks)} chunks" if chunked else ""
+        raise CheckFailed(f"{current.name} failed a check against {reference.name}{where} "
                           f"(--fail-on {fail_on})")  # fmt: skip
+
+
+def _split_options(items: list[str] | None, what: str) -> tuple[list[str], dict[str, str]]:
+    """Bare values and FEATURE=VALUE pairs of a repeatable option."""
+    bare = [item.strip() for item in items or () if "=" not in item]
+    return bare, parse_pairs([item for item in items or () if "=" in item], what)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--threshold {text!r} is not a number") from exc
+
+
+def _chunks_table(chunks: Sequence[Chunk]) -> None:
+    rows = [
+        (c.label, c.rows, f"{c.comparison.drift.drift_share:.2f}", ", ".join(c.drifted) or "-",
+         c.comparison.quality.status if c.comparison.quality is not None else "-", c.status)
+        for c in chunks
+    ]  # fmt: skip
+    failed = sum(c.status == "fail" for c in chunks)
+    table(f"{len(chunks)} chunks, {failed} failing",
+          ["chunk", "rows", "drift share", "drifted", "quality", "status"], rows)  # fmt: skip
+
+
+def _compare_report(found: ChunkedComparison, reference: Path, current: Path,
+                    cur: pd.DataFrame) -> str:  # fmt: skip
+    """One HTML report: a summary row per chunk, the last chunk's distributions, every result
+    (and drift over time when the chunks are periods of a time column)."""
+    last = found.chunks[-1]
+    summary: dict[str, Any] = {
+        "model": current.stem, "reference": f"{reference.name} ({found.reference_rows} rows)",
+        "current": current.name, "rows": len(cur),
+    }  # fmt: skip
+    if len(found.chunks) > 1:
+        summary["chunks"] = f"{len(found.chunks)} ({found.chunking}); distributions: {last.label}"
+        for chunk in found.chunks:
+            drifted = ", ".join(chunk.drifted) or "none"
+            quality = chunk.comparison.quality.status if chunk.comparison.quality else "-"
+            summary[f"{chunk.label} ({chunk.rows} rows)"] = (
+                f"{chunk.status}: drifted {drifted}; quality {quality}")  # fmt: skip
+    timed = found.chunking.startswith("chunk_by")
+    return render_report(
+        title=f"watchkeeper: {current.name} vs {reference.name}", summary=summary,
+        results=found.results, reference=found.profile, drift=last.comparison.drift,
+        current_counts=count_window(found.profile, cur.iloc[last.positions]),
+        quality=last.comparison.quality, history=found.results if timed else (),
+    )  # fmt: skip
 
 
 @app.command()
