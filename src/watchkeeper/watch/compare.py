@@ -52,7 +52,7 @@ _FRAME_COLUMNS = ("chunk", "index", "rows", "start", "end", "check", "feature", 
                   "value", "threshold", "status")  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Chunk:
     """One chunk of the current data and what its comparison with the reference found.
 
@@ -97,7 +97,7 @@ class Chunk:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkedComparison:
     """Every chunk's comparison, with the reference profile, signature and policy they share."""
 
@@ -179,19 +179,25 @@ def compare(
         reference = reference.drop(columns=[spec[0]])
     parts = list(_parts(current, chunk_size, chunks, spec, name))
     signature = signature or infer_signature(reference)
+    if missing := [n for n in signature.names if n not in reference.columns]:
+        raise InvalidInput(f"the reference has no column {', '.join(map(repr, missing))} of "
+                           "the signature (a chunk_by column is not a feature)")  # fmt: skip
     base = policy or DriftPolicy()
     profile = profile_frame(reference[signature.names], bins=base.bins)
     policy = drift_policy(profile, base, method=method, threshold=threshold, fit=fit)
     found = []
-    for index, (label, rows, window, span) in enumerate(parts):
+    for index, (label, rows, window, (start, stop)) in enumerate(parts):
         part = current.iloc[rows] if isinstance(rows, slice) else current.take(rows)
         if spec is not None:
             part = part.drop(columns=[spec[0]])
         outcome = compare_one(reference, part, window=window, signature=signature,
                               profile=profile, drift=policy, quality=quality)  # fmt: skip
-        found.append(Chunk(index, label, len(part), *span, window, outcome, rows))
-    chunking = _describe(chunk_size, chunks, chunk_by)
-    return ChunkedComparison(tuple(found), len(reference), chunking, profile, signature, policy)
+        found.append(Chunk(index=index, label=label, rows=len(part), start=start, stop=stop,
+                           window=window, comparison=outcome, positions=rows))  # fmt: skip
+    return ChunkedComparison(
+        chunks=tuple(found), reference_rows=len(reference), profile=profile,
+        chunking=_describe(chunk_size, chunks, chunk_by), signature=signature, policy=policy,
+    )  # fmt: skip
 
 
 def drift_policy(
