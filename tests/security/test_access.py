@@ -18,6 +18,7 @@ from tests.processes import wait_for
 from tests.security.conftest import iris_registry
 from watchkeeper.cli.main import app
 from watchkeeper.config import Settings
+from watchkeeper.errors import EXIT_CONFLICT
 from watchkeeper.registry import Registry
 from watchkeeper.registry.tokens import TokenStore
 
@@ -59,7 +60,7 @@ def test_revoking_the_last_token_never_opens_a_server_bound_to_every_interface(
     assert httpx.get(served.url + "/api/v1/models", headers=bearer).status_code == 200
 
     code, out = _cli(home, "tokens", "revoke", "1")
-    assert code == 1
+    assert code == EXIT_CONFLICT  # the state refuses it (docs/cli.md)
     assert "last live token" in out
     assert "--force" in out
     assert "Traceback" not in out
