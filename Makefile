@@ -27,8 +27,8 @@ demo: $(PLAIN_STAMP)
 
 test: $(STAMP) lint
 	# files in parallel (most wait on real servers); bounds stretched for the shared cores;
-	# the multi-process end-to-end proofs (marked slow) run with `make test-slow`
-	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile -m 'not slow'
+	# every test, the multi-process end-to-end proofs (marked slow) included
+	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile
 
 test-slow: $(STAMP)
 	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile -m slow
