@@ -15,14 +15,13 @@ import argparse
 import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, text, update
+from sqlalchemy import delete, update
 
+from _pg import postgres_schema
 from watchkeeper import Registry, Settings
 from watchkeeper.registry.db import session_scope
 from watchkeeper.registry.live import LiveCounts, LiveStatsStore
@@ -86,25 +85,6 @@ def bench_backend(label: str, settings: Settings, count: int, kinds: int) -> Non
         after = rows_per_second(store, store.write, batches)
     print(f"{label:<11} before {before:9,.0f} rows/s   after {after:9,.0f} rows/s   "
           f"{after / before:5.1f}x")  # fmt: skip
-
-
-@contextmanager
-def postgres_schema(url: str) -> Iterator[str | None]:
-    schema = f"wk_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = create_engine(url, connect_args={"connect_timeout": 3})
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # report and carry on with SQLite only
-        print(f"PostgreSQL skipped: {str(exc).splitlines()[0]}")
-        yield None
-        return
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def main() -> None:

@@ -14,17 +14,15 @@ import shutil
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import joblib
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sqlalchemy import create_engine, text
 
+from _pg import postgres_schema
 from watchkeeper import Registry, Settings
 
 
@@ -35,25 +33,6 @@ def median_ms(fn: Callable[[], object], rounds: int) -> float:
         fn()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
-
-
-@contextmanager
-def postgres_schema(url: str) -> Iterator[str | None]:
-    schema = f"wk_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = create_engine(url, connect_args={"connect_timeout": 3})
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # report and carry on with SQLite only
-        print(f"PostgreSQL skipped: {str(exc).splitlines()[0]}")
-        yield None
-        return
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def bench_backend(label: str, settings: Settings, rounds: int) -> None:
