@@ -222,7 +222,7 @@ def drift_policy(
     >>> policy = drift_policy(profile, DriftPolicy(method={"x": "psi"}), method=["ks", "chisquare"],
     ...                       threshold=0.01, fit="chi2")
     >>> policy.method, policy.threshold, policy.fit
-    ({'c': 'chisquare', 'x': 'psi'}, {'x': 0.01, 'c': 0.01}, 'chi2')
+    ({'x': 'psi', 'c': 'chisquare'}, {'x': 0.01, 'c': 0.01}, 'chi2')
     """
     policy = base or DriftPolicy()
     kinds = {name: feature_kind(feature) for name, feature in profile.features.items()}
