@@ -8,17 +8,21 @@ standard deviation of ~0.005 at this size, so the tolerances are about four stan
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import sklearn.metrics as skm
 
 from watchkeeper.errors import InvalidInput
+from watchkeeper.monitoring.checks import Window, estimate_results
 from watchkeeper.monitoring.estimation import (
     ESTIMABLE,
+    Baseline,
     EstimatedPerformance,
     estimate_performance,
     fit_calibrator,
+    fit_classifier_reference,
 )
 
 N = 10_000
@@ -132,3 +136,79 @@ def test_invalid_requests_are_refused():
     with pytest.raises(InvalidInput, match="calibrator has 2 classes"):
         calibrator.transform(np.full((2, 3), 1 / 3))
     assert "roc_auc" in ESTIMABLE
+
+
+# --- calibrated on a labelled reference, with an alert threshold (issue 19, item 6) ---------
+#
+# A deliberately miscalibrated classifier: the true log-odds are ``s = 1.5 x1 - x2`` and the
+# model reports ``sigmoid(3 s)`` (the right ranking, far too confident). Chunks of 5 000 rows;
+# the calibrated accuracy estimate must be within 0.025 of the realised accuracy (the realised
+# value's own standard deviation at this size is ~0.006, the estimate's error had a standard
+# deviation of ~0.006 over seeds), the raw one is not. A drifted chunk moves the inputs towards
+# the decision boundary (the relation x -> y unchanged, as CBPE assumes), so realised accuracy
+# really drops; it must alert, and clean chunks must not.
+
+CHUNK = 5_000
+ESTIMATE_TOLERANCE = 0.025
+
+
+def _sigmoid(s):
+    return 1 / (1 + np.exp(-s))
+
+
+def _miscalibrated(rng, n, spread=1.0):
+    x = rng.normal(0, spread, (n, 2))
+    s = 1.5 * x[:, 0] - x[:, 1]
+    y = (rng.random(n) < _sigmoid(s)).astype(int)
+    return _sigmoid(3 * s), y
+
+
+def _realised_accuracy(p, y):
+    return skm.accuracy_score(y, (p > 0.5).astype(int))
+
+
+def test_calibrated_estimate_tracks_realised_accuracy_and_alerts_on_a_real_drop():
+    window = Window("m", 1, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    rng = np.random.default_rng(11)
+    reference = fit_classifier_reference(*_miscalibrated(rng, 20_000))
+    assert reference.baselines["accuracy"].value == pytest.approx(
+        _realised_accuracy(*_miscalibrated(np.random.default_rng(11), 20_000))
+    )
+    chunks = [(_miscalibrated(rng, CHUNK), False) for _ in range(4)]
+    chunks.append((_miscalibrated(rng, CHUNK, spread=0.35), True))
+    realised_clean = []
+    for (p, y), drifted in chunks:
+        realised = _realised_accuracy(p, y)
+        raw = estimate_performance(p)["accuracy"].estimated
+        fixed = estimate_performance(p, calibrator=reference.calibrator)
+        assert abs(fixed["accuracy"].estimated - realised) <= ESTIMATE_TOLERANCE
+        assert raw - realised > 0.05  # uncalibrated: the overconfident model looks better
+        found = {r.statistic: r for r in estimate_results(window, fixed, reference.baselines)}
+        assert found["accuracy"].threshold < reference.baselines["accuracy"].value
+        if drifted:
+            assert realised < min(realised_clean) - 0.1  # the drop is real
+            assert found["accuracy"].status == "fail"
+        else:
+            realised_clean.append(realised)
+            assert all(r.status == "ok" for r in found.values()), found
+
+
+def test_baseline_spread_is_the_binomial_one_for_accuracy():
+    rng = np.random.default_rng(12)
+    p = rng.beta(2, 2, 20_000)
+    y = (rng.random(p.size) < p).astype(int)
+    baseline = fit_classifier_reference(p, y).baselines["accuracy"]
+    acc = baseline.value
+    # the bootstrap standard deviation per row against the binomial sqrt(acc * (1 - acc))
+    assert baseline.unit_sd == pytest.approx(np.sqrt(acc * (1 - acc)), rel=0.1)
+    assert baseline.threshold(400) == pytest.approx(acc - 3 * baseline.unit_sd / 20)
+    assert baseline.threshold(400, tolerance=0.01) == pytest.approx(baseline.threshold(400) - 0.01)
+    assert baseline.worse(baseline.threshold(400) - 1e-6, 400)
+    assert not baseline.worse(baseline.threshold(400) + 1e-6, 400)
+
+
+def test_a_loss_baseline_alerts_upwards():
+    loss = Baseline("mae", 1.0, 2.0, "lower")
+    assert loss.threshold(100) == pytest.approx(1.6)
+    assert loss.worse(1.7, 100)
+    assert not loss.worse(0.2, 100)

@@ -17,6 +17,7 @@ import pyarrow as pa
 from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.drift import DriftPolicy, DriftReport, detect_drift
 from watchkeeper.monitoring.drift.report import FeatureDrift
+from watchkeeper.monitoring.estimation import BAND_Z, Baseline, PerformanceEstimate
 from watchkeeper.monitoring.performance import PerformanceReport
 from watchkeeper.monitoring.profile import DatasetProfile, profile_frame
 from watchkeeper.monitoring.quality import QualityPolicy, QualityReport, check_quality
@@ -91,6 +92,26 @@ def performance_results(
         out.append(window.result("performance", "", name, metric.value,
                                  registered.get(name), status))  # fmt: skip
     out.append(window.result("performance", "", "labelled_rows", float(report.n), None, "ok"))
+    return out
+
+
+def estimate_results(
+    window: Window, estimate: PerformanceEstimate, baselines: Mapping[str, Baseline] | None,
+    *, tolerance: float = 0.0, z: float = BAND_Z,
+) -> list[CheckResult]:  # fmt: skip
+    """One ``estimated`` result per metric. With baselines (a labelled reference), the
+    threshold is the reference value less ``z`` chance standard deviations at the window's size
+    and ``tolerance`` (more, for a loss), and the result fails beyond it; without, no threshold."""
+    out = []
+    for name, metric in estimate.metrics.items():
+        base = (baselines or {}).get(name)
+        if base is None:
+            out.append(window.result("estimated", "", name, metric.estimated, None, "ok"))
+            continue
+        limit = base.threshold(estimate.n, tolerance=tolerance, z=z)
+        worse = base.worse(metric.estimated, estimate.n, tolerance=tolerance, z=z)
+        out.append(window.result("estimated", "", name, metric.estimated, limit,
+                                 "fail" if worse else "ok"))  # fmt: skip
     return out
 
 

@@ -18,10 +18,21 @@ as for the realised AUC. Multiclass: one-vs-rest, macro average over classes.
 renormalised; chosen over Platt scaling because it assumes no shape). Calibrated probabilities
 only serve as soft labels: predicted labels and the AUC ranking stay the model's own, since
 those are what the realised metrics will measure.
+
+**When an estimate alerts.** :func:`fit_classifier_reference` fits the calibrator on the labelled
+reference and records, per metric, a :class:`Baseline`: the metric's realised value on the
+reference and its chance spread. The spread comes from a bootstrap over the reference's rows
+(standard deviation ``s`` over ``N`` rows) and is scaled to a window of ``n`` rows as
+``s * sqrt(N / n)`` (the ``1 / sqrt(n)`` law of a mean; for ratio metrics and the AUC a first-order
+approximation). An estimate is worse than the reference when it falls below the reference value
+by more than ``z`` such standard deviations (``z = 3`` by default, as CBPE's reference bands) plus
+an optional tolerance; lower-is-better metrics (the regression losses of
+:mod:`watchkeeper.monitoring.loss_estimation`) mirror the rule.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -34,16 +45,25 @@ from sklearn.isotonic import IsotonicRegression
 from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring import _metric_kernels as k
 from watchkeeper.monitoring._metric_kernels import Average, FloatArray, IntArray
+from watchkeeper.monitoring._performance_report import Direction
 from watchkeeper.monitoring.performance import METRICS
 
 __all__ = [
+    "BAND_Z",
     "ESTIMABLE",
+    "Baseline",
     "Calibrator",
+    "ClassifierReference",
     "EstimatedPerformance",
     "PerformanceEstimate",
     "estimate_performance",
     "fit_calibrator",
+    "fit_classifier_reference",
+    "reference_baselines",
 ]
+
+BAND_Z = 3.0
+"""Standard deviations of chance variation an estimate may fall short of the reference by."""
 
 _AVERAGED: dict[str, tuple[str, Average]] = {
     (kind if average == "binary" else f"{kind}_{average}"): (kind, average)
@@ -223,3 +243,88 @@ def _realised(
     d = k.prepare(y_true, y_pred=cls[pred], proba=raw, classes=cls)
     values = {name: float(METRICS[name].kernel(d, d.weight[None, :])[0]) for name in names}
     return {name: v for name, v in values.items() if np.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A metric's realised value on the labelled reference and its chance spread: over ``n``
+    reference-like rows the metric's standard deviation is ``unit_sd / sqrt(n)``."""
+
+    metric: str
+    value: float
+    unit_sd: float
+    direction: Direction
+
+    def threshold(self, n: int, *, tolerance: float = 0.0, z: float = BAND_Z) -> float:
+        """The worst value a window of ``n`` rows may take before it counts as worse.
+
+        >>> Baseline("accuracy", 0.9, 0.3, "higher").threshold(900)
+        0.87
+        """
+        margin = z * self.unit_sd / math.sqrt(max(n, 1)) + tolerance
+        return self.value - margin if self.direction == "higher" else self.value + margin
+
+    def worse(self, value: float, n: int, *, tolerance: float = 0.0, z: float = BAND_Z) -> bool:
+        """Whether ``value`` (on ``n`` rows) is beyond :meth:`threshold`."""
+        limit = self.threshold(n, tolerance=tolerance, z=z)
+        return value < limit if self.direction == "higher" else value > limit
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+def reference_baselines(
+    d: k.Inputs, names: Sequence[str], *, n_boot: int = 200, seed: int = 0
+) -> dict[str, Baseline]:
+    """Baselines of ``names`` on prepared reference inputs ``d`` (bootstrap in the module doc);
+    metrics undefined on the reference are left out."""
+    rows = float(d.weight.size)
+    draws: dict[str, list[FloatArray]] = {name: [] for name in names}
+    for w in k.resample_weights(d.weight, n_boot, seed):
+        for name in names:
+            draws[name].append(METRICS[name].kernel(d, w))
+    out = {}
+    for name in names:
+        value = float(METRICS[name].kernel(d, d.weight[None, :])[0])
+        boot = np.concatenate(draws[name]) if draws[name] else np.zeros(1)
+        boot = boot[np.isfinite(boot)]
+        if math.isfinite(value) and boot.size > 1:
+            sd = float(np.std(boot, ddof=1)) * math.sqrt(rows)
+            out[name] = Baseline(name, value, sd, METRICS[name].direction)
+    return out
+
+
+@dataclass(frozen=True)
+class ClassifierReference:
+    """What a window's estimate is calibrated with and compared to."""
+
+    calibrator: Calibrator
+    baselines: Mapping[str, Baseline]
+    n: int
+
+
+def fit_classifier_reference(
+    reference_proba: npt.ArrayLike,
+    reference_y: npt.ArrayLike,
+    *,
+    classes: npt.ArrayLike | None = None,
+    metrics: Sequence[str] | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> ClassifierReference:
+    """Calibrator and baselines from a labelled reference (the model's probabilities on its
+    rows and their labels); predictions are the most probable class, as in the estimate.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.random(2000)
+    >>> ref = fit_classifier_reference(p, (rng.random(2000) < p).astype(int))
+    >>> round(ref.baselines["accuracy"].value, 2), ref.n
+    (0.75, 2000)
+    """
+    calibrator = fit_calibrator(reference_proba, reference_y, classes=classes)
+    raw = k.proba_matrix(reference_proba, np.shape(reference_proba)[0])
+    cls = np.asarray(calibrator.classes)
+    d = k.prepare(reference_y, y_pred=cls[raw.argmax(axis=1)], proba=raw, classes=cls)
+    names = list(metrics) if metrics is not None else _default_metrics(raw.shape[1])
+    baselines = reference_baselines(d, names, n_boot=n_boot, seed=seed)
+    return ClassifierReference(calibrator, MappingProxyType(baselines), raw.shape[0])

@@ -7,7 +7,6 @@ alert changes for the caller to deliver (``watchkeeper.notify``): monitoring nev
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,10 +35,9 @@ from watchkeeper.monitoring.drift import (
     detect_drift_binned,
     domain_classifier_drift,
 )
-from watchkeeper.monitoring.estimation import estimate_performance
 from watchkeeper.monitoring.html import render_report, report_summary
 from watchkeeper.monitoring.performance import evaluate
-from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile
+from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
 from watchkeeper.monitoring.quality import check_quality
 from watchkeeper.monitoring.results import CheckResult
 from watchkeeper.monitoring.sketch import LogSketch
@@ -48,6 +46,11 @@ from watchkeeper.registry import ModelVersion, Registry
 from watchkeeper.registry.live import LATENCY_EDGES_MS, LiveStatsStore
 from watchkeeper.registry.monitoring import AlertChanges, MonitoringStore
 from watchkeeper.registry.registry import read_table
+from watchkeeper.watch.estimates import (
+    estimated_results,
+    skipped_results,
+    with_probability_metrics,
+)
 
 Progress = Callable[[str], None]  # told the name of each step as it starts
 
@@ -111,7 +114,11 @@ def run_monitor(
         step("multivariate drift")
         results += _multivariate(window, version, _inputs(table, signature))
     if "estimated" in spec.checks and table.num_rows:
-        results += _estimated(window, table)
+        step("estimating performance")
+        regression = isinstance(getattr(profile, "predictions", None), NumericProfile)
+        results += estimated_results(spec, window, table, _inputs(table, signature),
+                                     registry=registry, version=version, signature=signature,
+                                     regression=regression)  # fmt: skip
     labelled = 0
     if {"performance", "concept"} & set(spec.checks):
         step("joining labels")
@@ -182,22 +189,6 @@ def _multivariate(window: Window, version: ModelVersion, frame: pd.DataFrame) ->
     out += [window.result("multivariate", name, "importance", value, None, "ok")
             for name, value in found.top_features[:5]]  # fmt: skip
     return out
-
-
-def _estimated(window: Window, table: pa.Table) -> list[CheckResult]:
-    """CBPE: classifier performance expected from the logged probabilities, before labels."""
-    if "probabilities" not in table.column_names or "classes" not in table.column_names:
-        return []
-    logged = table.select(["probabilities", "classes"]).drop_null()
-    if logged.num_rows == 0:
-        return []
-    proba = np.asarray(logged.column("probabilities").to_pylist(), dtype=float)
-    classes = json.loads(logged.column("classes")[0].as_py())
-    estimate = estimate_performance(proba, classes=np.arange(len(classes)))
-    return [
-        window.result("estimated", "", name, value.estimated, None, "ok")
-        for name, value in estimate.metrics.items()
-    ]
 
 
 def operational_results(
@@ -343,8 +334,12 @@ def _performance(
     y_pred = labelled["prediction"].to_numpy(dtype=float)
     report = evaluate("classification" if classify else "regression",
                       labelled["label"].to_numpy(dtype=float), y_pred, n_boot=100)  # fmt: skip
+    skips: dict[str, str] = {}
+    if classify:  # ROC AUC, log loss, Brier from the logged probabilities (or why not)
+        report, skips = with_probability_metrics(report, labelled, labelled["label"].to_numpy())
     out += performance_results(window, report, version.metrics,
                                tolerance=spec.performance_tolerance)  # fmt: skip
+    out += skipped_results(window, "performance", skips)
     lag = labelled["label_delay_s"].median() if "label_delay_s" in labelled else None
     if lag is not None and not pd.isna(lag):
         out.append(window.result("performance", "", "label_lag_p50_s", float(lag), None, "ok"))
