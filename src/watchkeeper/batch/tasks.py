@@ -159,7 +159,7 @@ class Worker:
             predictions=scored.predictions[take],
             probabilities=None if scored.probabilities is None else scored.probabilities[take],
             classes=[str(x) for x in classes.tolist()] if classes is not None else None,
-            latency_s=0.0,
+            latency_s=0.0, signature=self.model.signature,
         ))  # fmt: skip
 
 

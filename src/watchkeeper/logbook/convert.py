@@ -44,13 +44,14 @@ class SegmentBuilder:
 
     def predictions(self, batches: Sequence[PredictionBatch]) -> tuple[list[Segment], int]:
         """Segments for ``batches``, and the number of rows that could not be converted."""
-        groups: dict[tuple[str, date, tuple[str, ...]], list[PredictionBatch]] = {}
-        for batch in batches:
-            key = (batch.model, day_of(batch.timestamp), tuple(batch.feature_names))
+        groups: dict[tuple[str, date, tuple[str, ...], int], list[PredictionBatch]] = {}
+        for batch in batches:  # one signature per table: its features' types set their encoding
+            key = (batch.model, day_of(batch.timestamp), tuple(batch.feature_names),
+                   id(batch.signature))  # fmt: skip
             groups.setdefault(key, []).append(batch)
         tables: dict[tuple[str, str], list[pa.Table]] = {}
         rejected = 0
-        for (model, day, _), group in groups.items():
+        for (model, day, *_), group in groups.items():
             converted, lost = self._convert(group)
             rejected += lost
             tables.setdefault((model, day.isoformat()), []).extend(converted)

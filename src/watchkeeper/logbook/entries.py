@@ -7,6 +7,7 @@ logging.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.errors import InvalidInput
+from watchkeeper.models.signature import Signature
 
 # An outcome name becomes the Parquet column ``outcome_<name>``: a short identifier.
 OUTCOME_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -32,7 +34,8 @@ class PredictionBatch:
     ``features`` is a 2-D float64 array in ``feature_names`` order or a DataFrame holding those
     columns; ``predictions`` is 1-D (numbers or labels); ``probabilities`` is 2-D, its columns
     in ``classes`` order. ``timestamp`` is when the request arrived (UTC; a naive value is taken
-    as UTC).
+    as UTC). ``signature`` (the answering version's) gives the features' types: a ``bool``
+    feature is stored as booleans even when ``features`` carries it as 0.0/1.0.
     """
 
     request_id: str
@@ -48,6 +51,7 @@ class PredictionBatch:
     latency_s: float
     routing_key: str | None = None
     metadata: dict[str, str] | None = None
+    signature: Signature | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -77,14 +81,22 @@ class PredictionBatch:
     def n_rows(self) -> int:
         return len(self.predictions)
 
+    @property
+    def feature_types(self) -> tuple[str | None, ...]:
+        """The signature's type of each of ``feature_names`` (None: not in a signature)."""
+        if self.signature is None:
+            return (None,) * len(self.feature_names)
+        types = {c.name: c.dtype for c in self.signature.columns}
+        return tuple(types.get(name) for name in self.feature_names)
+
 
 @dataclass(frozen=True, slots=True)
 class FeedbackItem:
     """A label or outcome for one row of an earlier request.
 
-    ``label`` is a number (stored in ``label``) or anything else (stored as text in
-    ``label_text``); ``outcome`` holds named numbers (stored as ``outcome_<name>``).
-    ``timestamp`` is when the outcome happened; ``None`` means now.
+    ``label`` is a number or a boolean (stored in ``label``, booleans as 0/1) or a string
+    (stored in ``label_text``); NaN counts as no label. ``outcome`` holds named numbers (stored
+    as ``outcome_<name>``). ``timestamp`` is when the outcome happened; ``None`` means now.
     """
 
     request_id: str
@@ -96,6 +108,9 @@ class FeedbackItem:
     def __post_init__(self) -> None:
         if not isinstance(self.request_id, str) or not self.request_id:
             raise InvalidInput("feedback needs a non-empty request_id")
+        problem = label_problem(self.label)
+        if problem is not None:
+            raise InvalidInput(f"feedback label {self.label!r}: {problem}")
         row = self.row
         if isinstance(row, bool) or not isinstance(row, int | np.integer) or row < 0:
             raise InvalidInput(f"feedback row must be an integer >= 0, got {row!r}")
@@ -106,3 +121,29 @@ class FeedbackItem:
                 raise InvalidInput(f"feedback outcome {name!r} must be a number, got {value!r}")
         if self.timestamp is None:
             object.__setattr__(self, "timestamp", datetime.now(UTC))
+
+
+_LABEL_TYPES = (str, bool, int, float, np.bool_, np.integer, np.floating)
+
+
+def label_problem(label: object) -> str | None:
+    """Why ``label`` cannot be a label (None when it can): a label is a string, a number or a
+    boolean, the types a model predicts; infinities are refused.
+
+    >>> label_problem("churned"), label_problem(True), label_problem([1])
+    (None, None, 'expected a string, a number or a boolean, got list')
+    """
+    if is_missing(label):
+        return None
+    if not isinstance(label, _LABEL_TYPES):
+        return f"expected a string, a number or a boolean, got {type(label).__name__}"
+    if isinstance(label, float | np.floating) and math.isinf(label):
+        return "expected a finite number"
+    return None
+
+
+def is_missing(label: object) -> bool:
+    """No label: None, NaN, ``pd.NA`` or ``NaT``."""
+    if label is None or label is pd.NA or label is pd.NaT:
+        return True
+    return isinstance(label, float | np.floating) and math.isnan(label)

@@ -8,23 +8,30 @@ column             type                meaning
 =================  ==================  =========================================================
 ``request_id``     string              the request the label belongs to
 ``row``            int32               the row inside that request
-``label``          float64, null       the label when numeric (booleans as 0/1)
-``label_text``     string, null        the label when not numeric
+``label``          float64, null       the label when a number or a boolean (true as 1, false
+                                       as 0)
+``label_text``     string, null        the label when a string, as sent
 ``outcome_<name>`` float64, null       one column per named outcome
 ``timestamp``      timestamp[us, UTC]  when the outcome happened (the caller's clock)
 ``received_at``    timestamp[us, UTC]  when the logbook accepted it; the latest one wins
 =================  ==================  =========================================================
+
+At most one of ``label`` and ``label_text`` is set. Labels are matched to a model's classes when
+a monitor scores them (``watchkeeper.monitoring.labels``): a string label matches the class of
+that name, a number or boolean the class of that value (``1`` matches a class ``1`` or ``True``),
+so labels of any type the model predicts join and score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from watchkeeper.logbook.entries import FeedbackItem
+from watchkeeper.logbook.entries import FeedbackItem, is_missing
 from watchkeeper.logbook.records import TIMESTAMP, micros
 
 OUTCOME_PREFIX = "outcome_"
@@ -44,7 +51,7 @@ _NUMBER = (bool, int, float, np.number, np.bool_)
 
 def feedback_table(items: Sequence[tuple[FeedbackItem, int]]) -> pa.Table:
     """Items with the microsecond each was received, as one table in ``FEEDBACK_SCHEMA``."""
-    labels = [item.label for item, _ in items]
+    labels: list[Any] = [None if is_missing(item.label) else item.label for item, _ in items]
     numeric = [isinstance(v, _NUMBER) for v in labels]
     names = sorted({name for item, _ in items for name in item.outcome or {}})
     columns: dict[str, pa.Array] = {

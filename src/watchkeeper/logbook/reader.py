@@ -175,8 +175,8 @@ class Reader:
 
 
 def unify(schemas: Sequence[pa.Schema], partition_fields: Sequence[pa.Field]) -> pa.Schema:
-    """One schema for all ``schemas`` (permissive promotion; conflicting types become strings),
-    with ``partition_fields`` at the end."""
+    """One schema for all ``schemas`` (permissive promotion; booleans beside numbers become
+    float64, other conflicting types strings), with ``partition_fields`` at the end."""
     names = {f.name for f in partition_fields}
     cleaned = [pa.schema([f for f in s if f.name not in names]) for s in schemas]
     try:
@@ -186,9 +186,19 @@ def unify(schemas: Sequence[pa.Schema], partition_fields: Sequence[pa.Field]) ->
         for field in (f for s in cleaned for f in s):
             seen = types.setdefault(field.name, field.type)
             if seen != field.type and not pa.types.is_null(field.type):
-                types[field.name] = field.type if pa.types.is_null(seen) else pa.string()
+                was_null = pa.types.is_null(seen)
+                types[field.name] = field.type if was_null else _common(seen, field.type)
         merged = pa.schema(list(types.items()))
     return pa.schema(list(merged) + list(partition_fields))
+
+
+def _common(one: pa.DataType, other: pa.DataType) -> pa.DataType:
+    """Booleans beside numbers are numbers (a bool feature in segments of either encoding, see
+    ``records``); any other conflict is text."""
+    kinds = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating)
+    if all(any(kind(t) for kind in kinds) for t in (one, other)):
+        return pa.float64()
+    return pa.string()
 
 
 def _check_columns(wanted: Sequence[str], schema: pa.Schema) -> None:

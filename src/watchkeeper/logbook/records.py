@@ -20,7 +20,7 @@ column                 type                     meaning
 ``prediction_label``   string, null             the prediction when not numeric
 ``probabilities``      list<float32>, null      class probabilities, in ``classes`` order
 ``classes``            string, null             JSON array of the class labels
-``feature_<name>``     float64 or string        one column per input feature, in signature order;
+``feature_<name>``     float64, bool or string  one column per input feature, in signature order;
                                                 NaN is stored as null; hashed features are hex
                                                 ``sha256(salt + value)`` strings (numbers hashed
                                                 as ``repr(float(value))``); dropped ones absent
@@ -28,19 +28,28 @@ column                 type                     meaning
 
 Segments of versions with different features differ only in their ``feature_*`` columns;
 readers unify them (a column missing from a segment reads as null).
+
+**One encoding per signature type.** A ``bool`` feature (its signature says so, or it arrives as
+booleans) is stored as Arrow ``bool``, whatever the request carried (serving hands numeric
+batches over as float64 0.0/1.0); ``float`` and ``int`` features as float64; ``string`` ones as
+strings. The reference profile counts booleans as the categories ``"False"``/``"True"``, so a
+window read back as booleans is counted on the same categories. Segments written before this
+rule hold bool features as float64 0.0/1.0, and a window (or a compaction) mixing both reads the
+column as float64; :func:`typed_features` reads any of these back as booleans.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.logbook.config import LogbookConfig
 from watchkeeper.logbook.entries import PredictionBatch
@@ -115,14 +124,100 @@ def is_numeric(values: np.ndarray) -> bool:
 def numbers(values: np.ndarray) -> pa.Array:
     """Float64, NaN as null; contiguous input without NaN is wrapped without a copy."""
     if values.dtype.kind == "O":  # numbers and None/NaN/NA
-        return pa.array(values, from_pandas=True).cast(pa.float64())
+        try:
+            return pa.array(values, from_pandas=True).cast(pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # booleans beside numbers: as 0/1
+            return pa.array([None if _is_null(v) else float(v) for v in values], pa.float64())
     values = np.ascontiguousarray(values, dtype=np.float64)
     missing = np.isnan(values)
     return pa.array(values, mask=missing) if missing.any() else pa.array(values)
 
 
+def is_boolean(values: np.ndarray) -> bool:
+    """Booleans, or objects that are booleans and nulls only."""
+    if values.dtype.kind == "b":
+        return True
+    if values.dtype.kind != "O" or len(values) == 0:
+        return False
+    try:
+        return bool(pa.array(values, from_pandas=True).type == pa.bool_())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a bool beside other values
+        return False
+
+
+def booleans(values: np.ndarray) -> pa.Array:
+    """Arrow booleans from booleans, 0/1 numbers (any other number is true) or objects of
+    either; NaN and None as null."""
+    if values.dtype.kind == "b":
+        return pa.array(values)
+    if values.dtype.kind == "O":
+        values = numbers(values).to_numpy(zero_copy_only=False)  # bools and None -> 1.0/NaN
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(values)
+    return pa.array(values != 0, mask=missing if missing.any() else None)
+
+
+_TRUE_TEXT = ["true", "1", "1.0"]
+_FALSE_TEXT = ["false", "0", "0.0"]
+
+
+def as_booleans(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A stored bool feature read back as booleans, whatever its segments held: booleans,
+    float64 0/1 (segments written before bool features were stored as such, or a window
+    mixing both), or text (``"true"``, ``"1"``...; any other text is null)."""
+    kind = column.type
+    if pa.types.is_boolean(kind):
+        return column
+    if pa.types.is_null(kind):
+        return column.cast(pa.bool_())
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return pc.not_equal(column, pa.scalar(0, kind))
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(column.cast(pa.string())))
+    truth = pc.is_in(text, value_set=pa.array(_TRUE_TEXT))
+    known = pc.or_(truth, pc.is_in(text, value_set=pa.array(_FALSE_TEXT)))
+    return pc.if_else(known, truth, pa.scalar(None, pa.bool_()))
+
+
+def typed_features(table: pa.Table, types: Mapping[str, str]) -> pa.Table:
+    """``table`` with each column whose ``types`` entry is ``"bool"`` read as booleans
+    (:func:`as_booleans`); ``types`` maps column names (as in ``table``) to signature types.
+
+    >>> old = pa.table({"member": [1.0, 0.0, None], "age": [30.0, 41.0, 52.0]})
+    >>> typed_features(old, {"member": "bool", "age": "float"})["member"].to_pylist()
+    [True, False, None]
+    """
+    for i, name in enumerate(table.column_names):
+        if types.get(name) == "bool" and not pa.types.is_boolean(table.column(i).type):
+            table = table.set_column(i, name, as_booleans(table.column(i)))
+    return table
+
+
+def merged_values(table: pa.Table, numeric: str, text: str) -> np.ndarray:
+    """One object array from a pair of columns that split values by type (``prediction`` and
+    ``prediction_label``, ``label`` and ``label_text``): the text where set, else the number
+    (a float), else None.
+
+    >>> t = pa.table({"label": [1.0, None, None], "label_text": [None, "churned", None]})
+    >>> merged_values(t, "label", "label_text").tolist()
+    [1.0, 'churned', None]
+    """
+    out = np.full(table.num_rows, None, dtype=object)
+    if numeric in table.column_names:
+        column = table.column(numeric)
+        if not pa.types.is_null(column.type):
+            numbers = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            present = ~np.isnan(numbers)
+            out[present] = numbers[present]
+    if text in table.column_names:
+        labels = table.column(text).cast(pa.string())
+        present = labels.is_valid().to_numpy(zero_copy_only=False)
+        out[present] = np.asarray(labels.to_numpy(zero_copy_only=False), dtype=object)[present]
+    return out
+
+
 def hash_values(values: pa.Array, salt: str) -> pa.Array:
-    """Hex ``sha256(salt + value)`` of each value; numbers as ``repr(float(value))``."""
+    """Hex ``sha256(salt + value)`` of each value; numbers as ``repr(float(value))``, booleans
+    as ``"True"``/``"False"``."""
     numeric = pa.types.is_floating(values.type)
     out: list[str | None] = []
     for value in values.to_pylist():
@@ -151,6 +246,7 @@ class RecordBuilder:
 
     def _feature_columns(self, batches: Sequence[PredictionBatch]) -> dict[str, pa.Array]:
         names = batches[0].feature_names
+        types = dict(zip(names, batches[0].feature_types, strict=True))
         if all(isinstance(b.features, np.ndarray) for b in batches):
             columns = _by_column([np.asarray(b.features) for b in batches])
             raw = {name: columns[j] for j, name in enumerate(names) if name not in self._drop}
@@ -162,11 +258,18 @@ class RecordBuilder:
             }
         out = {}
         for name, values in raw.items():
-            array = numbers(values) if is_numeric(values) else strings(values)
+            array = _encode(values, types.get(name))
             if name in self._hash:
                 array = hash_values(array, self._salt)
             out[FEATURE_PREFIX + name] = array
         return out
+
+
+def _encode(values: np.ndarray, dtype: str | None) -> pa.Array:
+    """One feature's values in the encoding of its signature type (module docstring)."""
+    if dtype == "bool" or (dtype is None and is_boolean(values)):
+        return booleans(values)
+    return numbers(values) if is_numeric(values) else strings(values)
 
 
 def _by_column(matrices: list[np.ndarray]) -> np.ndarray:
@@ -183,6 +286,10 @@ def _feature_values(batch: PredictionBatch, index: int, name: str) -> np.ndarray
     if isinstance(features, np.ndarray):
         return features[:, index]
     series = features[name]
+    if series.dtype == np.bool_:
+        return series.to_numpy(dtype=np.bool_)
+    if pd.api.types.is_bool_dtype(series.dtype):  # pandas' nullable boolean
+        return np.asarray(series.astype(object).where(series.notna(), None), dtype=object)
     if pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     return series.to_numpy(dtype=object)

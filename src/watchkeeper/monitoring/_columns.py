@@ -175,6 +175,30 @@ def _count_objects(items: list[Any]) -> list[tuple[object, int]]:
     return [(value, n) for (_, value), n in typed.items()]
 
 
+BOOLEAN_LABELS = frozenset({"False", "True"})
+_NUMBERS_AS_BOOLEANS = {"0": "False", "1": "True"}
+
+
+def boolean_labels(labels: dict[str, int], categories: Iterable[str]) -> dict[str, int]:
+    """``labels`` with the numbers 0 and 1 counted as ``"False"`` and ``"True"`` when the
+    known ``categories`` are booleans' (a bool feature that came as 0/1 numbers, as serving
+    passes them on and older logbook segments hold them); else ``labels`` as they are.
+
+    >>> boolean_labels({"1": 3, "0": 2, "True": 1}, ["True", "False"])
+    {'True': 4, 'False': 2}
+    >>> boolean_labels({"1": 3}, ["1", "2"])
+    {'1': 3}
+    """
+    known = set(categories)
+    if not known or not known <= BOOLEAN_LABELS or not labels.keys() & _NUMBERS_AS_BOOLEANS:
+        return labels
+    out: dict[str, int] = {}
+    for name, n in labels.items():
+        name = _NUMBERS_AS_BOOLEANS.get(name, name)
+        out[name] = out.get(name, 0) + n
+    return out
+
+
 def _merge_labels(pairs: Iterable[tuple[object, int]]) -> dict[str, int]:
     labels: dict[str, int] = {}
     for value, n in pairs:

@@ -17,7 +17,12 @@ import numpy as np
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.models.signature import ColumnSpec, Signature
-from watchkeeper.monitoring._columns import count_labels, float_values, frame_columns
+from watchkeeper.monitoring._columns import (
+    boolean_labels,
+    count_labels,
+    float_values,
+    frame_columns,
+)
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
 
 if TYPE_CHECKING:
@@ -170,6 +175,7 @@ class _Tally:
 def _tally(spec: ColumnSpec, values: Any, reference: Any) -> _Tally:
     labels, nulls = count_labels(values)
     known = _known(spec, reference)
+    labels = boolean_labels(labels, known or ())  # 0/1 numbers against booleans' categories
     unseen = None if known is None else sum(n for k, n in labels.items() if k not in known)
     return _Tally(nulls, sum(labels.values()), unseen, len(labels) == 1)
 

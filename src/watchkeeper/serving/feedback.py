@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from watchkeeper.errors import Detail, InvalidInput, SchemaError
 from watchkeeper.logbook import OUTCOME_NAME, OUTCOME_NAME_RULE, FeedbackItem
+from watchkeeper.logbook.entries import label_problem
 from watchkeeper.serving.predict import Limits, read_request
 from watchkeeper.serving.protocols import _bounds, _json
 
@@ -96,6 +97,8 @@ def _item(obj: Any, index: int, problems: list[Detail]) -> FeedbackItem | None:
         problems.append(Detail(field, "unknown field", row=index))
     if "label" not in obj and "outcome" not in obj:
         problems.append(Detail("label", "give a label or an outcome", row=index))
+    if (wrong := label_problem(obj.get("label"))) is not None:
+        problems.append(Detail("label", wrong, row=index))
     if len(problems) > before:
         return None
     return FeedbackItem(request_id=str(request_id), row=row, label=obj.get("label"),

@@ -282,6 +282,7 @@ class Predictor:
                 classes=deployed.class_names,
                 latency_s=time.perf_counter() - call.start,
                 routing_key=call.routing_key,
+                signature=deployed.model.signature,
             )))  # fmt: skip
         route, parsed = call.route, call.parsed
         if route is not None and route.mode == "shadow" and parsed is not None:

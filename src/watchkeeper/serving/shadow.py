@@ -227,6 +227,7 @@ class ShadowCopier:
                 feature_names=shadow.model.input_names or [], predictions=predictions,
                 probabilities=probabilities if c.parsed.return_probabilities else None,
                 classes=shadow.class_names, latency_s=took, routing_key=c.routing_key,
+                signature=shadow.model.signature,
             )
         )  # fmt: skip
 

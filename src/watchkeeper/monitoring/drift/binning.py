@@ -22,6 +22,7 @@ from watchkeeper.errors import InvalidInput
 from watchkeeper.monitoring._columns import (
     _is_null,
     _label,
+    boolean_labels,
     count_labels,
     float_values,
     non_null,
@@ -108,6 +109,7 @@ def count_categories(values: npt.ArrayLike, categories: Sequence[str]) -> Binned
     [1, 2, 1]
     """
     labels, nulls = count_labels(values)
+    labels = boolean_labels(labels, categories)  # 0/1 numbers against booleans' categories
     known = np.array([labels.get(name, 0) for name in categories], dtype=np.int64)
     unseen = sum(labels.values()) - int(known.sum())
     return BinnedColumn(np.append(known, unseen).astype(np.int64), nulls)
