@@ -158,7 +158,9 @@ def test_streamed_counts_add_up_and_binned_detection_needs_only_the_profile():
         assert merged.counts.tolist() == counted.counts.tolist()
     report = detect_drift_binned(profile, whole)
     assert {"n0", "n11"} <= set(report.drifted)
-    assert all(f.threshold_source == "calibrated" for f in report.features)
+    sources = {f.name: f.threshold_source for f in report.features}
+    assert {sources[f"n{i}"] for i in range(20)} == {"calibrated"}
+    assert {sources[f"c{j}"] for j in range(5)} == {"chi2"}  # 5 labels: few-valued
 
 
 def test_binned_detection_refuses_counts_on_other_bins():

@@ -200,7 +200,8 @@ def _verdict(name: str, drift: DriftReport | None, results: Sequence[CheckResult
             test = feature.result
             value = test.statistic if test.p_value is None else test.p_value
             word = "p-value" if test.p_value is not None else "statistic"
-            return f"{test.method} {word} {value:.4g}, threshold {test.threshold:.4g}"
+            text = f"{test.method} {word} {value:.4g}, threshold {test.threshold:.4g}"
+            return f"{text} (the reference itself moves)" if feature.reference_moves else text
         if feature is not None:
             return feature.note or "not tested"
     for r in results:

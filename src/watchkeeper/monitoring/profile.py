@@ -14,10 +14,13 @@ Conventions that every caller relies on:
   quantiles of the non-null values at levels ``0, 1/bins, ..., 1`` (``np.quantile``, linear
   method; where infinities or overflow make it NaN, the nearest order statistic), ties
   removed. Bin ``i`` holds ``e[i] <= v < e[i+1]``; the last bin is closed on both
-  sides. When new data is binned, values below ``e[0]`` fall into the first bin and values above
-  ``e[k]`` into the last. So every non-null value lands in exactly one bin, and
-  ``bin_counts(training_values, profile.edges) == profile.counts``. A constant column has the
-  edges ``(c, c)`` and one bin; an all-null column has no edges and no bins.
+  sides. When ties removed edges and the maximum is shared by several values, the last edge
+  is repeated, so the maximum has a bin ``[e[k], e[k]]`` of its own (a 5-valued integer
+  column gets 5 bins, one per value). When new data is binned, values below ``e[0]`` fall
+  into the first bin and values above ``e[k]`` into the last. So every non-null value lands
+  in exactly one bin, and ``bin_counts(training_values, profile.edges) == profile.counts``.
+  A constant column has the edges ``(c, c)`` and one bin; an all-null column has no edges and
+  no bins.
 * **Labels**: categorical values are compared as strings: ``str(value)``, except that bytes are
   decoded as UTF-8 and integral floats are written as integers (``3.0`` becomes ``"3"``), so a
   column read as float only because it has missing values keeps its labels.
@@ -308,6 +311,9 @@ def profile_numeric(values: npt.ArrayLike, *, bins: int = 100) -> NumericProfile
     ((1.0, 2.0, 4.0), (1, 2))
     >>> profile_numeric([7, 7, 7]).edges
     (7.0, 7.0)
+    >>> p = profile_numeric([0] * 50 + [1] * 50 + [2] * 100)  # the tied maximum: own bin
+    >>> p.edges, p.counts
+    ((0.0, 0.75, 1.0, 1.5, 2.0, 2.0), (50, 0, 50, 0, 100))
     """
     check_positive("bins", bins)
     column = float_values(values)
@@ -318,7 +324,7 @@ def profile_numeric(values: npt.ArrayLike, *, bins: int = 100) -> NumericProfile
     ordered = np.sort(present)
     levels = np.concatenate([np.linspace(0.0, 1.0, bins + 1), list(QUANTILE_LEVELS.values())])
     marks = _sorted_quantiles(ordered, levels)
-    edges = _dedupe_edges(marks[: bins + 1])
+    edges = _tied_maximum(_dedupe_edges(marks[: bins + 1]), ordered, bins)
     with np.errstate(invalid="ignore", over="ignore"):
         mean, std = float(np.mean(present)), float(np.std(present))
     return NumericProfile(
@@ -386,6 +392,14 @@ def _sorted_quantiles(ordered: FloatArray, levels: FloatArray) -> FloatArray:
 def _dedupe_edges(marks: FloatArray) -> FloatArray:
     edges = np.unique(marks)
     return np.repeat(edges, 2) if edges.size == 1 else edges
+
+
+def _tied_maximum(edges: FloatArray, ordered: FloatArray, bins: int) -> FloatArray:
+    """Give a maximum shared by several values a bin of its own (the last edge repeated), when
+    ties merged edges: few-valued data then has one bin per value, not its top two merged."""
+    if bins + 1 > edges.size > 1 and edges[-1] > edges[-2] and ordered[-2] == ordered[-1]:
+        return np.append(edges, edges[-1])
+    return edges
 
 
 def _sorted_bin_counts(ordered: FloatArray, edges: FloatArray) -> IntArray:

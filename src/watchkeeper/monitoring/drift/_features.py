@@ -17,8 +17,8 @@ from watchkeeper.monitoring.drift.binning import (
     label_codes,
     numeric_codes,
 )
-from watchkeeper.monitoring.drift.calibration import Calibration, calibrate_counts
-from watchkeeper.monitoring.drift.choose import DriftPolicy, feature_kind
+from watchkeeper.monitoring.drift.calibration import FEW_VALUES, Calibration, calibrate_counts
+from watchkeeper.monitoring.drift.choose import DriftPolicy, feature_kind, tested_as
 from watchkeeper.monitoring.drift.methods import METHODS, FeatureKind, run_binned, run_exact
 from watchkeeper.monitoring.drift.result import DriftResult, IntArray
 from watchkeeper.monitoring.profile import FeatureProfile, NumericProfile
@@ -34,8 +34,11 @@ class FeatureDrift:
     ``result`` is ``None`` when the feature could not be tested (``note`` says why: missing
     from the window, or no non-null values on one side); such a feature is not drifted by
     distribution, and its null rate is a data-quality finding. ``threshold_source`` is
-    ``"calibrated"``, ``"default"`` (fixed), ``"policy"`` or ``"alpha"`` (p-value tests);
-    ``adjusted_p_value`` is the p-value after the correction across features.
+    ``"calibrated"``, ``"chi2"`` (few values: from the chi-square law), ``"default"``
+    (fixed), ``"policy"`` or ``"alpha"`` (p-value tests); ``adjusted_p_value`` is the p-value
+    after the correction across features. ``reference_moves`` says the reference itself moves
+    (its adjacent rows differ more than shuffled ones): the threshold was then calibrated on
+    adjacent rows, and ``note`` says so.
     """
 
     name: str
@@ -52,6 +55,10 @@ class FeatureDrift:
     def drifted(self) -> bool:
         return self.result is not None and self.result.drifted
 
+    @property
+    def reference_moves(self) -> bool:
+        return self.calibration is not None and self.calibration.moves
+
     def to_dict(self) -> dict[str, Any]:
         cal = self.calibration
         return {
@@ -64,6 +71,7 @@ class FeatureDrift:
             "null_rate_reference": self.null_rate_reference,
             "null_rate_current": self.null_rate_current,
             "calibration": None if cal is None else dataclasses.asdict(cal),
+            "reference_moves": self.reference_moves,
             "note": self.note,
         }
 
@@ -134,15 +142,20 @@ def compare(name: str, profile: FeatureProfile, sides: Sides, policy: DriftPolic
         side = "the reference" if ref.total == 0 else "the current window"
         note = f"no non-null values in {side}: not tested; see the data-quality null rate"
         return dataclasses.replace(base, note=note)
-    method = policy.method_for(name, kind, ref.total, cur.total)
-    statistic = functools.partial(_binned, method, kind, profile, policy.psi_bins)
-    threshold, source, cal = _threshold(name, method, sides, policy, statistic)
+    values = int(np.count_nonzero(ref.counts))
+    method = policy.method_for(name, kind, ref.total, cur.total, values=values)
+    as_kind = tested_as(method, kind, values)
+    statistic = functools.partial(_binned, method, as_kind, profile, policy.psi_bins)
+    threshold, source, cal = _threshold(name, method, sides, policy, statistic, values)
     if method == "ks" and sides.raw is not None:
         result = run_exact("ks", kind, *sides.raw, threshold)
     else:
         tails = ((ref.below_excess, ref.above_excess), (cur.below_excess, cur.above_excess))
         result = statistic(ref.counts, cur.counts, threshold, tails)
-    return dataclasses.replace(base, result=result, threshold_source=source, calibration=cal)
+    moves = _MOVES if cal is not None and cal.moves else None
+    return dataclasses.replace(
+        base, result=result, threshold_source=source, calibration=cal, note=moves
+    )
 
 
 def _binned(
@@ -168,8 +181,14 @@ def _binned(
     )
 
 
+_MOVES = (
+    "the reference itself moves (its adjacent rows differ more than shuffled ones): "
+    "threshold calibrated on adjacent rows"
+)
+
+
 def _threshold(
-    name: str, method: str, sides: Sides, policy: DriftPolicy, statistic: Any
+    name: str, method: str, sides: Sides, policy: DriftPolicy, statistic: Any, values: int
 ) -> tuple[float, str, Calibration | None]:
     if name in policy.threshold:
         return policy.threshold[name], "policy", None
@@ -183,6 +202,7 @@ def _threshold(
         n_current=sides.current.total,
         settings=policy.calibration(),
         codes=sides.codes,
+        values=values if values <= FEW_VALUES else None,
     )
     return cal.threshold, cal.source, cal
 

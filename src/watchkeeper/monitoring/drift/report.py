@@ -52,7 +52,9 @@ class DriftReport:
 
     ``drift_share`` is the share of tested features that drifted, each weighted by its
     importance when importances were given (unlisted features weigh 0); ``dataset_drift`` is
-    ``drift_share >= policy.share``.
+    ``drift_share >= policy.share``. ``reference_moves`` names the features whose reference
+    itself moves (checked when the reference rows are at hand; see
+    :mod:`~watchkeeper.monitoring.drift.calibration`).
     """
 
     features: tuple[FeatureDrift, ...]
@@ -64,6 +66,11 @@ class DriftReport:
     def drifted(self) -> list[str]:
         """Names of the drifted features, in profile order."""
         return [f.name for f in self.features if f.drifted]
+
+    @property
+    def reference_moves(self) -> list[str]:
+        """Names of the features whose reference moves, in profile order."""
+        return [f.name for f in self.features if f.reference_moves]
 
     def __getitem__(self, name: str) -> FeatureDrift:
         for feature in self.features:
@@ -77,6 +84,7 @@ class DriftReport:
             "drift_share": self.drift_share,
             "dataset_drift": self.dataset_drift,
             "drifted": self.drifted,
+            "reference_moves": self.reference_moves,
             "features": [f.to_dict() for f in self.features],
             "policy": self.policy.to_dict(),
         }
@@ -111,7 +119,10 @@ def detect_drift(
             features.append(_missing(name, feature))
             continue
         sides = count_sides(
-            feature, ref_columns.get(name), cur_columns[name], with_codes=policy.contiguous
+            feature,
+            ref_columns.get(name),
+            cur_columns[name],
+            with_codes=policy.contiguous is not False,
         )
         features.append(compare(name, feature, sides, policy))
     return _report(features, policy, importance)
