@@ -180,7 +180,7 @@ def test_regression_mae_and_rmse_are_estimated_from_the_labelled_reference(
         noise = rng.normal(0, 0.3 + 0.3 * np.abs(frame["a"]))
         return frame, (frame["a"] + 0.5 * frame["a"] ** 2 + frame["b"] + noise).to_numpy()
 
-    train, target = make(5000, 0.0)
+    train, target = make(3000, 0.0)
     data = tmp_path / "train.parquet"
     train.assign(label=target).to_parquet(data)
     model = LinearRegression().fit(train, target)

@@ -163,8 +163,8 @@ def fit_loss_estimator(
 
     def model() -> HistGradientBoostingRegressor:
         return HistGradientBoostingRegressor(
-            max_iter=100,
-            learning_rate=0.1,
+            max_iter=50,
+            learning_rate=0.2,
             min_samples_leaf=20,
             categorical_features=encoding.mask if any(encoding.mask) else None,
             early_stopping=False,
