@@ -24,6 +24,10 @@ Conventions that every caller relies on:
 * **Labels**: categorical values are compared as strings: ``str(value)``, except that bytes are
   decoded as UTF-8 and integral floats are written as integers (``3.0`` becomes ``"3"``), so a
   column read as float only because it has missing values keeps its labels.
+* **Booleans** are categorical, labelled ``"False"`` and ``"True"`` (whether they come as numpy,
+  pandas or Arrow booleans, or as objects). Counting a window against boolean categories takes
+  the numbers 0 and 1 as ``"False"`` and ``"True"``: serving passes bool features on as 0/1, and
+  older logbook segments stored them so.
 * **JSON**: ``to_dict`` output contains only str, int, float, list, dict and None, and passes
   ``json.dumps(..., allow_nan=False)``. Non-finite floats are written as the strings ``"NaN"``,
   ``"Infinity"`` and ``"-Infinity"``.
@@ -46,6 +50,7 @@ from watchkeeper.monitoring._columns import (
     FloatArray,
     Kind,
     arrow_labels,
+    boolean_labels,
     check_positive,
     count_labels,
     float_values,
@@ -445,6 +450,8 @@ def category_counts(values: npt.ArrayLike, categories: Iterable[str]) -> tuple[I
 
     Labels are made as in the profile (module docstring: *Labels*). "Unseen" means not among
     ``categories``: reference values that were folded into ``other_count`` count here too.
+    When the categories are booleans' (``"False"``/``"True"``), the numbers 0 and 1 count as
+    them.
 
     >>> counts, unseen = category_counts([1, 2, 2, 5, None], ["1", "2", "3"])
     >>> counts.tolist(), unseen
@@ -453,7 +460,7 @@ def category_counts(values: npt.ArrayLike, categories: Iterable[str]) -> tuple[I
     known = list(categories)
     if len(set(known)) != len(known):
         raise InvalidInput("categories must not repeat")
-    labels, _ = count_labels(values)
+    labels = boolean_labels(count_labels(values)[0], known)
     counts = np.array([labels.get(name, 0) for name in known], dtype=np.int64)
     return counts, sum(labels.values()) - int(counts.sum())
 
