@@ -7,12 +7,13 @@ alert changes for the caller to deliver (``watchkeeper.notify``): monitoring nev
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from watchkeeper.errors import Detail, InvalidInput, NotFound
 from watchkeeper.logbook import Logbook
+from watchkeeper.logbook.records import merged_values, typed_features
 from watchkeeper.models.signature import Signature
 from watchkeeper.monitoring.checks import (
     Window,
@@ -36,6 +38,7 @@ from watchkeeper.monitoring.drift import (
     domain_classifier_drift,
 )
 from watchkeeper.monitoring.html import render_report, report_summary
+from watchkeeper.monitoring.labels import match_labels, numeric_labels, sorted_classes
 from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
 from watchkeeper.monitoring.quality import check_quality
@@ -270,7 +273,8 @@ def window_counts(
     table = logbook.read(model, start, end, version=found.version, columns=columns)
     if table.num_rows == 0:
         return profile, None, 0
-    return profile, count_window(profile, _input_table(table, None)), table.num_rows
+    signature = Signature.from_dict(found.signature) if found.signature else None
+    return profile, count_window(profile, _input_table(table, signature)), table.num_rows
 
 
 def model_report(
@@ -290,23 +294,20 @@ def model_report(
 
 
 def _input_table(table: pa.Table, signature: Signature | None) -> pa.Table:
-    """The logged inputs under their own names, as Arrow (counting needs no pandas copy)."""
+    """The logged inputs under their own names, as Arrow (counting needs no pandas copy), each
+    in its signature type's encoding (bool features as booleans, also from older segments)."""
     names = [c for c in table.column_names if c.startswith("feature_")]
     inputs = table.select(names).rename_columns([n.removeprefix("feature_") for n in names])
     if signature is not None:
         inputs = inputs.select([n for n in signature.names if n in inputs.column_names])
+        inputs = typed_features(inputs, {c.name: c.dtype for c in signature.columns})
     return inputs
 
 
 def _inputs(table: pa.Table, signature: Signature | None) -> pd.DataFrame:
     """The logged inputs under their own names (``feature_age`` -> ``age``)."""
-    prefix = "feature_"
-    names = [c for c in table.column_names if c.startswith(prefix)]
-    frame = table.select(names).to_pandas() if names else pd.DataFrame(index=range(0))
-    frame.columns = [c[len(prefix) :] for c in frame.columns]
-    if signature is not None:
-        frame = frame.reindex(columns=[n for n in signature.names if n in frame.columns])
-    return frame
+    inputs = _input_table(table, signature)
+    return inputs.to_pandas() if inputs.num_columns else pd.DataFrame(index=range(0))
 
 
 def _predictions(table: pa.Table) -> np.ndarray[Any, Any]:
@@ -325,18 +326,25 @@ def _performance(
     if joined.num_rows == 0 or "label" not in joined.column_names:
         return [], 0
     frame = joined.to_pandas()
-    labelled = frame[frame["label"].notna()]
+    labels = merged_values(joined, "label", "label_text")  # numbers, booleans and strings
+    has_label = pd.notna(labels)
+    labelled = frame[has_label]
     coverage = len(labelled) / len(frame)
     out = [window.result("performance", "", "label_coverage", coverage, None, "ok")]
     if len(labelled) < 2:
         return out, len(labelled)
-    classify = isinstance(getattr(profile, "predictions", None), CategoricalProfile)
-    y_pred = labelled["prediction"].to_numpy(dtype=float)
-    report = evaluate("classification" if classify else "regression",
-                      labelled["label"].to_numpy(dtype=float), y_pred, n_boot=100)  # fmt: skip
+    predictions = merged_values(joined, "prediction", "prediction_label")[has_label]
+    scored = _scored(labels[has_label], predictions, _logged_classes(joined), profile)
+    # labels of a type the model's classes cannot be: never silent (ok at 0 closes the alert)
+    out.append(window.result("performance", "", "mismatched_labels", float(scored.mismatched),
+                             0.0, "fail" if scored.mismatched else "ok"))  # fmt: skip
+    if len(scored.y_true) < 2:
+        return out, len(labelled)
+    report = evaluate(scored.task, scored.y_true, scored.y_pred, classes=scored.classes,
+                      n_boot=100)  # fmt: skip
     skips: dict[str, str] = {}
-    if classify:  # ROC AUC, log loss, Brier from the logged probabilities (or why not)
-        report, skips = with_probability_metrics(report, labelled, labelled["label"].to_numpy())
+    if scored.kept is not None:  # ROC AUC, log loss, Brier from the logged probabilities
+        report, skips = with_probability_metrics(report, labelled[scored.kept], scored.y_true)
     out += performance_results(window, report, version.metrics,
                                tolerance=spec.performance_tolerance)  # fmt: skip
     out += skipped_results(window, "performance", skips)
@@ -344,6 +352,47 @@ def _performance(
     if lag is not None and not pd.isna(lag):
         out.append(window.result("performance", "", "label_lag_p50_s", float(lag), None, "ok"))
     return out, len(labelled)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """Labelled rows ready to score (see ``monitoring.labels``): class names for a classifier
+    (``kept``: the labelled rows scored), numbers for a regressor; ``mismatched`` counts the
+    labels that cannot be scored."""
+
+    task: Literal["classification", "regression"]
+    y_true: np.ndarray[Any, Any]
+    y_pred: np.ndarray[Any, Any]
+    classes: tuple[str, ...] | None
+    mismatched: int
+    kept: np.ndarray[Any, Any] | None = None
+
+
+def _scored(labels: np.ndarray[Any, Any], predictions: np.ndarray[Any, Any],
+            classes: list[str] | None, profile: DatasetProfile | None) -> _Scored:  # fmt: skip
+    """A classifier (logged classes, label predictions or a categorical prediction profile)
+    scores labels matched to its classes; a regressor, labels read as numbers."""
+    reference = getattr(profile, "predictions", None)
+    if isinstance(reference, CategoricalProfile) and classes is None:
+        classes = sorted_classes(reference.frequencies)
+    if classes is not None or any(isinstance(v, str) for v in predictions.tolist()):
+        found = match_labels(labels, predictions, classes=classes)
+        present = {*found.y_true.tolist(), *found.y_pred.tolist()}  # as scikit-learn's default
+        scored = tuple(c for c in found.classes if c in present)
+        return _Scored("classification", found.y_true, found.y_pred, scored, found.mismatched,
+                       found.kept)  # fmt: skip
+    truth, bad, _ = numeric_labels(labels)
+    guessed = np.array([np.nan if v is None else float(v) for v in predictions.tolist()])
+    present = ~np.isnan(truth) & ~np.isnan(guessed)
+    return _Scored("regression", truth[present], guessed[present], None, bad)
+
+
+def _logged_classes(table: pa.Table) -> list[str] | None:
+    """The class names a classifier logged with its predictions (one list per version)."""
+    if "classes" not in table.column_names:
+        return None
+    logged = table.column("classes").drop_null()
+    return [str(c) for c in json.loads(logged[0].as_py())] if len(logged) else None
 
 
 def _drift_share(results: Sequence[CheckResult]) -> float | None:
