@@ -32,6 +32,7 @@ from watchkeeper.monitoring.estimation import (
     estimate_performance,
     fit_classifier_reference,
 )
+from watchkeeper.monitoring.labels import match_labels
 from watchkeeper.monitoring.loss_estimation import fit_loss_estimator
 from watchkeeper.monitoring.performance import PerformanceReport, evaluate
 from watchkeeper.monitoring.results import CheckResult
@@ -84,45 +85,20 @@ def scored(reference: LabelledReference, *, proba: bool) -> np.ndarray[Any, Any]
 
 
 def class_codes(values: Any, names: Sequence[str]) -> np.ndarray[Any, Any] | None:
-    """Column positions of ``values`` among the logged class names, or None if one does not
-    match. A value matches the name equal to its text; a number or boolean also the name of the
-    same number (``1.0`` matches ``"1"``, ``True`` matches ``"True"`` or ``"1"``).
+    """Column positions of ``values`` among the logged class names, matched by the rule of
+    :mod:`watchkeeper.monitoring.labels`; None when one is missing or matches no class.
 
     >>> class_codes([1.0, 0.0, 1.0], ["0", "1"]).tolist()
     [1, 0, 1]
     >>> class_codes(["yes", "maybe"], ["no", "yes"]) is None
     True
     """
-    exact = {name: i for i, name in enumerate(names)}
-    numeric: dict[float, int] = {}
-    for i, name in enumerate(names):
-        number = _number(name)
-        if number is not None:
-            numeric.setdefault(number, i)
-    codes, uniques = pd.factorize(pd.Series(list(np.asarray(values).ravel()), dtype=object))
-    if (codes < 0).any():
+    labels = np.asarray(values, dtype=object).ravel()
+    found = match_labels(labels, labels, classes=list(names))
+    if found.mismatched or not found.kept.all() or len(found.classes) != len(names):
         return None
-    mapped = []
-    for value in uniques:
-        found = exact.get(value) if isinstance(value, str) else None
-        if found is None:
-            number = _number(value)
-            found = None if number is None else numeric.get(number)
-        if found is None:
-            return None
-        mapped.append(found)
-    return np.asarray(mapped, dtype=np.intp)[codes]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return float(value.lower() == "true")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    index = {name: i for i, name in enumerate(names)}
+    return np.asarray([index[name] for name in found.y_true.tolist()], dtype=np.intp)
 
 
 def _logged(probabilities: Any, classes: Any) -> tuple[np.ndarray[Any, Any], list[str]] | str:
