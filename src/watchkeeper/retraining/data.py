@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook
+from watchkeeper.logbook.records import merged_values
 from watchkeeper.registry.registry import read_table
 from watchkeeper.retraining.spec import RetrainSpec
 
@@ -33,15 +35,31 @@ class Split:
 
 def labelled(logbook: Logbook, model: str, start: datetime, end: datetime,
              features: list[str]) -> pd.DataFrame:  # fmt: skip
-    """Answered predictions in [start, end) that have a label, as features + ``label``."""
+    """Answered predictions in [start, end) that have a label, as features + ``label``.
+
+    Labels sent as text (``"churned"``, kept in ``label_text``) join like numeric ones; when
+    every label of the window is text the column holds the strings, otherwise numbers.
+    """
     columns = [f"feature_{f}" for f in features]
     joined = logbook.join_feedback(model, start, end, role="primary", columns=columns)
-    if joined.num_rows == 0 or "label" not in joined.column_names:
+    if joined.num_rows == 0 or not {"label", "label_text"} & set(joined.column_names):
         return pd.DataFrame(columns=[*features, LABEL])
-    joined = joined.filter(pc.is_valid(joined.column("label")))
+    labels = merged_values(joined, "label", "label_text")  # numbers or text, None if absent
+    keep = np.array([value is not None for value in labels], dtype=bool)
     present = [c for c in columns if c in joined.column_names]
-    frame: pd.DataFrame = joined.select([*present, "label"]).to_pandas()
-    frame.columns = [c.removeprefix("feature_") for c in present] + [LABEL]
+    frame: pd.DataFrame = joined.filter(pa.array(keep)).select(present).to_pandas()
+    frame.columns = [c.removeprefix("feature_") for c in present]
+    kept = labels[keep]
+    texts = [isinstance(value, str) for value in kept]
+    if all(texts):
+        frame[LABEL] = kept.astype(str) if len(kept) else kept
+    elif any(texts):
+        raise InvalidInput(
+            f"the labels of model '{model}' mix text and numbers in the window; send one type "
+            "(the type of the model's classes)"
+        )
+    else:
+        frame[LABEL] = kept.astype(float)
     return frame
 
 
