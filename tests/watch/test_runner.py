@@ -130,24 +130,31 @@ def test_multivariate_check_sees_a_joint_shift(tmp_path: Path) -> None:
 def _log_labelled(settings: Settings, model, frame: pd.DataFrame, labels: np.ndarray) -> None:
     with Logbook(settings.resolved_logbook_url) as book:
         when = END - timedelta(minutes=20)
+        predicted = model.predict(frame)
         book.log_predictions(PredictionBatch(
             request_id="w", model="m", version=1, role="primary", timestamp=when,
             features=frame.to_numpy(), feature_names=list(frame.columns),
-            predictions=model.predict(frame).astype(float), probabilities=None, classes=None,
-            latency_s=0.01,
+            predictions=predicted if predicted.dtype == object else predicted.astype(float),
+            probabilities=None, classes=None, latency_s=0.01,
         ))  # fmt: skip
-        book.log_feedback(FeedbackItem(request_id="w", row=i, label=int(label),
+        book.log_feedback(FeedbackItem(request_id="w", row=i, label=label,
                                        timestamp=when + timedelta(minutes=5))
-                          for i, label in enumerate(labels))  # fmt: skip
+                          for i, label in enumerate(labels.tolist()))  # fmt: skip
+
+
+# labels as the model's classes are: integers, or words (kept apart in the logbook's label_text)
+AS_INTS = lambda positive: positive.astype(int)  # noqa: E731
+AS_WORDS = lambda positive: np.where(positive, "churned", "stayed").astype(object)  # noqa: E731
 
 
 @pytest.mark.parametrize("changed", [False, True])
+@pytest.mark.parametrize("as_labels", [AS_INTS, AS_WORDS], ids=["int-labels", "text-labels"])
 def test_concept_check_tells_a_changed_relation_from_a_stable_one(
-    tmp_path: Path, changed: bool
+    tmp_path: Path, changed: bool, as_labels
 ) -> None:
     rng = np.random.default_rng(3)
     train = pd.DataFrame(rng.normal(size=(4000, 2)), columns=["a", "b"])
-    train["label"] = (train["a"] + rng.normal(scale=0.3, size=4000) > 0).astype(int)
+    train["label"] = as_labels((train["a"] + rng.normal(scale=0.3, size=4000) > 0).to_numpy())
     data = tmp_path / "train.parquet"
     train.to_parquet(data)
     X = train[["a", "b"]]
@@ -155,7 +162,7 @@ def test_concept_check_tells_a_changed_relation_from_a_stable_one(
     current = pd.DataFrame(rng.normal(size=(2000, 2)), columns=["a", "b"])  # same inputs
     # the same inputs, but now the label follows b instead of a: only the relation moved
     noise = rng.normal(scale=0.3, size=2000)
-    labels = (current["b" if changed else "a"] + noise > 0).astype(int).to_numpy()
+    labels = as_labels((current["b" if changed else "a"] + noise > 0).to_numpy())
     settings = Settings(home=tmp_path / "home")
     with Registry(settings) as registry:
         registry.register("m", model, input_example=X, reference_data=X, data_uri=str(data),

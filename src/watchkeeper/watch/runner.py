@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from watchkeeper.errors import Detail, InvalidInput, NotFound
 from watchkeeper.logbook import Logbook
@@ -38,7 +38,12 @@ from watchkeeper.monitoring.drift import (
     domain_classifier_drift,
 )
 from watchkeeper.monitoring.html import render_report, report_summary
-from watchkeeper.monitoring.labels import match_labels, numeric_labels, sorted_classes
+from watchkeeper.monitoring.labels import (
+    label_name,
+    match_labels,
+    numeric_labels,
+    sorted_classes,
+)
 from watchkeeper.monitoring.performance import evaluate
 from watchkeeper.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
 from watchkeeper.monitoring.quality import check_quality
@@ -403,6 +408,29 @@ def _drift_share(results: Sequence[CheckResult]) -> float | None:
 MIN_CONCEPT_ROWS = 50
 
 
+def _concept_labels(
+    reference: npt.NDArray[np.object_], window: npt.NDArray[np.object_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """The reference's and the window's labels as numbers the concept models learn from, and
+    which window rows have one. Numbers stay as they are (a regression's too); when either side
+    holds text, labels are matched to the reference's classes (``monitoring.labels``) and
+    numbered by class, so ``"churned"`` on both sides is one class; window labels of a type no
+    class can be are left out."""
+    present = np.array([v is not None for v in window], dtype=bool)
+    text = any(isinstance(v, str) for v in (*reference.tolist(), *window[present].tolist()))
+    if not text:
+        numbers = np.array([np.nan if v is None else float(v) for v in reference.tolist()])
+        return numbers, window[present].astype(float), present
+    classes = sorted_classes({label_name(v) for v in reference.tolist() if v is not None})
+    ref = match_labels(reference, reference, classes=classes)
+    cur = match_labels(window, window, classes=classes)
+    number = {name: float(i) for i, name in enumerate(dict.fromkeys((*ref.classes, *cur.classes)))}
+    codes = np.array([number[n] for n in ref.y_true], dtype=float)
+    full = np.full(len(reference), np.nan)
+    full[ref.kept] = codes
+    return full, np.array([number[n] for n in cur.y_true], dtype=float), cur.kept
+
+
 def _concept(
     spec: MonitorSpec, window: Window, version: ModelVersion, joined: pa.Table,
     drift_share: float | None,
@@ -414,15 +442,21 @@ def _concept(
     if not version.data_uri or not Path(version.data_uri).exists():
         return skipped
     reference = read_table(version.data_uri)
-    if spec.label_column not in reference.columns or "label" not in joined.column_names:
+    if spec.label_column not in reference.columns or not {"label", "label_text"} & set(
+        joined.column_names
+    ):
         return skipped
-    current = joined.filter(pc.is_valid(joined.column("label")))
+    ref_y, labels, keep = _concept_labels(
+        reference[spec.label_column].to_numpy(dtype=object),
+        merged_values(joined, "label", "label_text"),
+    )
+    reference = reference[~np.isnan(ref_y)]  # rows of the training file without a label
+    ref_y = ref_y[~np.isnan(ref_y)]
+    current = joined.filter(pa.array(keep))
     frame = _inputs(current, None)
     features = [c for c in frame.columns if c in reference.columns
                 and pd.api.types.is_numeric_dtype(reference[c])
                 and pd.api.types.is_numeric_dtype(frame[c])]  # fmt: skip
-    labels = current.column("label").to_numpy(zero_copy_only=False)
-    ref_y = reference[spec.label_column].to_numpy()
     if len(labels) < MIN_CONCEPT_ROWS or not features or np.unique(ref_y).size < 2:
         return skipped
     ref_x = reference[features].fillna(reference[features].median())
