@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from watchkeeper.config import Settings
@@ -19,6 +20,7 @@ from watchkeeper.registry.live import (
     LiveStatsStore,
     latency_sketch,
 )
+from watchkeeper.rollout import guards
 from watchkeeper.rollout.guards import StepTraffic, mark, step_traffic, traffic_checks
 from watchkeeper.rollout.plan import Plan
 from watchkeeper.rollout.stats import distance_lower_bound, latency_guard
@@ -177,3 +179,33 @@ def test_distance_lower_bound_rarely_exceeds_the_limit_for_one_distribution() ->
     assert distance_lower_bound([500, 500], [0, 100], alpha=0.005) > 0.5
     with pytest.raises(InvalidInput, match="count vectors"):
         distance_lower_bound([1, 2], [0, 0])
+
+
+@pytest.mark.parametrize("paired", [False, True], ids=["canary", "shadow"])
+def test_the_performance_guard_scores_text_labels_like_numbers(paired: bool) -> None:
+    """Promise: a classifier whose classes are words is judged on its labels (kept in the
+    logbook's ``label_text``) exactly as the same classifier with classes 0/1; rows without a
+    label, or with a label no answer can be, are left out."""
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 2, size=200)
+    answer = np.where(rng.random(200) < 0.8, truth, 1 - truth)
+    words = np.array(["stayed", "churned"], dtype=object)
+    suffix = "_c" if paired else ""
+    as_numbers = pa.table({f"prediction{suffix}": answer.astype(float),
+                           "label": np.where(np.arange(200) % 10 == 0, np.nan, truth)})  # fmt: skip
+    label_text = words[truth].tolist()
+    label_text[0] = label_text[1] = None  # row 0 has no label, row 1 one no answer can be: 3
+    as_words = pa.table({
+        f"prediction{suffix}": pa.nulls(200, pa.float64()),
+        f"prediction_label{suffix}": words[answer].tolist(),
+        "label": [3.0 if i == 1 else None for i in range(200)],
+        "label_text": label_text,
+    })  # fmt: skip
+    expected = (answer != truth).astype(float)
+    numbers = guards._losses(as_numbers, suffix, classify=True)
+    texts = guards._losses(as_words, suffix, classify=True)
+    labelled = np.arange(200) % 10 != 0
+    np.testing.assert_array_equal(numbers[labelled], expected[labelled])
+    assert np.isnan(numbers[~labelled]).all()
+    np.testing.assert_array_equal(texts[2:], expected[2:])
+    assert np.isnan(texts[:2]).all()

@@ -19,7 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from watchkeeper.logbook import Logbook
+from watchkeeper.logbook.records import merged_values
 from watchkeeper.monitoring.drift import jensenshannon, ks
+from watchkeeper.monitoring.labels import match_labels, numeric_labels
 from watchkeeper.monitoring.sketch import LogSketch
 from watchkeeper.registry.deployments import Deployment
 from watchkeeper.registry.live import LiveStatsStore, latency_sketch, read_latency
@@ -73,6 +75,9 @@ class StepTraffic:
     @property
     def candidate_requests(self) -> int:
         return self.candidate[0]
+
+
+_LABELS = ("label", "label_text")  # the logbook's label columns: numbers/booleans, and text
 
 
 def span(deployment: Deployment, now: datetime) -> tuple[datetime, datetime]:
@@ -186,7 +191,7 @@ def prediction_checks(
     alpha = plan.guards.alpha if final else plan.guards.alpha / 10
     start = deployment.step_started_at
     shadow = deployment.mode == "shadow"
-    columns = ["prediction", "prediction_label", "label"]
+    columns = ["prediction", "prediction_label", *_LABELS]
     prod = _read(logbook, deployment, deployment.baseline, "primary", start, now, columns)
     if not shadow and prod.num_rows < MIN_PREDICTIONS:  # the last step: production is idle
         prod = _read(logbook, deployment, deployment.baseline, "primary",
@@ -218,7 +223,7 @@ def _read(
     end: datetime, columns: list[str],
 ) -> pa.Table:  # fmt: skip
     table = logbook.join_feedback(deployment.model, start, end, version=version, role=role,
-                                  columns=[c for c in columns if c != "label"])  # fmt: skip
+                                  columns=[c for c in columns if c not in _LABELS])  # fmt: skip
     keep = [c for c in ("request_id", "row", *columns) if c in table.column_names]
     return table.select(keep)
 
@@ -279,7 +284,7 @@ def _loss_checks(
 ) -> list[Check]:  # fmt: skip
     """Per-row loss on labelled rows: 1 - correct for classes, squared error for values."""
     guards = plan.guards
-    if "label" not in prod.column_names:
+    if not set(_LABELS) & set(prod.column_names):
         return []
     p_loss, c_loss = _losses(prod, p_suffix, classify), _losses(cand, c_suffix, classify)
     if paired:
@@ -298,12 +303,20 @@ def _loss_checks(
 
 
 def _losses(table: pa.Table, suffix: str, classify: bool) -> np.ndarray[Any, Any]:
-    label_name = "label" if "label" in table.column_names else f"label{suffix}"
-    labels = table.column(label_name).to_numpy(zero_copy_only=False).astype(float)
-    predicted = table.column(f"prediction{suffix}").to_numpy(zero_copy_only=False).astype(float)
+    """Per-row loss, NaN where the row has no label. A classifier's labels of any type (numbers,
+    booleans, text) are matched to its answers by :func:`~watchkeeper.monitoring.labels.
+    match_labels`; a label of a type no answer can be is left out, like a missing one."""
+
+    def column(name: str) -> str:  # a label is the request's, unsuffixed once paired
+        return name if name in table.column_names else f"{name}{suffix}"
+
+    labels = merged_values(table, column("label"), column("label_text"))
     if classify:
-        loss = (predicted != labels).astype(float)
-    else:
-        loss = (predicted - labels) ** 2
-    loss[np.isnan(labels)] = np.nan
-    return np.asarray(loss)
+        answers = merged_values(table, f"prediction{suffix}", f"prediction_label{suffix}")
+        found = match_labels(labels, answers)
+        loss = np.full(table.num_rows, np.nan)
+        loss[found.kept] = (found.y_true != found.y_pred).astype(float)
+        return loss
+    numbers = numeric_labels(labels)[0]
+    predicted = table.column(f"prediction{suffix}").to_numpy(zero_copy_only=False).astype(float)
+    return np.asarray((predicted - numbers) ** 2)
