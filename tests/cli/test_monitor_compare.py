@@ -19,6 +19,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from tests.monitoring.test_drift_moving_reference import N, trending
 from watchkeeper.cli.main import app
 
 ROWS, CHUNK, DRIFT_FROM = 10_000, 2000, 3
@@ -114,3 +115,13 @@ def test_a_real_process_fails_on_the_drifted_days(files, tmp_path: Path) -> None
     assert ["fail" in line for line in lines] == [False] * 3 + [True] * 2
     assert "failed a check against reference.parquet in 2 of 5 chunks" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_table_says_when_the_reference_itself_moves(tmp_path: Path) -> None:
+    """Promise: a reference that trends in time is named on the terminal, not only in the JSON
+    and HTML, so the user knows its thresholds came from contiguous chunks."""
+    pd.DataFrame(trending(0, N, 1)).to_parquet(tmp_path / "ref.parquet")
+    pd.DataFrame(trending(N, 5_000, 10)).to_parquet(tmp_path / "cur.parquet")
+    result = _run(tmp_path / "ref.parquet", tmp_path / "cur.parquet")
+    assert result.exit_code == 0, result.output
+    assert "the reference itself moves in plan, spend, visits" in result.output

@@ -228,6 +228,11 @@ def compare_files(
         typer.echo(f"{len(ref)} reference rows vs {len(cur)} current rows; drifted: "
                    f"{', '.join(only.drift.drifted) or 'none'}")  # fmt: skip
         _results_table(list(only.results))
+    moving = sorted({name for chunk in found.chunks
+                     for name in chunk.comparison.drift.reference_moves})  # fmt: skip
+    if moving and not as_json:
+        typer.echo(f"the reference itself moves in {', '.join(moving)}: their thresholds come "
+                   "from contiguous reference chunks, not shuffled ones")  # fmt: skip
     typer.echo(f"compared {len(cur)} rows in {len(found.chunks)} chunk(s) in {seconds:.2f} s "
                f"({len(cur) / max(seconds, 1e-9):,.0f} rows/s)", err=True)  # fmt: skip
     if html is not None:
