@@ -53,6 +53,11 @@ class LoadedModel:
         return self._predictor.classes
 
     @property
+    def input_kind(self) -> str:
+        """``"array"`` when the model takes a 2-D array as well as a frame, else ``"frame"``."""
+        return str(self._predictor.input_kind)
+
+    @property
     def input_names(self) -> list[str] | None:
         """The columns fed to the model, in order (from the signature, else from the model)."""
         return list(self._names) if self._names is not None else None

@@ -14,9 +14,12 @@ import logging
 import random
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,7 @@ from watchkeeper.errors import (
     WatchkeeperError,
 )
 from watchkeeper.logbook import Logbook, PredictionBatch
+from watchkeeper.models.loaded import LoadedModel
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
@@ -262,7 +266,7 @@ class Predictor:
         deployed, validated = answer.deployed, call.validated
         assert validated is not None  # set by _answer before any prediction
         self._child(self.metrics.rows, call.name, call.version).inc(validated.n_rows)
-        names = deployed.model.input_names or []
+        names = deployed.model.input_names or plan_names(deployed.model, validated.data)
         self._keep("live", call, lambda: self.live.observe_batch(
             call.name, int(call.version), names, validated.data, answer.predictions,
             deployed.profile,
@@ -333,7 +337,7 @@ class Predictor:
         self, deployed: Deployed, parsed: ParsedBatch, *, count: bool = True
     ) -> ValidatedBatch:
         if deployed.validator is None:
-            return unvalidated(parsed, self.table.validation.max_rows)
+            return unvalidated(parsed, self.table.validation.max_rows, deployed.model)
         validated = deployed.validator.validate(parsed)
         for (field, problem), n in validated.findings.items() if count else ():
             self.metrics.input_problems.labels(deployed.name, field, problem).inc(n)
@@ -370,12 +374,24 @@ class RequestIds:
         return f"{self._prefix}-{next(self._counter):x}"
 
 
-def unvalidated(parsed: ParsedBatch, max_rows: int) -> ValidatedBatch:
-    """A model registered without a signature gets the data as sent (at most ``max_rows``)."""
+def unvalidated(
+    parsed: ParsedBatch, max_rows: int, model: LoadedModel | None = None
+) -> ValidatedBatch:
+    """A model registered without a signature gets the data as sent (at most ``max_rows``).
+
+    Keyed rows of plain numbers for a model that takes arrays become one float64 array in the
+    order of the version's :class:`RowPlan` (built once per version), as the signature path
+    does; anything else (other keys, other types, a model that wants a frame) is built into a
+    DataFrame as before, so its answer and its errors are unchanged."""
     if parsed.n_rows > max_rows:
         raise PayloadTooLarge(
             f"the request holds {parsed.n_rows} rows; at most {max_rows} are accepted at once"
         )
+    if model is not None and parsed.rows is None and model.input_kind == "array":
+        plan = plan_for(model, parsed)
+        arr = plan.array(parsed) if plan is not None else None
+        if arr is not None:
+            return ValidatedBatch(data=arr, n_rows=len(arr), findings={})
     data: Any
     if parsed.columns is not None:
         data = pd.DataFrame(parsed.columns)
@@ -386,6 +402,104 @@ def unvalidated(parsed: ParsedBatch, max_rows: int) -> ValidatedBatch:
     if len(data) == 0:
         raise SchemaError("the request holds no rows")
     return ValidatedBatch(data=data, n_rows=len(data), findings={})
+
+
+_PLAIN = frozenset({int, float})
+
+
+class RowPlan:
+    """The column order of a version without a signature, fixed once: the model's own feature
+    names (any key order is then taken), else the keys of the first keyed request (later
+    requests must send the same keys in the same order, as a DataFrame of them would be)."""
+
+    __slots__ = ("_getter", "by_model", "k", "names")
+
+    def __init__(self, names: tuple[str, ...], *, by_model: bool) -> None:
+        self.names = names
+        self.by_model = by_model
+        self.k = len(names)
+        self._getter = itemgetter(*names) if self.k > 1 else None
+
+    def array(self, parsed: ParsedBatch) -> np.ndarray[Any, Any] | None:
+        """The batch as float64 rows in plan order, or None when it does not fit the plan."""
+        try:
+            if parsed.records is not None:
+                matrix = self._records(parsed.records)
+                column_major = False
+            elif parsed.columns is not None:
+                matrix = self._columns(parsed.columns)
+                column_major = True
+            else:
+                return None
+            if not matrix or not set(map(type, chain.from_iterable(matrix))) <= _PLAIN:
+                return None
+            arr = np.array(matrix, dtype=np.float64)
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError):
+            return None
+        if arr.ndim != 2:
+            return None
+        return np.ascontiguousarray(arr.T) if column_major else arr
+
+    def _fits(self, keys: Any) -> bool:
+        return tuple(keys) == self.names if not self.by_model else True
+
+    def _records(self, records: list[dict[str, Any]]) -> list[Any] | None:
+        if not self.k or not all(type(r) is dict for r in records):
+            return None
+        if sum(map(len, records)) != self.k * len(records):
+            return None  # extra or missing keys
+        if not self.by_model and not all(tuple(r) == self.names for r in records):
+            return None
+        if self._getter is None:
+            return [[r[self.names[0]]] for r in records]
+        return list(map(self._getter, records))
+
+    def _columns(self, columns: dict[str, list[Any]]) -> list[Any] | None:
+        if len(columns) != self.k or not self._fits(columns):
+            return None
+        matrix = [columns[name] for name in self.names]
+        if not all(type(col) is list for col in matrix) or len({len(c) for c in matrix}) != 1:
+            return None
+        return matrix
+
+
+_plans: weakref.WeakKeyDictionary[LoadedModel, RowPlan | None] = weakref.WeakKeyDictionary()
+
+
+def plan_for(model: LoadedModel, parsed: ParsedBatch) -> RowPlan | None:
+    """The version's plan: built on its first keyed request, then reused."""
+    try:
+        return _plans[model]
+    except KeyError:
+        pass
+    plan = build_plan(model, parsed)
+    if plan is not None or model.input_names is not None:
+        _plans[model] = plan
+    return plan
+
+
+def build_plan(model: LoadedModel, parsed: ParsedBatch) -> RowPlan | None:
+    names = model.input_names
+    if names is not None:
+        return RowPlan(tuple(names), by_model=True)
+    if parsed.records and type(parsed.records[0]) is dict:
+        keys = parsed.records[0]
+    elif parsed.columns:
+        keys = parsed.columns
+    else:
+        return None
+    if not keys or not all(type(k) is str for k in keys):
+        return None
+    return RowPlan(tuple(keys), by_model=False)
+
+
+def plan_names(model: LoadedModel, data: Any) -> list[str]:
+    """Column names of a batch the plan built (for the logbook and live statistics)."""
+    plan = _plans.get(model)
+    if plan is not None and isinstance(data, np.ndarray) and data.ndim == 2:
+        if data.shape[1] == plan.k:
+            return list(plan.names)
+    return []
 
 
 def error_response(exc: WatchkeeperError, protocol: str = "api") -> Response:
