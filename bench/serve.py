@@ -5,8 +5,12 @@
 Needs ``wrk`` (Debian: ``apt-get install wrk``). One server process each, one row of 20 floats
 per request. For a scikit-learn LogisticRegression (LR) and a 100-tree RandomForest (RF) it
 prints req/s, p50 and p99 (wrk's latency distribution) for: (a) a bare ASGI app returning a
-constant (the floor), (b) ``/v1/models/{name}:predict``, (c) ``/invocations``; then the time
-from ``models rollback`` to the first response from the old version, median of 20.
+constant (the floor), (b) ``/v1/models/{name}:predict``, (c) ``/invocations``; the same for
+"lr no-sig", an LR registered from its joblib file without an input example and carrying no
+feature names or count, so the version has no signature (served unvalidated); then the time
+from ``models rollback`` to the first response from the old version, median of 20. Beside every
+figure: the model's own in-process one-row ``predict`` time, and at one connection the p50
+budget ``floor p50 + model + 0.3 ms``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import time
 from pathlib import Path
 
 import httpx
+import joblib
+import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -144,26 +150,53 @@ def setup_registry(home: Path) -> dict[str, object]:
         "lr": LogisticRegression(max_iter=1000).fit(X, y),
         "rf": RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y),
     }
+    bare = LogisticRegression(max_iter=1000).fit(X, y)
+    del bare.n_features_in_  # tells nothing of its inputs: registered, it has no signature
+    joblib.dump(bare, home.parent / "lr_nosig.joblib")
     with Registry(Settings(home=home)) as registry:
         for name, model in models.items():
             registry.register(name, model, input_example=X[:200], stage="production")
         registry.register(
             "lr", LogisticRegression(C=0.01, max_iter=1000).fit(X, y), input_example=X[:200]
         )
-    return {"row": row, "columns": [f"f{i}" for i in range(20)]}
+        version = registry.register("lr_nosig", home.parent / "lr_nosig.joblib",
+                                    stage="production")  # fmt: skip
+        assert version.signature is None, "lr_nosig must be registered without a signature"
+    own = {"lr": models["lr"], "rf": models["rf"], "lr_nosig": bare}
+    return {"row": row, "columns": [f"f{i}" for i in range(20)],
+            "own_ms": {name: one_row_ms(m, X[:1]) for name, m in own.items()}}  # fmt: skip
 
 
-def table(results: dict[tuple[str, str, int], dict[str, float]], concurrency: list[int]) -> None:
+def one_row_ms(model: object, x: np.ndarray[tuple[int, int], np.dtype[np.float64]]) -> float:
+    """The model's own one-row ``predict`` in process (median ms of many calls)."""
+    predict = model.predict  # type: ignore[attr-defined]
+    times = []
+    for _ in range(300):
+        t = time.perf_counter()
+        predict(x)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def table(results: dict[tuple[str, str, int], dict[str, float]], own_ms: dict[str, float]) -> None:
+    """One row per run; ``model ms`` is the model's own one-row predict in process and, at one
+    connection, ``p50 budget`` is the floor's p50 + that + 0.3 ms."""
     print(
-        f"{'target':<28}{'c':>4}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor rps':>13}"
-        f"{'x floor p99':>13}{'non-2xx':>9}"
+        f"{'target':<32}{'c':>4}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor rps':>13}"
+        f"{'x floor p99':>13}{'model ms':>10}{'p50 budget':>12}{'non-2xx':>9}"
     )
     for (target, model, c), r in results.items():
         floor = results[("bare ASGI (floor)", "-", c)]
+        key = model.replace(" no-sig", "_nosig")
+        cost = own_ms.get(key)
+        budget = ""
+        if cost is not None and c == 1:
+            limit = floor["p50"] + cost + 0.3
+            budget = f"{limit:.2f} {'ok' if r['p50'] <= limit else 'OVER'}"
         print(
-            f"{target + ' ' + model:<28}{c:>4}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
+            f"{target + ' ' + model:<32}{c:>4}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
             f"{r['rps'] / floor['rps']:>13.2f}{r['p99'] / floor['p99']:>13.2f}"
-            f"{r['errors']:>9.0f}"
+            f"{f'{cost:.3f}' if cost is not None else '-':>10}{budget:>12}{r['errors']:>9.0f}"
         )
 
 
@@ -231,10 +264,11 @@ def main() -> None:
                 url + "/", v1_body, "application/json", c, args.duration, tmp
             )
         stop(bare)
-        for model in ("lr", "rf"):
+        for model in ("lr", "rf", "lr_nosig"):
             server = start(serve_command(port, "--model", model), env, url)
+            label = model.replace("_nosig", " no-sig")
             for c in args.concurrency:
-                results[("/v1 predict", model, c)] = wrk(
+                results[("/v1 predict", label, c)] = wrk(
                     f"{url}/v1/models/{model}:predict",
                     v1_body,
                     "application/json",
@@ -242,7 +276,7 @@ def main() -> None:
                     args.duration,
                     tmp,
                 )
-                results[("/invocations", model, c)] = wrk(
+                results[("/invocations", label, c)] = wrk(
                     f"{url}/invocations", mlflow_body, "application/json", c, args.duration, tmp
                 )
             if model == "lr":
@@ -255,7 +289,9 @@ def main() -> None:
                 f"{url}/v1/models/lr:predict", v1_body, "application/json", c, args.duration, tmp
             )
         stop(server)
-        table(results, args.concurrency)
+        own_ms = data["own_ms"]
+        assert isinstance(own_ms, dict)
+        table(results, own_ms)
         try:
             import mlflow  # noqa: F401
         except ImportError:
