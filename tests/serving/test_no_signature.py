@@ -150,3 +150,27 @@ def test_the_plan_turns_records_into_one_array() -> None:
     got = named.array(ParsedBatch(records=[{"b": 2, "a": 1}]))
     assert got is not None
     assert got.tolist() == [[1.0, 2.0]]
+
+
+def test_positional_rows_are_logged_with_their_positions(tmp_path: Path) -> None:
+    """Rows as lists to a version without a signature reach the logbook under ``f0 ..``: the
+    record was dropped (features without names) before."""
+    from watchkeeper.logbook import LogbookConfig
+
+    X, y = make_classification(n_samples=100, n_features=4, random_state=1)
+    joblib.dump(bare_lr(X, y), tmp_path / "m.joblib")
+    settings = Settings(home=tmp_path / "home", user="tester")
+    with Registry(settings) as registry:
+        registry.register("raw", tmp_path / "m.joblib", stage="production")
+    options = ServeOptions(poll_interval=0.05, logbook=LogbookConfig(flush_interval=0.05))
+    url, server, thread = start_server(settings, options)
+    try:
+        got = httpx.post(f"{url}/v1/models/raw:predict", json={"instances": X[:2].tolist()})
+        assert got.status_code == 200, got.text
+        metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    dropped = [line for line in metrics.splitlines()
+               if line.startswith("watchkeeper_prediction_records_dropped_total{")]  # fmt: skip
+    assert all(line.endswith(" 0.0") for line in dropped), dropped

@@ -494,12 +494,14 @@ def build_plan(model: LoadedModel, parsed: ParsedBatch) -> RowPlan | None:
 
 
 def plan_names(model: LoadedModel, data: Any) -> list[str]:
-    """Column names of a batch the plan built (for the logbook and live statistics)."""
+    """Column names of an unvalidated array batch (for the logbook and live statistics): the
+    plan's, else ``f0 .. f{k-1}`` for positional rows. A DataFrame carries its own: none."""
+    if not isinstance(data, np.ndarray) or data.ndim != 2:
+        return []
     plan = _plans.get(model)
-    if plan is not None and isinstance(data, np.ndarray) and data.ndim == 2:
-        if data.shape[1] == plan.k:
-            return list(plan.names)
-    return []
+    if plan is not None and data.shape[1] == plan.k:
+        return list(plan.names)
+    return [f"f{i}" for i in range(data.shape[1])]
 
 
 def error_response(exc: WatchkeeperError, protocol: str = "api") -> Response:
