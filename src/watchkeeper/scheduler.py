@@ -21,6 +21,7 @@ Runs as ``watchkeeper scheduler`` or inside ``watchkeeper serve --with-scheduler
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
@@ -31,16 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from watchkeeper.batch.job import run_batch
 from watchkeeper.batch.schedule import after_failure, spec_for
 from watchkeeper.config import Settings
 from watchkeeper.cron import next_time
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.logbook import Logbook
-from watchkeeper.monitoring.checks import Window
 from watchkeeper.monitoring.results import Status
 from watchkeeper.monitoring.spec import MonitorSpec, declared_monitors
 from watchkeeper.notify import AlertSink, BackgroundSink, LogSink, WebhookSink, deliver_all
@@ -53,11 +53,31 @@ from watchkeeper.registry.monitoring import MonitoringStore
 from watchkeeper.registry.retention import PRUNE_BUDGET_S, PRUNE_EVERY, prune, retention_period
 from watchkeeper.registry.retraining import RetrainStore
 from watchkeeper.registry.schema import BatchScheduleRow
-from watchkeeper.retraining.runner import retrain
 from watchkeeper.retraining.spec import RetrainSpec, declared_retraining
 from watchkeeper.retraining.triggers import due_trigger
 from watchkeeper.rollout.controller import Rollouts
-from watchkeeper.watch.runner import run_monitor
+
+if TYPE_CHECKING:
+    from watchkeeper.batch.job import run_batch
+    from watchkeeper.retraining.runner import retrain
+    from watchkeeper.watch.runner import run_monitor
+
+
+def _on_first_call(module: str, name: str) -> Callable[..., Any]:
+    """A job's entry point, imported when a job of its kind first runs: monitor runs (with
+    scikit-learn and jinja2 behind them), batch scoring and retraining weigh ~70 MB that an
+    idle scheduler never needs."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    return call
+
+
+if not TYPE_CHECKING:
+    run_batch = _on_first_call("watchkeeper.batch.job", "run_batch")
+    retrain = _on_first_call("watchkeeper.retraining.runner", "retrain")
+    run_monitor = _on_first_call("watchkeeper.watch.runner", "run_monitor")
 
 log = logging.getLogger("watchkeeper.scheduler")
 LEASE = "scheduler"
@@ -174,6 +194,8 @@ class Scheduler:
 
     def _job_alert(self, model: str, job: str, status: Status, value: float) -> None:
         """Open (or close) the alert of a failing scheduler job; never raises."""
+        from watchkeeper.monitoring.checks import Window  # job code: imported on first use
+
         now = self.clock()
         result = Window(model or "scheduler", None, now, now).result(
             "scheduler", job, "failed", value, 0.0, status
@@ -284,6 +306,8 @@ class Scheduler:
             log.error("batch schedule %s: failure not recorded: %s", schedule.id, lost.message)
 
     def _batch_alert(self, schedule: BatchSchedule, status: Status, value: float) -> None:
+        from watchkeeper.monitoring.checks import Window
+
         now = self.clock()
         result = Window(schedule.model, None, now, now).result(
             "batch", f"schedule-{schedule.id}", "failed_attempts", value,
