@@ -6,7 +6,9 @@ In one run, each as a real process in its own process group (killed at the end w
 happens), on 127.0.0.1:
 
 - the floor: a bare Starlette app on uvicorn (uvloop, httptools) with ``/readyz`` and one POST
-  route returning a constant;
+  route returning a constant; and the same app importing ``sklearn.linear_model`` (what any
+  process holding a LogisticRegression must import: scikit-learn brings scipy, pandas and
+  pyarrow with it);
 - ``watchkeeper serve`` (default: embedded scheduler child) with 1 and then 3 small scikit-learn
   LogisticRegression models (breast-cancer data, registered with an input example);
 - the same with ``--without-scheduler``.
@@ -258,6 +260,10 @@ def main() -> None:
         results.append(measure("bare Starlette app (floor)", bare,
                                {**base_env, "PYTHONPATH": str(root)}, port, ["x"], [0.0],
                                args.requests, args.settle))  # fmt: skip
+        (root / "bare_sklearn_app.py").write_text("import sklearn.linear_model\n" + BARE_APP)
+        results.append(measure("bare app + import sklearn", [*bare[:3], "bare_sklearn_app:app",
+                               *bare[4:]], {**base_env, "PYTHONPATH": str(root)}, port, ["x"],
+                               [0.0], args.requests, args.settle))  # fmt: skip
         for count in (1, 3):
             home = root / f"home{count}"
             names, row = register(home, count)
