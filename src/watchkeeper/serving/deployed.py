@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from watchkeeper.models import LoadedModel
 from watchkeeper.monitoring.profile import DatasetProfile
 from watchkeeper.registry import ModelVersion
 from watchkeeper.serving.batcher import MicroBatcher
+from watchkeeper.serving.row_plan import RowPlan
 from watchkeeper.serving.validation import Validator
 
 
@@ -27,6 +28,9 @@ class Deployed:
     class_names: list[str] | None = None
     role: str = "production"  # the role it was loaded for (its model_info label)
     last_used: float = 0.0  # time.monotonic() when a request last picked it
+    # without a signature: the column order keyed rows take (serving/row_plan.py); None until
+    # settled, False when settled on "no plan" (the model names no columns, nor did a request)
+    row_plan: RowPlan | Literal[False] | None = None
 
     @property
     def name(self) -> str:

@@ -14,12 +14,9 @@ import logging
 import random
 import secrets
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -36,12 +33,12 @@ from watchkeeper.errors import (
     WatchkeeperError,
 )
 from watchkeeper.logbook import Logbook, PredictionBatch
-from watchkeeper.models.loaded import LoadedModel
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
 from watchkeeper.serving.live import LiveStats
 from watchkeeper.serving.metrics import ServingMetrics
 from watchkeeper.serving.protocols import wire
 from watchkeeper.serving.routing import to_candidate
+from watchkeeper.serving.row_plan import RowPlan, build_plan
 from watchkeeper.serving.shadow import Copy, ShadowCopier, ShadowPolicy
 from watchkeeper.serving.table import Deployed, ModelTable, Route
 
@@ -266,7 +263,7 @@ class Predictor:
         deployed, validated = answer.deployed, call.validated
         assert validated is not None  # set by _answer before any prediction
         self._child(self.metrics.rows, call.name, call.version).inc(validated.n_rows)
-        names = deployed.model.input_names or plan_names(deployed.model, validated.data)
+        names = deployed.model.input_names or plan_names(deployed, validated.data)
         self._keep("live", call, lambda: self.live.observe_batch(
             call.name, int(call.version), names, validated.data, answer.predictions,
             deployed.profile,
@@ -337,7 +334,7 @@ class Predictor:
         self, deployed: Deployed, parsed: ParsedBatch, *, count: bool = True
     ) -> ValidatedBatch:
         if deployed.validator is None:
-            return unvalidated(parsed, self.table.validation.max_rows, deployed.model)
+            return unvalidated(parsed, self.table.validation.max_rows, deployed)
         validated = deployed.validator.validate(parsed)
         for (field, problem), n in validated.findings.items() if count else ():
             self.metrics.input_problems.labels(deployed.name, field, problem).inc(n)
@@ -375,7 +372,7 @@ class RequestIds:
 
 
 def unvalidated(
-    parsed: ParsedBatch, max_rows: int, model: LoadedModel | None = None
+    parsed: ParsedBatch, max_rows: int, deployed: Deployed | None = None
 ) -> ValidatedBatch:
     """A model registered without a signature gets the data as sent (at most ``max_rows``).
 
@@ -387,8 +384,8 @@ def unvalidated(
         raise PayloadTooLarge(
             f"the request holds {parsed.n_rows} rows; at most {max_rows} are accepted at once"
         )
-    if model is not None and parsed.rows is None and model.input_kind == "array":
-        plan = plan_for(model, parsed)
+    if deployed is not None and parsed.rows is None and deployed.model.input_kind == "array":
+        plan = plan_for(deployed, parsed)
         arr = plan.array(parsed) if plan is not None else None
         if arr is not None:
             return ValidatedBatch(data=arr, n_rows=len(arr), findings={})
@@ -404,102 +401,24 @@ def unvalidated(
     return ValidatedBatch(data=data, n_rows=len(data), findings={})
 
 
-_PLAIN = frozenset({int, float})
+def plan_for(deployed: Deployed, parsed: ParsedBatch) -> RowPlan | None:
+    """The version's plan (kept on its :class:`Deployed`): built on its first keyed request,
+    then reused."""
+    if deployed.row_plan is None:
+        plan = build_plan(deployed.model, parsed)
+        if plan is None and deployed.model.input_names is None:
+            return None  # not settled: the next keyed request may name the columns
+        deployed.row_plan = plan or False
+    return deployed.row_plan or None
 
 
-class RowPlan:
-    """The column order of a version without a signature, fixed once: the model's own feature
-    names (any key order is then taken), else the keys of the first keyed request (later
-    requests must send the same keys in the same order, as a DataFrame of them would be)."""
-
-    __slots__ = ("_getter", "by_model", "k", "names")
-
-    def __init__(self, names: tuple[str, ...], *, by_model: bool) -> None:
-        self.names = names
-        self.by_model = by_model
-        self.k = len(names)
-        self._getter = itemgetter(*names) if self.k > 1 else None
-
-    def array(self, parsed: ParsedBatch) -> np.ndarray[Any, Any] | None:
-        """The batch as float64 rows in plan order, or None when it does not fit the plan."""
-        try:
-            if parsed.records is not None:
-                matrix = self._records(parsed.records)
-                column_major = False
-            elif parsed.columns is not None:
-                matrix = self._columns(parsed.columns)
-                column_major = True
-            else:
-                return None
-            if not matrix or not set(map(type, chain.from_iterable(matrix))) <= _PLAIN:
-                return None
-            arr = np.array(matrix, dtype=np.float64)
-        except (KeyError, TypeError, ValueError, OverflowError, IndexError):
-            return None
-        if arr.ndim != 2:
-            return None
-        return np.ascontiguousarray(arr.T) if column_major else arr
-
-    def _fits(self, keys: Any) -> bool:
-        return tuple(keys) == self.names if not self.by_model else True
-
-    def _records(self, records: list[dict[str, Any]]) -> list[Any] | None:
-        if not self.k or not all(type(r) is dict for r in records):
-            return None
-        if sum(map(len, records)) != self.k * len(records):
-            return None  # extra or missing keys
-        if not self.by_model and not all(tuple(r) == self.names for r in records):
-            return None
-        if self._getter is None:
-            return [[r[self.names[0]]] for r in records]
-        return list(map(self._getter, records))
-
-    def _columns(self, columns: dict[str, list[Any]]) -> list[Any] | None:
-        if len(columns) != self.k or not self._fits(columns):
-            return None
-        matrix = [columns[name] for name in self.names]
-        if not all(type(col) is list for col in matrix) or len({len(c) for c in matrix}) != 1:
-            return None
-        return matrix
-
-
-_plans: weakref.WeakKeyDictionary[LoadedModel, RowPlan | None] = weakref.WeakKeyDictionary()
-
-
-def plan_for(model: LoadedModel, parsed: ParsedBatch) -> RowPlan | None:
-    """The version's plan: built on its first keyed request, then reused."""
-    try:
-        return _plans[model]
-    except KeyError:
-        pass
-    plan = build_plan(model, parsed)
-    if plan is not None or model.input_names is not None:
-        _plans[model] = plan
-    return plan
-
-
-def build_plan(model: LoadedModel, parsed: ParsedBatch) -> RowPlan | None:
-    names = model.input_names
-    if names is not None:
-        return RowPlan(tuple(names), by_model=True)
-    if parsed.records and type(parsed.records[0]) is dict:
-        keys = parsed.records[0]
-    elif parsed.columns:
-        keys = parsed.columns
-    else:
-        return None
-    if not keys or not all(type(k) is str for k in keys):
-        return None
-    return RowPlan(tuple(keys), by_model=False)
-
-
-def plan_names(model: LoadedModel, data: Any) -> list[str]:
+def plan_names(deployed: Deployed, data: Any) -> list[str]:
     """Column names of an unvalidated array batch (for the logbook and live statistics): the
     plan's, else ``f0 .. f{k-1}`` for positional rows. A DataFrame carries its own: none."""
     if not isinstance(data, np.ndarray) or data.ndim != 2:
         return []
-    plan = _plans.get(model)
-    if plan is not None and data.shape[1] == plan.k:
+    plan = deployed.row_plan
+    if plan and data.shape[1] == plan.k:
         return list(plan.names)
     return [f"f{i}" for i in range(data.shape[1])]
 
