@@ -115,10 +115,6 @@ def _logged(probabilities: Any, classes: Any) -> tuple[np.ndarray[Any, Any], lis
     return proba, names
 
 
-def _skipped(window: Window, check: str, names: Sequence[str], why: str) -> list[CheckResult]:
-    return [window.result(check, why, name, None, None, "skipped") for name in names]
-
-
 def estimated_results(
     spec: MonitorSpec, window: Window, table: pa.Table, inputs: pd.DataFrame, *,
     registry: Registry, version: ModelVersion, signature: Signature | None, regression: bool,
@@ -130,11 +126,13 @@ def estimated_results(
         found = _logged(logged.column("probabilities").to_pylist(),
                         logged.column("classes").to_pylist())  # fmt: skip
         if isinstance(found, str):
-            return _skipped(window, "estimated", ["accuracy"], found)
+            return skipped_results(window, "estimated", {"accuracy": found})
         return _classifier(spec, window, *found, registry=registry, version=version,
                            signature=signature)  # fmt: skip
     if not regression:
-        return _skipped(window, "estimated", ["accuracy"], "no probabilities logged")
+        return skipped_results(
+            window, "estimated", dict.fromkeys(["accuracy"], "no probabilities logged")
+        )
     return _regression(spec, window, table, inputs, registry=registry, version=version,
                        signature=signature)  # fmt: skip
 
@@ -144,7 +142,7 @@ def _regression(
     registry: Registry, version: ModelVersion, signature: Signature | None,
 ) -> list[CheckResult]:  # fmt: skip
     def skip(why: str) -> list[CheckResult]:
-        return _skipped(window, "estimated", ["mae", "rmse"], why)
+        return skipped_results(window, "estimated", dict.fromkeys(["mae", "rmse"], why))
 
     reference = labelled_reference(spec, registry, version, signature)
     if isinstance(reference, str):
@@ -178,7 +176,7 @@ def _classifier(
     if isinstance(fitted, str):
         raw = estimate_performance(proba, classes=np.arange(len(names)))
         return [*estimate_results(window, raw, None),
-                *_skipped(window, "estimated", ["calibration"], fitted)]  # fmt: skip
+                *skipped_results(window, "estimated", {"calibration": fitted})]  # fmt: skip
     estimate = estimate_performance(proba, calibrator=fitted.calibrator)
     return estimate_results(window, estimate, fitted.baselines,
                             tolerance=spec.performance_tolerance)  # fmt: skip
