@@ -16,6 +16,7 @@ import uvicorn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from tests.processes import TIME_SCALE
 from tests.security.conftest import serve  # noqa: F401  (a real `watchkeeper serve` process)
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
@@ -52,7 +53,7 @@ def start_server(
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30 * TIME_SCALE
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
@@ -60,6 +61,8 @@ def start_server(
         except httpx.TransportError:
             pass
         time.sleep(0.05)
+    server.should_exit = True  # never leave a server thread and its socket behind
+    thread.join(timeout=30)
     raise RuntimeError("server did not become ready")
 
 
