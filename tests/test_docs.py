@@ -116,10 +116,10 @@ def test_toml_examples_load_as_configuration(page: Path, tmp_path: Path) -> None
         path = tmp_path / f"{i}.toml"
         path.write_text(block)
         settings = Settings.load(env={}, config_file=path)
-        for name, spec in declared_monitors(settings).items():
-            assert spec.model == name
-        for name, retraining in declared_retraining(settings).items():
-            assert retraining.model == name
+        monitors, retraining = declared_monitors(settings), declared_retraining(settings)
+        # every declared table is read (a misspelt one is refused by Settings.load)
+        assert sorted(monitors) == sorted(re.findall(r"^\[monitors\.([\w-]+)\]", block, re.M))
+        assert sorted(retraining) == sorted(re.findall(r"^\[retraining\.([\w-]+)\]", block, re.M))
 
 
 # --- clients against a real server --------------------------------------------------------

@@ -158,6 +158,14 @@ def test_permission_denied_is_6_in_a_real_process(tmp_path: Path) -> None:
     assert "permission denied" in one_error_line(done.stderr)
 
 
+# docs/cli.md's table, written out here rather than read from errors.EXIT_CODE
+DOCUMENTED: dict[type[errors.WatchkeeperError], int] = {
+    errors.WatchkeeperError: 1, errors.CheckFailed: 3, errors.NotFound: 4, errors.Conflict: 5,
+    errors.Unauthorized: 6, errors.Forbidden: 6, errors.StoreUnavailable: 7,
+    errors.SchemaOutdated: 7, errors.ModelNotReady: 7, errors.PredictionTimeout: 7,
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "error", sorted(errors.EXIT_CODE, key=lambda cls: cls.__name__), ids=lambda c: c.__name__
 )
@@ -177,7 +185,7 @@ def test_every_class_in_the_table_leaves_with_its_code(
         pass
 
     result = CliRunner().invoke(probe, ["fail"])
-    assert result.exit_code == errors.exit_code(error) == errors.EXIT_CODE[error]
+    assert result.exit_code == DOCUMENTED[error]
     assert result.output == "error: it went wrong\n"
 
 
