@@ -62,6 +62,16 @@ def doc(live: Live) -> dict[str, Any]:
     return dict(r.json())
 
 
+# answered by serving/fast.py before the router (the calls below prove each is served), written
+# out here so the document is not checked against the generator's own table
+FAST_ROUTES = {
+    ("POST", "/v1/models/{model}:predict"),
+    ("POST", "/invocations"),
+    ("POST", "/v2/models/{name}/infer"),
+    ("POST", "/v2/models/{name}/versions/{v}/infer"),
+}
+
+
 def test_the_served_document_is_valid_openapi(doc: dict[str, Any]) -> None:
     validate_spec(doc)
     assert doc["openapi"].startswith("3.1")
@@ -69,7 +79,7 @@ def test_the_served_document_is_valid_openapi(doc: dict[str, Any]) -> None:
 
 def test_every_route_the_app_serves_is_documented(live: Live, doc: dict[str, Any]) -> None:
     app = create_app(live.settings, ServeOptions())  # the same routes as the live server's
-    served = _routed(_router(app).routes) | set(openapi.PREDICTION_ROUTES)
+    served = _routed(_router(app).routes) | FAST_ROUTES
     assert _documented(doc) == served
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
