@@ -45,15 +45,18 @@ def labelled(logbook: Logbook, model: str, start: datetime, end: datetime,
     if joined.num_rows == 0 or not {"label", "label_text"} & set(joined.column_names):
         return pd.DataFrame(columns=[*features, LABEL])
     labels = merged_values(joined, "label", "label_text")  # numbers or text, None if absent
-    keep = np.array([value is not None for value in labels], dtype=bool)
+    keep = np.asarray(pd.notna(labels), dtype=bool)
     present = [c for c in columns if c in joined.column_names]
     frame: pd.DataFrame = joined.filter(pa.array(keep)).select(present).to_pandas()
     frame.columns = [c.removeprefix("feature_") for c in present]
     kept = labels[keep]
-    texts = [isinstance(value, str) for value in kept]
-    if all(texts):
+    texts = np.zeros(joined.num_rows, dtype=bool)  # merged_values takes the text where set
+    if "label_text" in joined.column_names:
+        texts = joined.column("label_text").is_valid().to_numpy(zero_copy_only=False)
+    texts = texts[keep]
+    if texts.all():
         frame[LABEL] = kept.astype(str) if len(kept) else kept
-    elif any(texts):
+    elif texts.any():
         raise InvalidInput(
             f"the labels of model '{model}' mix text and numbers in the window; send one type "
             "(the type of the model's classes)"
