@@ -283,7 +283,10 @@ def test_another_scheduler_takes_over_mid_rollout_and_finishes_it(cluster: Clust
     wait_for(lambda: "watchkeeper scheduler" in log.read_text(), 30, "a second scheduler")
     assert cluster.lease_holder() == first  # the standby waits
     with Load(cluster.urls, cluster.rows, "failover") as load:
-        cluster.cli("deploy", "canary", "failover", "2", "--steps", "10,50,100", *STEP)
+        # the promise is the takeover: latency is not judged here (a loaded machine's p99 noise
+        # once rolled this good candidate back); the 100ms-slower case judges it
+        cluster.cli("deploy", "canary", "failover", "2", "--steps", "10,50,100", *STEP,
+                    "--max-latency-ratio", "10")  # fmt: skip
         wait_for(lambda: cluster.deployment("failover").step == 1, 60, "the first step to pass")
         holder = cluster.lease_holder()
         assert holder is not None
