@@ -16,10 +16,12 @@ budget ``floor p50 + model + 0.3 ms``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -120,9 +122,14 @@ def _ms(text: str) -> float:
 
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    wait_ready(url)
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_ready(url)
+    except BaseException:
+        stop(proc)  # a server that never answered is not left running (its workers neither)
+        raise
     return proc
 
 
@@ -139,8 +146,16 @@ def serve_command(port: int, *extra: str) -> list[str]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=30)
+    """SIGTERM to the server's whole process group (workers, scheduler child); SIGKILL if it
+    has not gone within 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def setup_registry(home: Path) -> dict[str, object]:

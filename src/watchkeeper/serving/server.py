@@ -7,39 +7,24 @@ and routing table, so each picks up registry changes on its own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import socket
-from contextlib import suppress
 from dataclasses import asdict, fields, replace
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from watchkeeper.config import Settings
 from watchkeeper.logbook import LogbookConfig
 from watchkeeper.models.validation import ValidationPolicy
 from watchkeeper.serving.app import GrpcOptions, ServeOptions
 from watchkeeper.serving.batcher import BatchingPolicy
+from watchkeeper.serving.nodelay import NoDelayProtocol
 from watchkeeper.serving.predict import Limits
 from watchkeeper.serving.shadow import ShadowPolicy
 
 OPTIONS_ENV = "WATCHKEEPER_SERVE_OPTIONS"
-
-
-class NoDelayProtocol(HttpToolsProtocol):
-    """Sets TCP_NODELAY on every accepted connection: without it, multi-worker servers were
-    seen to hold small responses for ~40 ms (Nagle + delayed ACK)."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
 
 def options_to_env(options: ServeOptions) -> str:
