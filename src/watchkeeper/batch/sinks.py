@@ -92,7 +92,11 @@ def prepare(t: Target, *, resume: bool) -> dict[str, dict[str, int]]:
 
 
 class TaskWriter:
-    """Writes one task's output and rejects into its staging folder, then marks it done."""
+    """Writes one task's output and rejects into its staging folder, then marks it done.
+
+    Each is one Parquet file per task, written a chunk (a row group) at a time; a chunk whose
+    columns cannot take the file's types (a SQL column that was all nulls so far) starts the
+    next file."""
 
     def __init__(self, t: Target, task: str) -> None:
         self.fs, root = fsspec.core.url_to_fs(t.staging)
@@ -100,20 +104,59 @@ class TaskWriter:
         if self.fs.exists(self.folder):  # a half-written attempt of this task
             self.fs.rm(self.folder, recursive=True)
         self.fs.makedirs(self.folder, exist_ok=True)
-        self.parts = 0
+        self._output = _PartWriter(self.fs, f"{self.folder}/part")
+        self._rejects = _PartWriter(self.fs, f"{self.folder}/rejects")
 
     def write(self, output: pa.Table, rejects: pa.Table) -> None:
-        if output.num_rows:
-            with self.fs.open(f"{self.folder}/part-{self.parts:06d}.parquet", "wb") as handle:
-                pq.write_table(output, handle, use_dictionary=text_columns(output.schema))
-        if rejects.num_rows:
-            with self.fs.open(f"{self.folder}/rejects-{self.parts:06d}.parquet", "wb") as handle:
-                pq.write_table(rejects, handle, use_dictionary=text_columns(rejects.schema))
-        self.parts += 1
+        self._output.write(output)
+        self._rejects.write(rejects)
+
+    def close(self) -> None:
+        try:
+            self._output.close()
+        finally:
+            self._rejects.close()
 
     def done(self, counts: dict[str, int]) -> None:
+        self.close()
         with self.fs.open(f"{self.folder}/{DONE}", "w") as handle:
             json.dump(counts, handle)
+
+
+class _PartWriter:
+    """``<prefix>-000000.parquet``, then ``-000001`` … only if the types change."""
+
+    def __init__(self, fs: Any, prefix: str) -> None:
+        self.fs = fs
+        self.prefix = prefix
+        self.parts = 0
+        self._handle: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self._writer is not None and not table.schema.equals(self._writer.schema):
+            try:
+                table = table.cast(self._writer.schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                self.close()
+        if self._writer is None:
+            self._handle = self.fs.open(f"{self.prefix}-{self.parts:06d}.parquet", "wb")
+            self._writer = pq.ParquetWriter(self._handle, table.schema,
+                                            use_dictionary=text_columns(table.schema))  # fmt: skip
+            self.parts += 1
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        writer, handle = self._writer, self._handle
+        self._writer = self._handle = None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if handle is not None:
+                handle.close()
 
 
 def text_columns(schema: pa.Schema) -> list[str]:
@@ -152,9 +195,12 @@ def _commit_folder(fs: Any, t: Target, staging: str, tasks: list[str]) -> None:
 
 
 def _tables(fs: Any, parts: list[str]) -> Iterator[pa.Table]:
+    """The parts' rows, a row group (one scored chunk) at a time."""
     for part in parts:
         with fs.open(part, "rb") as handle:
-            yield pq.read_table(handle)
+            reader = pq.ParquetFile(handle)
+            for group in range(reader.num_row_groups):
+                yield reader.read_row_group(group)
 
 
 def _concatenate(fs: Any, parts: list[str], uri: str, kind: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from watchkeeper.batch.score import OutputSpec, score_chunk
+from watchkeeper.batch.pipeline import ReadAhead, WriteBehind
+from watchkeeper.batch.score import OutputSpec, Scored, score_chunk
 from watchkeeper.batch.sinks import Target, TaskWriter
 from watchkeeper.batch.sources import Source, Unit, read_unit
 from watchkeeper.config import Settings
@@ -109,6 +111,8 @@ class Worker:
                           else None)  # fmt: skip
 
     def run(self, task: Task) -> TaskResult:
+        """Score ``task`` into its staging folder: the next chunks are read and the last ones
+        written in background threads while this one scores (see :mod:`.pipeline`)."""
         c = self.context
         writer = TaskWriter(c.target, task.key)
         rng = np.random.default_rng(zlib.crc32(f"{c.run_id}:{task.key}".encode()))
@@ -116,20 +120,29 @@ class Worker:
         if logbook is not None:
             logbook.start()
         totals = [0, 0, 0, 0]
+        chunks = ReadAhead(self._chunks(task))
+        sink: WriteBehind[tuple[pa.Table, pa.Table]] = WriteBehind(lambda o: writer.write(*o))
         try:
-            for i, chunk in enumerate(self._chunks(task)):
+            for i, chunk in enumerate(chunks):
                 scored = score_chunk(self.model, chunk, spec=c.output, name=c.model,
                                      version=c.version, scored_at=c.scored_at,
                                      first_row=task.first_row + totals[0],
                                      signature=self.signature)  # fmt: skip
-                writer.write(scored.output, scored.rejects)
+                sink.put((scored.output, scored.rejects))
                 totals[0] += scored.rows_in
                 totals[1] += scored.output.num_rows
                 totals[2] += scored.rejects.num_rows
                 totals[3] += scored.out_of_range
                 if logbook is not None and len(scored.predictions):
                     self._log(logbook, scored, f"batch-{c.run_id}-{task.key}-{i}", rng)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            with suppress(Exception):  # the first error is the one to report
+                writer.close()
+            raise
         finally:
+            chunks.close()
             if logbook is not None:
                 logbook.close()
         result = TaskResult(task.key, *totals)
@@ -145,17 +158,17 @@ class Worker:
             batches = _row_groups(task, c.chunk_rows, c.columns)
         return rebatch(batches, c.chunk_rows)
 
-    def _log(self, logbook: Logbook, scored: Any, request_id: str, rng: Any) -> None:
+    def _log(self, logbook: Logbook, scored: Scored, request_id: str, rng: Any) -> None:
         c = self.context
         n = len(scored.predictions)
         take = rng.random(n) < c.log_sample if c.log_sample < 1 else np.ones(n, dtype=bool)
         if not take.any():
             return
-        frame = scored.inputs[take] if not take.all() else scored.inputs
+        features = scored.inputs[take] if not take.all() else scored.inputs
         classes = self.model.classes
         logbook.log_predictions(PredictionBatch(
             request_id=request_id, model=c.model, version=c.version, role="batch",
-            timestamp=datetime.now(UTC), features=frame, feature_names=list(frame.columns),
+            timestamp=datetime.now(UTC), features=features, feature_names=scored.feature_names,
             predictions=scored.predictions[take],
             probabilities=None if scored.probabilities is None else scored.probabilities[take],
             classes=[str(x) for x in classes.tolist()] if classes is not None else None,
