@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +68,11 @@ MLFLOW = "MLflow `mlflow models serve`"
 BENTOML = "BentoML, adaptive batching"
 GOALS = {MLFLOW: 20.0, BENTOML: 5.0}  # watchkeeper's req/s over the peer's, at 32 connections
 MODELS = {"lr": "LogisticRegression", "rf": "RandomForest, 100 trees"}
+# MLflow 3 saves scikit-learn models with skops, which asks to trust a forest's tree storage
 SAVE_MLFLOW = """
 import sys, joblib, numpy as np, mlflow.sklearn
-mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[3], input_example=np.load(sys.argv[2]))
+mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[3], input_example=np.load(sys.argv[2]),
+                          skops_trusted_types=["sklearn.tree._tree.Tree"])
 """
 QUIET = {  # no usage reports from the peers while they are measured
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -96,6 +98,7 @@ class Result:
     c32: Cell
     c1: Cell
     rss_mb: float | None = None
+    processes: int = 1
 
 
 # --- load --------------------------------------------------------------------------------
@@ -147,26 +150,60 @@ def to_ms(text: str) -> float:
 def server(
     cmd: list[str], url: str, body: str, env: dict[str, str], cwd: Path, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``cmd`` in its own session until it answers ``body`` at ``url`` with a 200; kill
-    its whole process group on the way out."""
+    """Run ``cmd`` in its own session until it answers ``body`` at ``url`` with a 200; on the
+    way out stop its process group, then kill whatever of its process tree is left (BentoML's
+    workers run in sessions of their own)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
+    tree: set[int] = set()
     try:
         wait_answers(proc, url, body, log)
+        tree = descendants(proc.pid)
         yield proc
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=15)
-                time.sleep(0.5)  # the group's other processes (workers) a moment to go
-            except subprocess.TimeoutExpired:
-                continue
+        tree |= descendants(proc.pid)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 10
+        while (alive := {pid for pid in tree if Path(f"/proc/{pid}").exists()}) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        for pid in alive:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def stat_fields(pid: str | int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state, ppid, pgrp, session, ...), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := stat_fields(entry.name)) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def wait_answers(proc: subprocess.Popen[bytes], url: str, body: str, log: Path) -> None:
@@ -189,18 +226,11 @@ def tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def session_rss_mb(sid: int) -> float:
-    """Resident memory of every process in session ``sid`` (the server and its workers)."""
-    total = 0
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and every process below it (the server and its workers)."""
     page = os.sysconf("SC_PAGE_SIZE")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session ...
-            total += int(fields[21]) * page
-    return total / 2**20
+    fields = (stat_fields(p) for p in {pid, *descendants(pid)})
+    return sum(int(f[21]) * page for f in fields if f is not None) / 2**20
 
 
 def measure(
@@ -208,23 +238,25 @@ def measure(
 ) -> Result:
     wrk(url, body, 32, args.warmup, tmp)
     c32 = wrk(url, body, 32, args.duration, tmp)
-    rss = session_rss_mb(proc.pid)
+    rss = tree_rss_mb(proc.pid)
+    processes = 1 + len(descendants(proc.pid))
     c1 = wrk(url, body, 1, args.duration, tmp)
-    return Result(c32=c32, c1=c1, rss_mb=rss)
+    return Result(c32=c32, c1=c1, rss_mb=rss, processes=processes)
 
 
 # --- models ------------------------------------------------------------------------------
 
 
-def prepare(tmp: Path, peer_python: Path) -> tuple[list[float], dict[str, float]]:
+def prepare(tmp: Path, peer_python: Path, names: list[str]) -> tuple[list[float], dict[str, float]]:
     """Fit the models; register them with watchkeeper, save them for MLflow (in the peer venv)
     and as joblib files for BentoML. Returns the request row and each model's own one-row
     ``predict`` time (ms)."""
     X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
-    models = {
-        "lr": LogisticRegression(max_iter=1000).fit(X, y),
-        "rf": RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y),
+    estimators = {
+        "lr": LogisticRegression(max_iter=1000),
+        "rf": RandomForestClassifier(n_estimators=100, random_state=0),
     }
+    models = {name: estimators[name].fit(X, y) for name in names}
     np.save(tmp / "example.npy", X[:5])
     with Registry(Settings(home=tmp / "home")) as registry:
         for name, model in models.items():
@@ -261,7 +293,7 @@ def table(results: dict[tuple[str, str], Result], own_ms: dict[str, float]) -> s
         wk = results.get((WK_INVOCATIONS, model))
         if server_name in GOALS and wk is not None:
             ratio, p99 = verdict(wk, r, GOALS[server_name])
-        rss = f"{r.rss_mb:.0f} MB" if r.rss_mb is not None else ""
+        rss = f"{r.rss_mb:.0f} MB, {r.processes} proc" if r.rss_mb is not None else ""
         rows.append(
             f"| {label} | {server_name} | {r.c32.rps:,.0f} | {r.c32.p50:.2f} ms "
             f"| {r.c32.p99:.2f} ms | {r.c1.p50:.2f} ms | {r.c32.rps / floor.c32.rps:.3f} "
@@ -308,7 +340,7 @@ def command() -> str:
     if parent and Path(parent[0].decode()).name == "flock":
         flock = [p.decode() for p in parent if p][: -len(argv) or None]
         if len(flock) >= 2:
-            argv = [*flock[:2], *argv]
+            argv = [*flock, *argv]
     return shlex.join(argv)
 
 
@@ -318,7 +350,10 @@ def page(
     info: dict[str, str],
     versions: dict[str, str],
     args: argparse.Namespace,
+    row: list[float],
 ) -> str:
+    """docs/peers.md: what is compared and how, the table, how to rerun it."""
+    head = ", ".join(f"{x:.4g}" for x in row[:2])
     return f"""# watchkeeper beside MLflow and BentoML
 
 One run of `bench/peers/run.py` serves the same two scikit-learn models, a LogisticRegression
@@ -337,18 +372,21 @@ How each is served, as its documentation shows by default:
   statistics and metrics on). Hit on `/invocations` (MLflow's wire format) and on
   `/v1/models/NAME:predict` (KServe V1).
 - **MLflow** {versions.get("mlflow", "?")}: the model saved with
-  `mlflow.sklearn.save_model(model, path, input_example=X[:5])` (a tensor signature), served by
+  `mlflow.sklearn.save_model(model, path, input_example=X[:5])` (so a tensor signature; its
+  default skops format, told to trust the forest's tree storage), served by
   `mlflow models serve -m PATH --env-manager local` with its default server and worker count
-  (see below); `--env-manager local` because the venv already holds the model's libraries.
+  (below); `--env-manager local` as the venv already holds the model's libraries.
 - **BentoML** {versions.get("bentoml", "?")}: `bentoml serve` of
   [bench/peers/bento_service.py](../bench/peers/bento_service.py), a `@bentoml.service` (one
   worker, the default) whose `@bentoml.api(batchable=True)` method takes a NumPy array, with
   adaptive batching at its default window and size.
 
 The request body is the same for every server and endpoint, one row of 20 floats:
-`{{"inputs": [[0.96, -0.49, ...]]}}` (MLflow's tensor input, watchkeeper's `/invocations` and
-`/v1` both read `inputs`, and the BentoML method's parameter is named `inputs`). The answers
-are `{{"predictions": [1]}}` (MLflow), a list `[1]` (BentoML) and watchkeeper's own bodies.
+`{{"inputs": [[{head}, ...]]}}` (MLflow's tensor input; watchkeeper's `/invocations` and
+`/v1` both read `inputs`; the BentoML method's parameter is named `inputs`), POSTed as
+`application/json`. The answers are `{{"predictions": [1]}}` (MLflow), `[1]` (BentoML) and
+watchkeeper's own bodies. watchkeeper is compared with each peer on `/invocations`, the very
+request the peers get; its `/v1` row is there for reference.
 
 ## The figures
 
@@ -362,8 +400,12 @@ connections, then {args.duration} s at 32 and {args.duration} s at 1 connection 
 "model (own 1-row predict)" is the model's own `predict` on a one-row NumPy array in process
 (median of 300 calls). "watchkeeper `/invocations` / this" divides watchkeeper's req/s on
 `/invocations` at 32 connections by that server's; "failed" counts wrk's socket errors and
-non-2xx answers over both cells. "RSS after load" is the resident memory of the server's whole
-process group after the 32-connection cell. MLflow's default server: {versions["mlflow_server"]}.
+non-2xx answers over both cells. "RSS after load" is the resident memory of the server's
+process and all its children (uvicorn's and BentoML's workers) after the 32-connection cell.
+
+What `mlflow models serve` started (its log): {versions["mlflow_server"]}, that is one uvicorn
+worker unless `--workers` says otherwise; "proc" in the RSS column counts the server's
+processes (a supervisor and its workers count each).
 
 The goals of issue 21, as measured in this run:
 
@@ -392,15 +434,10 @@ def fmt_versions(versions: dict[str, str]) -> str:
 # --- the run -----------------------------------------------------------------------------
 
 
-def mlflow_server(peer: Path) -> str:
-    """Which server ``mlflow models serve`` starts, and its default number of workers, as its
-    own ``--help`` says."""
-    out = subprocess.run([str(peer / "bin" / "mlflow"), "models", "serve", "--help"],
-                         capture_output=True, text=True, env={**os.environ, **QUIET},
-                         check=True).stdout  # fmt: skip
-    flat = " ".join(out.split())
-    workers = re.search(r"-w, --workers [^-]*?(?=\s-\w, --|\s--\w|$)", flat)
-    return workers.group(0) if workers else "(its --help names no --workers option)"
+def mlflow_server(log: Path) -> str:
+    """The server command ``mlflow models serve`` ran (its log says it), workers included."""
+    found = re.search(r"Running command '(?:exec )?([^']+)'", log.read_text(errors="replace"))
+    return f"`{found.group(1)}`" if found else "(not in its log)"
 
 
 def main() -> None:
@@ -415,14 +452,13 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     versions = {"watchkeeper": watchkeeper.__version__, **ensure_venv(args.venv, fresh=args.fresh)}
-    versions["mlflow_server"] = mlflow_server(args.venv)
     peer_bin = args.venv / "bin"
     info = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": command(), **machine()}  # fmt: skip
     info["load_before"] = info.pop("load")
     tmp = Path(tempfile.mkdtemp(prefix="wk-peers-bench-"))
     try:
-        row, own_ms = prepare(tmp, peer_bin / "python")
+        row, own_ms = prepare(tmp, peer_bin / "python", args.models)
         body = json.dumps({"inputs": [row]})
         (tmp / "bare_app.py").write_text(BARE_APP)
         env = {**os.environ, **QUIET, "WATCHKEEPER_HOME": str(tmp / "home"),
@@ -433,13 +469,21 @@ def main() -> None:
         logs = tmp / "logs"
         logs.mkdir()
 
-        def run(name: str, model: str, cmd: list[str], paths: dict[str, str], cwd: Path) -> None:
+        # the peers' commands find their venv's own (uvicorn for MLflow) first on PATH
+        peers = {**env, "VIRTUAL_ENV": str(args.venv),
+                 "PATH": f"{peer_bin}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+
+        def run(
+            name: str, model: str, cmd: list[str], paths: dict[str, str], cwd: Path,
+            env: dict[str, str] = env,
+        ) -> Path:  # fmt: skip
             first = next(iter(paths.values()))
             log = logs / f"{model}-{len(results)}.log"
             print(f"measuring {name} {model} ...", flush=True)
             with server(cmd, base + first, body, env, cwd, log) as proc:
                 for label, path in paths.items():
                     results[(label, model)] = measure(base + path, body, proc, args, tmp)
+            return log
 
         bare = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
                 "--loop", "uvloop", "--http", "httptools", "--no-access-log",
@@ -451,11 +495,12 @@ def main() -> None:
             mlflow = [str(peer_bin / "mlflow"), "models", "serve",
                       "--model-uri", str(tmp / f"mlflow-{model}"), "--host", "127.0.0.1",
                       "--port", str(port), "--env-manager", "local"]  # fmt: skip
-            run("MLflow", model, mlflow, {MLFLOW: "/invocations"}, tmp)
-            env["WK_PEER_MODEL"] = str(tmp / f"{model}.joblib")
+            log = run("MLflow", model, mlflow, {MLFLOW: "/invocations"}, tmp, peers)
+            versions["mlflow_server"] = mlflow_server(log)
+            peers["WK_PEER_MODEL"] = str(tmp / f"{model}.joblib")
             bento = [str(peer_bin / "bentoml"), "serve", "bento_service:Classifier",
                      "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-            run("BentoML", model, bento, {BENTOML: "/predict"}, HERE)
+            run("BentoML", model, bento, {BENTOML: "/predict"}, HERE, peers)
         markdown = table(results, own_ms)
         goal_lines = goals(results)
         info["load_after"] = machine()["load"]
@@ -464,7 +509,7 @@ def main() -> None:
               f"{info['load_before']} -> {info['load_after']}; {fmt_versions(versions)}; "
               f"MLflow's default server: {versions['mlflow_server']}")  # fmt: skip
         if args.doc:
-            args.doc.write_text(page(markdown, goal_lines, info, versions, args))
+            args.doc.write_text(page(markdown, goal_lines, info, versions, args, row))
             print(f"wrote {args.doc}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
