@@ -27,12 +27,10 @@ The model runs on a worker thread per version, so the event loop never blocks on
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +39,7 @@ import pandas as pd
 
 from watchkeeper.errors import InvalidInput, PredictionFailed, PredictionTimeout, WatchkeeperError
 from watchkeeper.serving.batch import ValidatedBatch
+from watchkeeper.serving.model_thread import ModelThread
 
 log = logging.getLogger("watchkeeper.serving")
 
@@ -106,7 +105,7 @@ class MicroBatcher:
         self._queue: deque[_Pending] = deque()
         self._drainer: asyncio.Task[None] | None = None  # kept: a task nobody holds may vanish
         self._closed = False
-        self._executor = self._new_executor()
+        self._thread = self._new_thread()
         self.hung = 0  # calls past their timeout whose thread has not returned yet
         self._idle = asyncio.Event()
         self._idle.set()
@@ -141,7 +140,8 @@ class MicroBatcher:
                     self._crashed(group, exc)
         finally:
             self._drainer = None
-            for p in [*group, *self._queue]:  # only when cancelled: none is left else
+            stranded = [p for p in [*group, *self._queue] if not p.future.done()]
+            for p in stranded:  # only when cancelled: none is left else
                 _fail(p, PredictionFailed("the batcher stopped before this request was answered"))
             self._queue.clear()
             self._idle.set()
@@ -222,50 +222,67 @@ class MicroBatcher:
             start = stop
 
     async def _call(self, data: Any, want_proba: bool) -> Outputs:
-        """The model call on the worker thread, given up after ``timeout`` seconds."""
+        """The model call on the model thread, given up after ``timeout`` seconds."""
         if self.hung >= MAX_HUNG_CALLS:
             raise PredictionTimeout(
                 f"{self.hung} earlier calls of this model are still running past the "
                 f"{self.timeout:g} s timeout; no new call starts until one returns"
             )
-        call = self._executor.submit(self._predict, data, want_proba)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(call), self.timeout)
-        except TimeoutError:
-            self._abandon(call)
-            raise PredictionTimeout(f"the model did not answer within {self.timeout:g} s") from None
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Outputs] = loop.create_future()
+        thread = self._thread
+        given_up = False
 
-    def _abandon(self, call: concurrent.futures.Future[Outputs]) -> None:
-        """The thread running ``call`` is left to it; later calls get a fresh thread."""
+        def done(ok: bool, value: Any) -> None:
+            if given_up:  # the call came back after its timeout
+                self._returned()
+            elif answer.done():
+                pass  # the awaiting side was cancelled
+            elif ok:
+                answer.set_result(value)
+            else:
+                answer.set_exception(value)
+
+        def expire() -> None:
+            nonlocal given_up
+            if answer.done():
+                return
+            given_up = True
+            self._abandon(thread)
+            answer.set_exception(
+                PredictionTimeout(f"the model did not answer within {self.timeout:g} s")
+            )
+
+        thread.submit(loop, self._predict, (data, want_proba), done)
+        timer = loop.call_later(self.timeout, expire)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+
+    def _abandon(self, stuck: ModelThread) -> None:
+        """The thread running a hung call is left to it; later calls get a fresh thread."""
         log.error("a call of %s ran past its %g s timeout; its thread is abandoned",
                   self._name, self.timeout)  # fmt: skip
         self.hung += 1
         self._report("timeout")
-        stuck, self._executor = self._executor, self._new_executor()
-        stuck.shutdown(wait=False)
-        loop = asyncio.get_running_loop()
-
-        def returned(_: concurrent.futures.Future[Outputs]) -> None:
-            try:
-                loop.call_soon_threadsafe(self._returned)
-            except RuntimeError:  # the loop has closed: nobody is counting any more
-                pass
-
-        call.add_done_callback(returned)
+        if self._thread is stuck:
+            self._thread = self._new_thread()
+        stuck.stop()  # ends once the hung call returns
 
     def _returned(self) -> None:
         self.hung -= 1
         self._report("returned")
 
-    def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wk-{self._name}")
+    def _new_thread(self) -> ModelThread:
+        return ModelThread(f"wk-{self._name}")
 
     async def close(self) -> None:
         """Wait for queued work to finish, then release the worker thread."""
         while self._drainer is not None or self._queue:  # woken, it may have more work already
             await self._idle.wait()
         self._closed = True
-        self._executor.shutdown(wait=False)
+        self._thread.stop()
 
 
 def layout(data: Any) -> Hashable:

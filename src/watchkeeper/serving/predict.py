@@ -337,7 +337,7 @@ class Predictor:
             return unvalidated(parsed, self.table.validation.max_rows, deployed)
         validated = deployed.validator.validate(parsed)
         for (field, problem), n in validated.findings.items() if count else ():
-            self.metrics.input_problems.labels(deployed.name, field, problem).inc(n)
+            self._child(self.metrics.input_problems, deployed.name, field, problem).inc(n)
         return validated
 
     def _count_problems(self, deployed: Deployed, exc: SchemaError) -> None:
