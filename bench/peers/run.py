@@ -285,7 +285,7 @@ def table(results: dict[tuple[str, str], Result], own_ms: dict[str, float]) -> s
     floor = results[(FLOOR, "-")]
     head = ("| model (own 1-row predict) | server | req/s, c=32 | p50, c=32 | p99, c=32 "
             "| p50, c=1 | req/s / floor | watchkeeper `/invocations` / this, req/s "
-            "| watchkeeper's p99 | RSS after load | failed |")  # fmt: skip
+            "| watchkeeper's p99 vs this | RSS after load | failed |")  # fmt: skip
     rows = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for (server_name, model), r in results.items():
         label = "-" if model == "-" else f"{MODELS[model]} ({own_ms[model]:.3f} ms)"
@@ -437,7 +437,9 @@ def fmt_versions(versions: dict[str, str]) -> str:
 def mlflow_server(log: Path) -> str:
     """The server command ``mlflow models serve`` ran (its log says it), workers included."""
     found = re.search(r"Running command '(?:exec )?([^']+)'", log.read_text(errors="replace"))
-    return f"`{found.group(1)}`" if found else "(not in its log)"
+    if found is None:
+        return "(no such line in its log)"
+    return f"`{re.sub(r' --(?:host|port) [^ ]+', '', found.group(1))}`"
 
 
 def main() -> None:
