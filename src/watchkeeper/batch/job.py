@@ -15,7 +15,7 @@ from typing import Any
 
 from watchkeeper.batch import sinks
 from watchkeeper.batch.score import OutputSpec, check_carried, features_signature
-from watchkeeper.batch.sources import Source, open_source, read_unit
+from watchkeeper.batch.sources import Source, open_source, unit_columns
 from watchkeeper.batch.tasks import JobContext, Task, TaskResult, plan, tasks_rows
 from watchkeeper.batch.validate import check_columns
 from watchkeeper.config import Settings
@@ -99,20 +99,27 @@ def run_batch(
             log_sample=spec.log_sample, run_id=run.id, signature=features,
         )  # fmt: skip
         totals = _Totals.of(done)
+        assembler: sinks.Assembler | None = None
         try:
             tasks = plan(source)
             todo = [t for t in tasks if t.key not in done]
             total = tasks_rows(tasks)
+            if sinks.Assembler.wanted(target):  # the one output file grows as tasks end
+                assembler = sinks.Assembler(target, [t.key for t in tasks], done)
             if progress is not None:
                 progress(totals.rows_in, total)
             for result in _engine(spec, context, todo):
                 totals.add(result)
+                if assembler is not None:
+                    assembler.task_done(result.key)
                 if progress is not None:
                     progress(totals.rows_in, total)
                 totals.check(spec.max_reject_rate, final=False)
             totals.check(spec.max_reject_rate, final=True)
-            sinks.commit(target, [t.key for t in tasks])
+            sinks.commit(target, [t.key for t in tasks], assembler)
         except BaseException as exc:  # whatever ends the run (Ctrl-C too) is recorded
+            if assembler is not None:
+                assembler.abort()
             message = (exc.message if isinstance(exc, WatchkeeperError)
                        else f"{type(exc).__name__}: {exc}".rstrip(": "))  # fmt: skip
             store.finish_run(run.id, status="failed", error=message, rows_in=totals.rows_in,
@@ -172,11 +179,10 @@ def _engine(spec: BatchSpec, context: JobContext, tasks: list[Task]) -> Iterator
 def _check_input(
     source: Source, spec: BatchSpec, output: OutputSpec, signature: dict[str, Any] | None
 ) -> None:
-    """Fail before any work if the input lacks a needed column (one peek at its first chunk)."""
-    first = next(read_unit(source.units[0], chunk_rows=1, query=source.query), None)
-    if first is None:
+    """Fail before any work if the input lacks a needed column (a look at its first unit)."""
+    names = unit_columns(source.units[0], query=source.query)
+    if names is None:
         return
-    names = first.schema.names
     check_carried(names, output)
     if spec.columns:
         missing = [c for c in spec.columns if c not in names]

@@ -11,7 +11,10 @@ the staging folder is removed. An interrupted job therefore leaves the output un
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,8 +169,9 @@ def text_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if any(kind(f.type) for kind in kinds)]
 
 
-def commit(t: Target, tasks: list[str]) -> None:
-    """Move every task's parts into place, in task order, then drop the staging folder."""
+def commit(t: Target, tasks: list[str], assembler: Assembler | None = None) -> None:
+    """Move every task's parts into place, in task order, then drop the staging folder. The
+    one-file output and the rejects come from ``assembler`` when it built them as tasks ended."""
     fs, staging = fsspec.core.url_to_fs(t.staging)
     parts = [p for task in tasks for p in sorted(fs.glob(f"{staging}/{task}/part-*.parquet"))]
     rejects = [p for task in tasks for p in sorted(fs.glob(f"{staging}/{task}/rejects-*.parquet"))]
@@ -175,10 +179,12 @@ def commit(t: Target, tasks: list[str]) -> None:
         _commit_folder(fs, t, staging, tasks)
     elif t.kind == "sql":
         _commit_sql(fs, t, parts)
-    else:
-        _concatenate(fs, parts, t.uri, t.kind)
-    if rejects and t.rejects:
-        _concatenate(fs, rejects, t.rejects, "parquet")
+    elif assembler is None:
+        _concatenate(fs, parts, Concatenation(t.uri, t.kind, empty_file=True))
+    if assembler is not None:
+        assembler.finish()
+    elif rejects and t.rejects:
+        _concatenate(fs, rejects, Concatenation(t.rejects, "parquet", empty_file=False))
     fs.rm(staging, recursive=True)
 
 
@@ -203,24 +209,134 @@ def _tables(fs: Any, parts: list[str]) -> Iterator[pa.Table]:
                 yield reader.read_row_group(group)
 
 
-def _concatenate(fs: Any, parts: list[str], uri: str, kind: str) -> None:
-    """Stream the parts into one file written beside its final name, then rename it."""
-    out_fs, out = fsspec.core.url_to_fs(uri)
-    temporary = out + ".tmp"
-    writer: Any = None
-    with out_fs.open(temporary, "wb") as handle:
+def _concatenate(fs: Any, parts: list[str], into: Concatenation) -> None:
+    try:
         for table in _tables(fs, parts):
-            if writer is None and kind == "parquet":
-                writer = pq.ParquetWriter(handle, table.schema,
-                                          use_dictionary=text_columns(table.schema))  # fmt: skip
-            elif writer is None:
-                writer = pcsv.CSVWriter(handle, table.schema)
-            writer.write_table(table.cast(writer.schema) if kind == "parquet" else table)
-        if writer is not None:
-            writer.close()
-    if out_fs.exists(out):
-        out_fs.rm(out)
-    out_fs.mv(temporary, out)
+            into.write(table)
+    except BaseException:
+        into.discard()
+        raise
+    into.finish()
+
+
+class Concatenation:
+    """One file (Parquet or CSV) written beside its final name from tables in order, then moved
+    into place by :meth:`finish` (no rows: an empty file if ``empty_file``, else no file)."""
+
+    def __init__(self, uri: str, kind: str, *, empty_file: bool) -> None:
+        self.fs, self.out = fsspec.core.url_to_fs(uri)
+        self.kind = kind
+        self.temporary = self.out + ".tmp"
+        self.empty_file = empty_file
+        self._handle: Any = None
+        self._writer: Any = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._handle is None:
+            self._handle = self.fs.open(self.temporary, "wb")
+        if self._writer is None and self.kind == "parquet":
+            self._writer = pq.ParquetWriter(self._handle, table.schema,
+                                            use_dictionary=text_columns(table.schema))  # fmt: skip
+        elif self._writer is None:
+            self._writer = pcsv.CSVWriter(self._handle, table.schema)
+        self._writer.write_table(table.cast(self._writer.schema) if self.kind == "parquet"
+                                 else table)  # fmt: skip
+
+    def finish(self) -> None:
+        if self._handle is None and not self.empty_file:
+            return
+        if self._handle is None:
+            self._handle = self.fs.open(self.temporary, "wb")
+        self._close()
+        if self.fs.exists(self.out):
+            self.fs.rm(self.out)
+        self.fs.mv(self.temporary, self.out)
+
+    def discard(self) -> None:
+        with suppress(Exception):  # the error that stopped the job is the one to report
+            self._close()
+        if self.fs.exists(self.temporary):
+            self.fs.rm(self.temporary)
+
+    def _close(self) -> None:
+        writer, handle = self._writer, self._handle
+        self._writer = self._handle = None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if handle is not None:
+                handle.close()
+
+
+class Assembler:
+    """Builds a one-file output and the rejects file while the job runs: a task's parts are
+    appended, in a background thread, once it and every task before it are done, so the commit
+    is left with a rename instead of reading and writing every row again. Tasks done by an
+    earlier attempt (``--resume``) are appended first."""
+
+    def __init__(self, t: Target, tasks: list[str], done: Iterable[str] = ()) -> None:
+        self.fs, self.staging = fsspec.core.url_to_fs(t.staging)
+        self.tasks = tasks
+        self.output = (Concatenation(t.uri, t.kind, empty_file=True)
+                       if t.kind in ("parquet", "csv") else None)  # fmt: skip
+        self.rejects = (Concatenation(t.rejects, "parquet", empty_file=False)
+                        if t.rejects else None)  # fmt: skip
+        self._done: queue.Queue[str | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._appended = 0
+        self._thread = threading.Thread(target=self._run, name="watchkeeper-batch-assemble",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        for key in done:
+            self.task_done(key)
+
+    @staticmethod
+    def wanted(t: Target) -> bool:
+        """Whether ``t`` has a file to assemble (a folder's parts are moved, a table's loaded
+        in one transaction; both have a rejects file, but that alone is not worth a thread)."""
+        return t.kind in ("parquet", "csv")
+
+    def task_done(self, key: str) -> None:
+        self._done.put(key)
+
+    def _run(self) -> None:
+        finished: set[str] = set()
+        try:
+            while (key := self._done.get()) is not None:
+                finished.add(key)
+                while self._appended < len(self.tasks) and self.tasks[self._appended] in finished:
+                    self._append(self.tasks[self._appended])
+                    self._appended += 1
+        except BaseException as exc:  # raised by finish()
+            self._error = exc
+
+    def _append(self, task: str) -> None:
+        for name, into in (("part", self.output), ("rejects", self.rejects)):
+            if into is not None:
+                parts = sorted(self.fs.glob(f"{self.staging}/{task}/{name}-*.parquet"))
+                for table in _tables(self.fs, parts):
+                    into.write(table)
+
+    def finish(self) -> None:
+        """Wait until every task is appended, then move the files into place."""
+        self._done.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._appended != len(self.tasks):
+            raise RuntimeError(f"{len(self.tasks) - self._appended} task(s) never reported done")
+        for into in (self.output, self.rejects):
+            if into is not None:
+                into.finish()
+
+    def abort(self) -> None:
+        """Stop and remove the half-built files (a resumed job builds them again)."""
+        self._done.put(None)
+        self._thread.join()
+        for into in (self.output, self.rejects):
+            if into is not None:
+                into.discard()
 
 
 def _commit_sql(fs: Any, t: Target, parts: list[str]) -> None:

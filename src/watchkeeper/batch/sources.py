@@ -106,6 +106,21 @@ def read_unit(unit: Unit, *, chunk_rows: int, columns: Sequence[str] | None = No
         raise InvalidInput(f"cannot read {unit.location}: {exc}") from exc
 
 
+def unit_columns(unit: Unit, *, query: str | None = None) -> list[str] | None:
+    """The column names of ``unit`` (None when it holds no rows): a Parquet file's from its
+    footer, others' from their first rows."""
+    if unit.kind == "parquet":
+        try:
+            with fsspec.open(unit.location, "rb") as handle:
+                footer = pq.ParquetFile(handle)
+                rows = footer.metadata.num_rows
+                return list(footer.schema_arrow.names) if rows else None
+        except (pa.ArrowInvalid, OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot read {unit.location}: {exc}") from exc
+    first = next(read_unit(unit, chunk_rows=1, query=query), None)
+    return None if first is None else list(first.schema.names)
+
+
 def _csv(location: str, chunk_rows: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     convert = pcsv.ConvertOptions(include_columns=columns) if columns else None
     # a block of ~1 KiB per row keeps batches near chunk_rows without reading the file whole
