@@ -83,9 +83,9 @@ def test_table_ratios_and_verdicts(run: ModuleType) -> None:
     wk, mlflow, bento = lines[3], lines[4], lines[5]
     assert "| 0.500 |" in wk
     assert "LogisticRegression (0.050 ms)" in wk
-    assert "25.0x (goal >= 20x: held)" in mlflow
+    assert "25.00x (goal >= 20x: held)" in mlflow
     assert "| lower (8.0 vs 200.0 ms) |" in mlflow
-    assert "4.0x (goal >= 5x: missed)" in bento
+    assert "4.00x (goal >= 5x: missed)" in bento
     assert "NOT lower (8.0 vs 6.0 ms)" in bento
     assert [line.split(":")[0] for line in run.goals(results)] == [
         "- LogisticRegression, watchkeeper / MLflow `mlflow models serve`",
