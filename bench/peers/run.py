@@ -5,7 +5,7 @@
 MLflow and BentoML are installed into a throwaway venv (``bench/peers/peer_env.py``: by default
 ~/.cache/watchkeeper-bench/peers-venv, reused while its requirements are unchanged; ``--fresh``
 rebuilds it), never into watchkeeper's own environment. A LogisticRegression and a 100-tree
-RandomForest are fitted here on 5 000 rows of 20 floats and served, one server process per
+RandomForest are fitted here on 5 000 rows of 20 floats and served, one server per
 model, by:
 
 - the floor: a bare ASGI app on uvicorn answering a constant (bench/serve.py's ``BARE_APP``);
@@ -362,8 +362,8 @@ def page(
 One run of `bench/peers/run.py` serves the same two scikit-learn models, a LogisticRegression
 and a 100-tree RandomForest fitted on 5 000 rows of 20 floats, with watchkeeper, with MLflow's
 and BentoML's own servers and with a bare ASGI app (the floor: uvicorn answering a constant),
-one server process per model, on one machine, and loads each with the same wrk and the same
-one-row request. MLflow and BentoML run from a throwaway virtual environment the script
+one server at a time and one per model, on one machine, and loads each with the same wrk and
+the same one-row request. MLflow and BentoML run from a throwaway virtual environment the script
 installs with pip (they are not dependencies of watchkeeper), beside the same scikit-learn and
 NumPy versions, so every server calls the same `predict` on the same fitted model.
 
