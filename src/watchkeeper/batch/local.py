@@ -1,14 +1,26 @@
-"""The local engine: tasks on a pool of processes, each loading the model once.
+"""The local engine: tasks on this process and a pool of processes, each loading the model once.
 
-With one worker the tasks run in this process (no start-up cost). With more, each worker is a
-fresh (spawned) process, so nothing the parent holds — threads, connections — leaks into it.
+With one worker the tasks run in this process (no start-up cost). With N, this process is one
+of them (a thread, warm from the start) and N - 1 fresh (spawned) processes are the others, so
+nothing the parent holds — threads, connections — leaks into them, and the tasks go on while
+they start. Each worker takes the next task when it finishes one, so a slow start costs only
+the tasks the others did meanwhile.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 
 from watchkeeper.batch.tasks import JobContext, Task, TaskResult, Worker
 
@@ -25,6 +37,20 @@ def _run(task: Task) -> TaskResult:
     return _worker.run(task)
 
 
+class _Here:
+    """This process's worker, on one thread; built by its first task (the model loads there)."""
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+        self.worker: Worker | None = None
+        self.stopping = threading.Event()  # the job is ending: stop at the next chunk
+
+    def run(self, task: Task) -> TaskResult:
+        if self.worker is None:
+            self.worker = Worker(self.context, stopping=self.stopping)
+        return self.worker.run(task)
+
+
 def run_local(context: JobContext, tasks: list[Task], workers: int) -> Iterator[TaskResult]:
     """Results as tasks finish (any order); the first failure stops the rest."""
     if workers <= 1 or len(tasks) <= 1:
@@ -32,15 +58,35 @@ def run_local(context: JobContext, tasks: list[Task], workers: int) -> Iterator[
         for task in tasks:
             yield worker.run(task)
         return
+    todo = deque(tasks)
+    here = _Here(context)
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=spawn, initializer=_start,
-                             initargs=(context,)) as pool:  # fmt: skip
-        pending: set[Future[TaskResult]] = {pool.submit(_run, t) for t in tasks}
+    others = min(workers, len(tasks)) - 1
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="watchkeeper-batch-here") as thread,
+        ProcessPoolExecutor(others, mp_context=spawn, initializer=_start,
+                            initargs=(context,)) as pool,
+    ):  # fmt: skip
+        slots: dict[Future[TaskResult], Executor] = {}
+
+        def fill(executor: Executor, free: int) -> None:
+            for _ in range(free):
+                if todo:
+                    task = todo.popleft()
+                    run = here.run if executor is thread else _run
+                    slots[executor.submit(run, task)] = executor
+
+        fill(thread, 1)
+        fill(pool, others)
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            while slots:
+                done, _ = wait(slots, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    executor = slots.pop(future)
+                    result = future.result()  # the first failure ends the job here
+                    fill(executor, 1)
+                    yield result
         finally:
-            for future in pending:
+            here.stopping.set()
+            for future in slots:
                 future.cancel()

@@ -9,6 +9,7 @@ sort in input order, which is the output's order.
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
@@ -26,11 +27,16 @@ from watchkeeper.batch.score import OutputSpec, Scored, score_chunk
 from watchkeeper.batch.sinks import Target, TaskWriter
 from watchkeeper.batch.sources import Source, Unit, read_unit
 from watchkeeper.config import Settings
+from watchkeeper.errors import InvalidInput
 from watchkeeper.logbook import Logbook, PredictionBatch
 from watchkeeper.models import LoadedModel
 from watchkeeper.models.signature import Signature
 
 TASK_ROWS = 1_000_000
+
+
+class JobStopped(RuntimeError):
+    """A task given up because the job is ending (another task failed, or Ctrl-C)."""
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,11 @@ def plan(source: Source) -> list[Task]:
 class Worker:
     """One process's state: the registry connection and the loaded model."""
 
-    def __init__(self, context: JobContext) -> None:
+    def __init__(self, context: JobContext, *, stopping: threading.Event | None = None) -> None:
         from watchkeeper.registry import Registry
 
         self.context = context
+        self.stopping = stopping or threading.Event()  # set: stop at the next chunk
         registry = Registry(context.settings)
         try:
             self.model: LoadedModel = registry.load(f"{context.model}@{context.version}")
@@ -124,6 +131,8 @@ class Worker:
         sink: WriteBehind[tuple[pa.Table, pa.Table]] = WriteBehind(lambda o: writer.write(*o))
         try:
             for i, chunk in enumerate(chunks):
+                if self.stopping.is_set():
+                    raise JobStopped("the job stopped before this task ended")
                 scored = score_chunk(self.model, chunk, spec=c.output, name=c.model,
                                      version=c.version, scored_at=c.scored_at,
                                      first_row=task.first_row + totals[0],
@@ -193,11 +202,14 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
 
 
 def _row_groups(task: Task, chunk_rows: int, columns: tuple[str, ...] | None) -> Any:
-    with fsspec.open(task.unit.location, "rb") as handle:
-        reader = pq.ParquetFile(handle)
-        groups = list(task.row_groups or ())
-        yield from reader.iter_batches(batch_size=chunk_rows, row_groups=groups,
-                                       columns=list(columns) if columns else None)  # fmt: skip
+    try:
+        with fsspec.open(task.unit.location, "rb") as handle:
+            reader = pq.ParquetFile(handle)
+            groups = list(task.row_groups or ())
+            yield from reader.iter_batches(batch_size=chunk_rows, row_groups=groups,
+                                           columns=list(columns) if columns else None)  # fmt: skip
+    except (pa.ArrowInvalid, OSError) as exc:  # as read_unit says it
+        raise InvalidInput(f"cannot read {task.unit.location}: {exc}") from exc
 
 
 def tasks_rows(tasks: list[Task]) -> int | None:

@@ -66,10 +66,12 @@ class Checked:
         by default: the layout of the DataFrame the other path builds, so a model computes on
         exactly what it would have computed on (a dot product's rounding depends on it)."""
         assert self.matrix is not None
+        everything = bool(self.keep.all())
         if row_major:
             rows = self.matrix.T
-            return np.ascontiguousarray(rows) if self.keep.all() else rows[self.keep]
-        return self.matrix.T if self.keep.all() else self.matrix[:, self.keep].T
+            return np.ascontiguousarray(rows) if everything else rows[self.keep]
+        # compress keeps each column contiguous (boolean indexing on axis 1 would not)
+        return self.matrix.T if everything else self.matrix.compress(self.keep, axis=1).T
 
     @cached_property
     def frame(self) -> pd.DataFrame:
