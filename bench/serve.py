@@ -10,7 +10,11 @@ constant (the floor), (b) ``/v1/models/{name}:predict``, (c) ``/invocations``; t
 feature names or count, so the version has no signature (served unvalidated); then the time
 from ``models rollback`` to the first response from the old version, median of 20. Beside every
 figure: the model's own in-process one-row ``predict`` time, and at one connection the p50
-budget ``floor p50 + model + 0.3 ms``.
+budget ``floor p50 + model + 0.3 ms``; for every cell the CPU time the server's whole process
+group (workers and scheduler child included) spent per answered request, and its ratio to the
+floor's. Last, ``--workers 2`` against one process: the req/s ratio (on a 2-core machine wrk
+takes a core of its own, so this understates what two cores give) and the ratio of requests
+per CPU-second (1.0: the second worker costs nothing per request).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import joblib
@@ -139,6 +144,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time so far of every live process in process group ``pgid`` (a server
+    started in its own session: its uvicorn workers and scheduler child included)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measured(pgid: int, *args: Any, **kwargs: Any) -> dict[str, float]:
+    """``wrk(*args)`` plus the server's CPU microseconds per answered request."""
+    before = group_cpu_seconds(pgid)
+    run = wrk(*args, **kwargs)
+    answered = max(run["rps"] * args[4], 1.0)  # args: url, body, type, connections, duration
+    return {**run, "cpu_us": (group_cpu_seconds(pgid) - before) * 1e6 / answered}
+
+
 def serve_command(port: int, *extra: str) -> list[str]:
     """``watchkeeper serve`` on ``port`` with ``extra`` options, quiet."""
     return [sys.executable, "-m", "watchkeeper", "serve", "--port", str(port),
@@ -198,7 +225,8 @@ def table(results: dict[tuple[str, str, int], dict[str, float]], own_ms: dict[st
     connection, ``p50 budget`` is the floor's p50 + that + 0.3 ms."""
     print(
         f"{'target':<32}{'c':>4}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor rps':>13}"
-        f"{'x floor p99':>13}{'model ms':>10}{'p50 budget':>12}{'non-2xx':>9}"
+        f"{'x floor p99':>13}{'model ms':>10}{'p50 budget':>12}{'cpu us/req':>11}"
+        f"{'x floor cpu':>12}{'non-2xx':>9}"
     )
     for (target, model, c), r in results.items():
         floor = results[("bare ASGI (floor)", "-", c)]
@@ -211,7 +239,18 @@ def table(results: dict[tuple[str, str, int], dict[str, float]], own_ms: dict[st
         print(
             f"{target + ' ' + model:<32}{c:>4}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
             f"{r['rps'] / floor['rps']:>13.2f}{r['p99'] / floor['p99']:>13.2f}"
-            f"{f'{cost:.3f}' if cost is not None else '-':>10}{budget:>12}{r['errors']:>9.0f}"
+            f"{f'{cost:.3f}' if cost is not None else '-':>10}{budget:>12}"
+            f"{r['cpu_us']:>11.0f}{r['cpu_us'] / floor['cpu_us']:>12.1f}{r['errors']:>9.0f}"
+        )
+    one, two = (
+        results.get(("/v1 predict", "lr", 32)),
+        results.get(("/v1 predict 2 workers", "lr", 32)),
+    )
+    if one and two:
+        print(
+            f"--workers 2 against 1 at 32 connections: {two['rps'] / one['rps']:.2f}x the req/s "
+            f"(goal >= {0.8 * min(2, os.cpu_count() or 1):.1f}x on {os.cpu_count()} cores, wrk "
+            f"sharing them), {one['cpu_us'] / two['cpu_us']:.2f}x the requests per CPU-second"
         )
 
 
@@ -275,15 +314,16 @@ def main() -> None:
             url,
         )
         for c in args.concurrency:
-            results[("bare ASGI (floor)", "-", c)] = wrk(
-                url + "/", v1_body, "application/json", c, args.duration, tmp
+            results[("bare ASGI (floor)", "-", c)] = measured(
+                bare.pid, url + "/", v1_body, "application/json", c, args.duration, tmp
             )
         stop(bare)
         for model in ("lr", "rf", "lr_nosig"):
             server = start(serve_command(port, "--model", model), env, url)
             label = model.replace("_nosig", " no-sig")
             for c in args.concurrency:
-                results[("/v1 predict", label, c)] = wrk(
+                results[("/v1 predict", label, c)] = measured(
+                    server.pid,
                     f"{url}/v1/models/{model}:predict",
                     v1_body,
                     "application/json",
@@ -291,18 +331,20 @@ def main() -> None:
                     args.duration,
                     tmp,
                 )
-                results[("/invocations", label, c)] = wrk(
-                    f"{url}/invocations", mlflow_body, "application/json", c, args.duration, tmp
-                )
+                results[("/invocations", label, c)] = measured(
+                    server.pid,
+                    f"{url}/invocations", mlflow_body, "application/json", c, args.duration, tmp,
+                )  # fmt: skip
             if model == "lr":
                 rollback_latency(url, tmp / "home", row)  # type: ignore[arg-type]
             stop(server)
         # Several workers on one port: p50 at concurrency 1 shows whether TCP_NODELAY holds.
         server = start(serve_command(port, "--workers", "2"), env, url)
         for c in args.concurrency:
-            results[("/v1 predict 2 workers", "lr", c)] = wrk(
-                f"{url}/v1/models/lr:predict", v1_body, "application/json", c, args.duration, tmp
-            )
+            results[("/v1 predict 2 workers", "lr", c)] = measured(
+                server.pid,
+                f"{url}/v1/models/lr:predict", v1_body, "application/json", c, args.duration, tmp,
+            )  # fmt: skip
         stop(server)
         own_ms = data["own_ms"]
         assert isinstance(own_ms, dict)
