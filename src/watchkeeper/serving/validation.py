@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,7 @@ from watchkeeper.serving._convert import (
     to_frame,
 )
 from watchkeeper.serving.batch import ParsedBatch, ValidatedBatch
+from watchkeeper.serving.keyed import KeyedMatrix
 
 _ARRAY_DTYPES = ("float", "int", "bool")
 
@@ -63,8 +63,7 @@ class Validator:
         self._names = signature.names
         self._name_set = frozenset(self._names)
         self._k = len(self._names)
-        # a tuple of the values of one record, in signature order (itemgetter needs k > 1)
-        self._getter = itemgetter(*self._names) if self._k > 1 else None
+        self._keyed = KeyedMatrix(self._names)
         self._array_specs = [s for s in signature.columns if s.dtype in _ARRAY_DTYPES]
         self._text_specs = [s for s in signature.columns if s.dtype not in _ARRAY_DTYPES]
         self._all_numeric = not self._text_specs
@@ -109,9 +108,9 @@ class Validator:
     def _fast_array(self, parsed: ParsedBatch, n: int) -> FloatArray | None:
         """The batch as float64 when it holds only plain numbers and nulls in the right places."""
         if parsed.columns is not None:
-            matrix = self._column_matrix(parsed.columns)
+            matrix = self._keyed.columns(parsed.columns)
         elif parsed.records is not None:
-            matrix = self._record_matrix(parsed.records)
+            matrix = self._keyed.records(parsed.records)
         else:
             matrix = parsed.rows
         try:
@@ -130,26 +129,6 @@ class Validator:
         cols = matrix if column_major else zip(*matrix, strict=False)
         pairs = zip(cols, self._column_types, strict=False)
         return all(set(map(type, col)) <= allowed for col, allowed in pairs)
-
-    def _column_matrix(self, columns: dict[str, list[Any]]) -> list[list[Any]] | None:
-        if len(columns) != self._k:
-            return None
-        try:
-            return [columns[name] for name in self._names]
-        except KeyError:
-            return None
-
-    def _record_matrix(self, records: list[dict[str, Any]]) -> list[Any] | None:
-        try:
-            if self._getter is not None:
-                matrix: list[Any] = list(map(self._getter, records))
-            else:
-                matrix = [[record[name] for name in self._names] for record in records]
-        except (KeyError, TypeError, IndexError):
-            return None
-        if sum(map(len, records)) != self._k * len(records):
-            return None  # extra keys
-        return matrix
 
     def _careful_array(self, parsed: ParsedBatch, n: int) -> FloatArray:
         table = self._table(parsed)
