@@ -119,23 +119,23 @@ def test_an_interrupted_job_resumes_without_redoing_finished_tasks(world, monkey
     out = tmp / "out"
     from watchkeeper.batch import tasks as tasks_module
 
-    real_run = tasks_module.Worker.run
+    real_chunks = tasks_module.Worker._chunks  # a worker reads each task's chunks from here
     calls: list[str] = []
 
     def crash_on_third(self, task):
         calls.append(task.key)
-        if len(calls) == 3:
+        if len(calls) == 3:  # while the second task may still be writing: it stays done
             raise RuntimeError("power cut")
-        return real_run(self, task)
+        return real_chunks(self, task)
 
-    monkeypatch.setattr(tasks_module.Worker, "run", crash_on_third)
+    monkeypatch.setattr(tasks_module.Worker, "_chunks", crash_on_third)
     spec = BatchSpec(model="m", input=str(tmp / "in"), output=str(out), id_column="customer")
     with pytest.raises(RuntimeError, match="power cut"):
         run_batch(settings, spec)
     assert not out.exists()  # nothing half-written where readers look
     calls.clear()
-    monkeypatch.setattr(tasks_module.Worker, "run", lambda self, task: (
-        calls.append(task.key), real_run(self, task))[1])  # fmt: skip
+    monkeypatch.setattr(tasks_module.Worker, "_chunks", lambda self, task: (
+        calls.append(task.key), real_chunks(self, task))[1])  # fmt: skip
     outcome = run_batch(settings, BatchSpec(**{**spec.__dict__, "resume": True}))
     assert calls == ["00002-00000"]  # only the task that had not finished
     result = pd.read_parquet(out)
@@ -184,10 +184,10 @@ def test_a_run_ended_by_any_exception_is_recorded_failed_never_left_running(
     write_parts(tmp / "in", frame(2_000, seed=5), parts=1, row_group=1_000)
     from watchkeeper.batch import tasks as tasks_module
 
-    def broken(self, task):
+    def broken(*args, **kwargs):
         raise _Unexpected("the model's own bug")
 
-    monkeypatch.setattr(tasks_module.Worker, "run", broken)
+    monkeypatch.setattr(tasks_module, "score_chunk", broken)
     with pytest.raises(_Unexpected):
         run_batch(settings, BatchSpec(model="m", input=str(tmp / "in"), output=str(tmp / "o")))
     with Registry(settings) as registry:

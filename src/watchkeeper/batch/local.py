@@ -10,21 +10,16 @@ the tasks the others did meanwhile.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from watchkeeper.batch.tasks import JobContext, Task, TaskResult, Worker
 
 _worker: Worker | None = None  # one per pool process, set by its initializer
+_POLL_S = 0.05  # how often the job looks at this process's results while processes work
 
 
 def _start(context: JobContext) -> None:
@@ -38,55 +33,74 @@ def _run(task: Task) -> TaskResult:
 
 
 class _Here:
-    """This process's worker, on one thread; built by its first task (the model loads there)."""
+    """This process's worker, on a thread: it takes the next task when its reading reaches the
+    end of one, so its reading runs on across tasks; results and its error go to ``results``."""
 
-    def __init__(self, context: JobContext) -> None:
+    def __init__(self, context: JobContext, todo: deque[Task]) -> None:
         self.context = context
-        self.worker: Worker | None = None
+        self.todo = todo
+        self.lock = threading.Lock()
         self.stopping = threading.Event()  # the job is ending: stop at the next chunk
+        self.results: queue.SimpleQueue[TaskResult | BaseException | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._work, name="watchkeeper-batch-here",
+                                       daemon=True)  # fmt: skip
 
-    def run(self, task: Task) -> TaskResult:
-        if self.worker is None:
-            self.worker = Worker(self.context, stopping=self.stopping)
-        return self.worker.run(task)
+    def take(self) -> Task | None:
+        with self.lock:
+            return self.todo.popleft() if self.todo else None
+
+    def _tasks(self) -> Iterator[Task]:
+        while not self.stopping.is_set() and (task := self.take()) is not None:
+            yield task
+
+    def _work(self) -> None:
+        try:
+            worker = Worker(self.context, stopping=self.stopping)
+            for result in worker.run_tasks(self._tasks()):
+                self.results.put(result)
+            self.results.put(None)
+        except BaseException as exc:  # raised by the job's thread
+            self.results.put(exc)
 
 
 def run_local(context: JobContext, tasks: list[Task], workers: int) -> Iterator[TaskResult]:
     """Results as tasks finish (any order); the first failure stops the rest."""
     if workers <= 1 or len(tasks) <= 1:
-        worker = Worker(context)
-        for task in tasks:
-            yield worker.run(task)
+        yield from Worker(context).run_tasks(tasks)
         return
-    todo = deque(tasks)
-    here = _Here(context)
+    here = _Here(context, deque(tasks))
     spawn = multiprocessing.get_context("spawn")
     others = min(workers, len(tasks)) - 1
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="watchkeeper-batch-here") as thread,
-        ProcessPoolExecutor(others, mp_context=spawn, initializer=_start,
-                            initargs=(context,)) as pool,
-    ):  # fmt: skip
-        slots: dict[Future[TaskResult], Executor] = {}
+    here.thread.start()
+    with ProcessPoolExecutor(others, mp_context=spawn, initializer=_start,
+                             initargs=(context,)) as pool:  # fmt: skip
+        running: set[Future[TaskResult]] = set()
 
-        def fill(executor: Executor, free: int) -> None:
-            for _ in range(free):
-                if todo:
-                    task = todo.popleft()
-                    run = here.run if executor is thread else _run
-                    slots[executor.submit(run, task)] = executor
+        def fill() -> None:
+            while len(running) < others and (task := here.take()) is not None:
+                running.add(pool.submit(_run, task))
 
-        fill(thread, 1)
-        fill(pool, others)
+        fill()
+        here_done = False
         try:
-            while slots:
-                done, _ = wait(slots, return_when=FIRST_COMPLETED)
-                for future in done:
-                    executor = slots.pop(future)
-                    result = future.result()  # the first failure ends the job here
-                    fill(executor, 1)
-                    yield result
+            while not here_done or running:
+                if running and here.results.empty():
+                    done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        running.discard(future)
+                        result = future.result()  # the first failure ends the job here
+                        fill()
+                        yield result
+                    continue
+                item = here.results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
+                    here_done = True
+                else:
+                    yield item
         finally:
             here.stopping.set()
-            for future in slots:
+            for future in running:
                 future.cancel()
+            here.thread.join()

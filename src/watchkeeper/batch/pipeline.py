@@ -2,9 +2,9 @@
 
 A worker reads its next chunks in one thread (:class:`ReadAhead`), scores in its own, and hands
 the outputs to a writing thread (:class:`WriteBehind`). Arrow's readers and writers and the
-models' numeric kernels release the GIL, so the three overlap. Each hand-over is a queue of
-``depth`` chunks, so a worker holds at most ``2 * depth + 3`` chunks whatever the input's length
-(queued both sides, one being read, one scored, one written).
+models' numeric kernels release the GIL, so the three overlap. Each hand-over is a queue of a
+fixed number of chunks (``depth``), so a worker holds a bounded number of chunks whatever the
+input's length: the two queues', one being read, one scored, one written.
 
 An error on either side ends the task with that exception: a reading error is raised where the
 scorer asks for the next chunk, a writing error at the scorer's next hand-over or at
@@ -106,6 +106,10 @@ class WriteBehind(Generic[T]):
             except BaseException as exc:  # raised in the scorer's thread
                 self._error = exc
                 return
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
 
     def put(self, item: T) -> None:
         """Queue ``item``; raises the writer's error if it has failed."""

@@ -9,6 +9,7 @@ sort in input order, which is the output's order.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -22,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from watchkeeper.batch.pipeline import ReadAhead, WriteBehind
+from watchkeeper.batch.pipeline import DEPTH, ReadAhead, WriteBehind
 from watchkeeper.batch.score import OutputSpec, Scored, score_chunk
 from watchkeeper.batch.sinks import Target, TaskWriter
 from watchkeeper.batch.sources import Source, Unit, read_unit
@@ -33,6 +34,9 @@ from watchkeeper.models import LoadedModel
 from watchkeeper.models.signature import Signature
 
 TASK_ROWS = 1_000_000
+# rows a worker reads ahead: a whole row group of pyarrow's default size (2**20 rows) decodes
+# while the one before it scores, also across the end of a task
+READ_AHEAD_ROWS = 1 << 20
 
 
 class JobStopped(RuntimeError):
@@ -118,45 +122,70 @@ class Worker:
                           else None)  # fmt: skip
 
     def run(self, task: Task) -> TaskResult:
-        """Score ``task`` into its staging folder: the next chunks are read and the last ones
-        written in background threads while this one scores (see :mod:`.pipeline`)."""
+        (result,) = self.run_tasks([task])
+        return result
+
+    def run_tasks(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+        """Score ``tasks`` (taken from the iterable as the reading reaches them) into the
+        staging folder, yielding each one's result once its files are written. The chunks
+        ahead are read, across task ends, and the last ones written, in background threads
+        while this thread scores (see :mod:`.pipeline`)."""
         c = self.context
-        writer = TaskWriter(c.target, task.key)
-        rng = np.random.default_rng(zlib.crc32(f"{c.run_id}:{task.key}".encode()))
         logbook = Logbook(c.settings.resolved_logbook_url) if c.log_sample > 0 else None
         if logbook is not None:
             logbook.start()
-        totals = [0, 0, 0, 0]
-        chunks = ReadAhead(self._chunks(task))
-        sink: WriteBehind[tuple[pa.Table, pa.Table]] = WriteBehind(lambda o: writer.write(*o))
+        depth = max(DEPTH, -(-READ_AHEAD_ROWS // c.chunk_rows))
+        chunks = ReadAhead(self._task_chunks(tasks), depth=depth)
+        finished: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
+        sink: WriteBehind[_Written] = WriteBehind(lambda item: item.write(finished))
+        scoring: _Scoring | None = None
         try:
-            for i, chunk in enumerate(chunks):
+            for task, chunk in chunks:
                 if self.stopping.is_set():
                     raise JobStopped("the job stopped before this task ended")
-                scored = score_chunk(self.model, chunk, spec=c.output, name=c.model,
-                                     version=c.version, scored_at=c.scored_at,
-                                     first_row=task.first_row + totals[0],
-                                     signature=self.signature)  # fmt: skip
-                sink.put((scored.output, scored.rejects))
-                totals[0] += scored.rows_in
-                totals[1] += scored.output.num_rows
-                totals[2] += scored.rejects.num_rows
-                totals[3] += scored.out_of_range
+                if scoring is None or scoring.task is not task:
+                    scoring = _Scoring(task, TaskWriter(c.target, task.key), c.run_id)
+                if chunk is None:  # the task's last chunk was read
+                    sink.put(_Written(scoring.writer, None, None, scoring.result()))
+                    continue
+                scored = self._score(scoring, chunk)
+                sink.put(_Written(scoring.writer, scored.output, scored.rejects, None))
                 if logbook is not None and len(scored.predictions):
-                    self._log(logbook, scored, f"batch-{c.run_id}-{task.key}-{i}", rng)
+                    request = f"batch-{c.run_id}-{task.key}-{scoring.chunks - 1}"
+                    self._log(logbook, scored, request, scoring.rng)
+                while not finished.empty():
+                    yield finished.get()
             sink.close()
         except BaseException:
-            sink.abort()
-            with suppress(Exception):  # the first error is the one to report
-                writer.close()
+            if sink.failed:
+                sink.abort()
+            else:  # what is queued is written: a task that had ended stays done (--resume)
+                with suppress(Exception):
+                    sink.close()
+            if scoring is not None:
+                with suppress(Exception):  # the first error is the one to report
+                    scoring.writer.close()
             raise
         finally:
             chunks.close()
             if logbook is not None:
                 logbook.close()
-        result = TaskResult(task.key, *totals)
-        writer.done(result.counts())
-        return result
+        while not finished.empty():
+            yield finished.get()
+
+    def _score(self, scoring: _Scoring, chunk: pa.Table) -> Scored:
+        c = self.context
+        scored = score_chunk(self.model, chunk, spec=c.output, name=c.model, version=c.version,
+                             scored_at=c.scored_at, first_row=scoring.task.first_row
+                             + scoring.totals[0], signature=self.signature)  # fmt: skip
+        scoring.add(scored)
+        return scored
+
+    def _task_chunks(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, pa.Table | None]]:
+        for task in tasks:
+            for chunk in self._chunks(task):
+                yield task, chunk
+            yield task, None
 
     def _chunks(self, task: Task) -> Iterator[pa.Table]:
         c = self.context
@@ -183,6 +212,46 @@ class Worker:
             classes=[str(x) for x in classes.tolist()] if classes is not None else None,
             latency_s=0.0, signature=self.model.signature,
         ))  # fmt: skip
+
+
+class _Scoring:
+    """The task being scored: its writer, its sample's random stream, its counts so far."""
+
+    def __init__(self, task: Task, writer: TaskWriter, run_id: int) -> None:
+        self.task = task
+        self.writer = writer
+        self.rng = np.random.default_rng(zlib.crc32(f"{run_id}:{task.key}".encode()))
+        self.totals = [0, 0, 0, 0]
+        self.chunks = 0
+
+    def add(self, scored: Scored) -> None:
+        self.chunks += 1
+        self.totals[0] += scored.rows_in
+        self.totals[1] += scored.output.num_rows
+        self.totals[2] += scored.rejects.num_rows
+        self.totals[3] += scored.out_of_range
+
+    def result(self) -> TaskResult:
+        return TaskResult(self.task.key, *self.totals)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """For the writing thread: a chunk's output and rejects, or a task's end (``result``)."""
+
+    writer: TaskWriter
+    output: pa.Table | None
+    rejects: pa.Table | None
+    result: TaskResult | None
+
+    def write(self, finished: queue.SimpleQueue[TaskResult]) -> None:
+        if self.result is None:
+            assert self.output is not None
+            assert self.rejects is not None
+            self.writer.write(self.output, self.rejects)
+            return
+        self.writer.done(self.result.counts())
+        finished.put(self.result)
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
