@@ -45,9 +45,13 @@ class _Here:
         self.thread = threading.Thread(target=self._work, name="watchkeeper-batch-here",
                                        daemon=True)  # fmt: skip
 
-    def take(self) -> Task | None:
+    def take(self, *, last: bool = False) -> Task | None:
+        """The next task; ``last``: the last one (the spawned workers', so that the output,
+        assembled in task order, is not held up by their start)."""
         with self.lock:
-            return self.todo.popleft() if self.todo else None
+            if not self.todo:
+                return None
+            return self.todo.pop() if last else self.todo.popleft()
 
     def _tasks(self) -> Iterator[Task]:
         while not self.stopping.is_set() and (task := self.take()) is not None:
@@ -63,44 +67,49 @@ class _Here:
             self.results.put(exc)
 
 
+def _ready() -> None:
+    """A spawned worker's first call: it returns once the process has loaded the model."""
+    assert _worker is not None
+
+
 def run_local(context: JobContext, tasks: list[Task], workers: int) -> Iterator[TaskResult]:
     """Results as tasks finish (any order); the first failure stops the rest."""
     if workers <= 1 or len(tasks) <= 1:
         yield from Worker(context).run_tasks(tasks)
         return
     here = _Here(context, deque(tasks))
-    spawn = multiprocessing.get_context("spawn")
     others = min(workers, len(tasks)) - 1
+    pool = ProcessPoolExecutor(others, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start, initargs=(context,))  # fmt: skip
+    # a spawned worker gets a task only once it is ready: none waits on a slow start
+    running: set[Future[TaskResult | None]] = {pool.submit(_ready) for _ in range(others)}
+    tasks_out = 0
     here.thread.start()
-    with ProcessPoolExecutor(others, mp_context=spawn, initializer=_start,
-                             initargs=(context,)) as pool:  # fmt: skip
-        running: set[Future[TaskResult]] = set()
-
-        def fill() -> None:
-            while len(running) < others and (task := here.take()) is not None:
-                running.add(pool.submit(_run, task))
-
-        fill()
-        here_done = False
-        try:
-            while not here_done or running:
-                if running and here.results.empty():
-                    done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        running.discard(future)
-                        result = future.result()  # the first failure ends the job here
-                        fill()
+    here_done = finished = False
+    try:
+        while not here_done or tasks_out:
+            if running and here.results.empty():
+                done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.discard(future)
+                    result = future.result()  # the first failure ends the job here
+                    if (task := here.take(last=True)) is not None:
+                        running.add(pool.submit(_run, task))
+                        tasks_out += 1
+                    if result is not None:
+                        tasks_out -= 1
                         yield result
-                    continue
-                item = here.results.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item is None:
-                    here_done = True
-                else:
-                    yield item
-        finally:
-            here.stopping.set()
-            for future in running:
-                future.cancel()
-            here.thread.join()
+                continue
+            item = here.results.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                here_done = True
+            else:
+                yield item
+        finished = True
+    finally:
+        here.stopping.set()
+        here.thread.join()
+        # done: workers still starting are not waited for; failed: running tasks end first
+        pool.shutdown(wait=not finished, cancel_futures=True)
