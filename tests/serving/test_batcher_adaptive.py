@@ -1,0 +1,74 @@
+"""The micro-batcher's adaptive wait: an expensive model under load gets whole batches; a lone
+client and a cheap model are never held.
+
+Driven in process with closed-loop clients (each sends again once answered, after a
+client-specific turnaround), as wrk's connections do. Without the wait, a 100 ms model fed by 8
+staggered clients alternates small batches (those that came back before the next call started)
+with the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.serving.batch import ValidatedBatch
+from watchkeeper.serving.batcher import ADAPTIVE_MIN_CALL, MicroBatcher, Outputs
+
+BOUND = 60.0  # seconds before a regression fails instead of hanging
+
+
+def _model(seconds: float) -> Any:
+    def predict(data: Any, want_proba: bool) -> Outputs:
+        time.sleep(seconds)
+        return np.asarray(data, dtype=float).sum(axis=1), None
+
+    return predict
+
+
+async def _clients(batcher: MicroBatcher, clients: int, rounds: int, turnaround: float) -> None:
+    async def client(i: int) -> None:
+        for r in range(rounds):
+            row = np.array([[float(i), float(r)]])
+            preds, _ = await batcher.submit(ValidatedBatch(data=row, n_rows=1, findings={}))
+            assert preds.tolist() == [float(i + r)]  # its own answer, whatever the batch
+            await asyncio.sleep(turnaround * i)  # clients come back one after another
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    await batcher.close()
+
+
+def _batches(seconds: float, clients: int, rounds: int, turnaround: float) -> tuple[list[int], int]:
+    sizes: list[int] = []
+
+    async def main() -> int:
+        batcher = MicroBatcher(_model(seconds), on_batch=lambda rows, _: sizes.append(rows))
+        await asyncio.wait_for(_clients(batcher, clients, rounds, turnaround), BOUND)
+        return batcher.waits
+
+    return sizes, asyncio.run(main())
+
+
+def test_an_expensive_model_under_load_gets_whole_batches() -> None:
+    # 100 ms calls: the wait may last 10 ms; 8 clients come back within 8 × 0.5 ms
+    sizes, waits = _batches(0.1, clients=8, rounds=8, turnaround=0.0005)
+    assert sum(sizes) == 64  # every request answered, each once
+    assert waits > 0
+    assert statistics.median(sizes[1:]) == 8, sizes  # after the first call: all 8 together
+
+
+def test_a_lone_client_is_never_held() -> None:
+    sizes, waits = _batches(0.02, clients=1, rounds=10, turnaround=0.0)
+    assert sizes == [1] * 10
+    assert waits == 0
+
+
+def test_a_cheap_model_is_never_held() -> None:
+    assert ADAPTIVE_MIN_CALL > 0.0001
+    sizes, waits = _batches(0.0, clients=8, rounds=8, turnaround=0.0005)
+    assert sum(sizes) == 64
+    assert waits == 0
