@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/batch.py [--rows 10000000] [--small 1000000] [--models lr,rf]
         [--runs floor,floor-predict,local1,local1-nolog,local1-noproba,local2,ray,ray-data,small]
-        [--keep DIR]
+        [--repeat 1] [--keep DIR]
 
 The data: ``--rows`` rows of 20 float64 features and an int64 ``id``, as Parquet files of 1 M
 rows each (written once, not timed; ``--keep DIR`` keeps and reuses them). Two models trained
@@ -36,8 +36,13 @@ the figure the memory target reads):
   ``ray.data.read_parquet`` -> ``map_batches(Scorer, concurrency=2, batch_format="pyarrow")``
   calling the same ``score_chunk`` -> ``write_parquet`` (no rejects, logbook or commit: the
   pipeline's cost alone, so a lower bound for that design).
-* small: local1 on the first ``--small`` rows, local2 on at least two files (two tasks, so both
-  workers run): peak memory must not grow with rows.
+* small: local1 and local2 on the first ``--small`` rows (at least two files): peak memory must
+  not grow with rows. One file is one task, which never reads across a task's end nor
+  assembles while scoring: ``--small 2000000`` compares like with like.
+
+``--repeat N`` runs the chosen steps N times, interleaved, and reports the fastest of each
+(a busy spell on a shared machine then hits every step alike). "cpu s" is the user + system
+time of the step's process and of its children that have exited.
 
 Figures move run to run and with other work on the machine: read the ratios within one run.
 """

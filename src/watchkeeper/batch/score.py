@@ -99,7 +99,7 @@ def score_chunk(
 
 def row_major(model: LoadedModel) -> bool:
     """Whether to hand ``model`` its rows row-major: a scikit-learn tree or forest walks each
-    row down its trees (15-20% faster on contiguous rows), and comparing values with thresholds
+    row down its trees (faster on contiguous rows), and comparing values with thresholds
     gives the same answer whatever the layout. Other models get the DataFrame's column-major
     layout, which keeps a dot product's rounding what it was."""
     estimator = str(model.manifest.options.get("estimator", ""))
