@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -123,22 +124,20 @@ class WriteBehind(Generic[T]):
 
     def close(self) -> None:
         """Wait until every item is written; raises the writer's error if it failed."""
-        while self._thread.is_alive():
-            try:
-                self._queue.put(_END, timeout=_POLL_S)
-                break
-            except queue.Full:
-                continue
-        self._thread.join()
+        self._end(drop=False)
         self._raise_if_failed()
 
     def abort(self) -> None:
         """Drop what is queued and wait for the item being written (after a failure)."""
+        self._end(drop=True)
+
+    def _end(self, *, drop: bool) -> None:
+        """Queue the end marker (first dropping what waits, if ``drop``) while the thread
+        lives, then wait for it."""
         while self._thread.is_alive():
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                pass
+            if drop:
+                with suppress(queue.Empty):
+                    self._queue.get_nowait()
             try:
                 self._queue.put(_END, timeout=_POLL_S)
                 break

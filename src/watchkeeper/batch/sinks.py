@@ -154,12 +154,17 @@ class _PartWriter:
     def close(self) -> None:
         writer, handle = self._writer, self._handle
         self._writer = self._handle = None
-        try:
-            if writer is not None:
-                writer.close()
-        finally:
-            if handle is not None:
-                handle.close()
+        close_writer(writer, handle)
+
+
+def close_writer(writer: pq.ParquetWriter | None, handle: Any) -> None:
+    """Close a Parquet writer, then the file under it, even when the writer's close fails."""
+    try:
+        if writer is not None:
+            writer.close()
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def text_columns(schema: pa.Schema) -> list[str]:
@@ -261,12 +266,7 @@ class Concatenation:
     def _close(self) -> None:
         writer, handle = self._writer, self._handle
         self._writer = self._handle = None
-        try:
-            if writer is not None:
-                writer.close()
-        finally:
-            if handle is not None:
-                handle.close()
+        close_writer(writer, handle)
 
 
 class Assembler:
