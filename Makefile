@@ -28,7 +28,7 @@ demo: $(PLAIN_STAMP)
 test: $(STAMP) lint
 	# files in parallel (most wait on real servers); bounds stretched for the shared cores;
 	# every test, the multi-process end-to-end proofs (marked slow) included
-	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 6 --dist loadfile --durations=30
+	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile --durations=30
 
 test-slow: $(STAMP)
 	WATCHKEEPER_TEST_TIME_SCALE=3 $(BIN)/pytest -n 4 --dist loadfile -m slow

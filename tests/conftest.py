@@ -103,3 +103,36 @@ def two_versions(settings: Settings) -> Iterator[Registry]:
         registry.register("m", model, input_example=X, stage="production")
         registry.register("m", model, input_example=X)
         yield registry
+
+
+# The files that take longest (`make test` prints the slowest tests), started first: under
+# `--dist loadfile` a worker takes whole files in collection order, so a long file collected
+# last ran alone at the end and set the suite's wall time. Order only; nothing is skipped.
+LONG_FILES = (
+    "tests/rollout/test_rollout_e2e.py",
+    "tests/test_replicas.py",
+    "tests/retraining/test_retrain.py",
+    "tests/faults/test_logbook_storage.py",
+    "tests/test_demo.py",
+    "tests/monitoring/test_drift_multivariate.py",
+    "tests/batch/test_ray.py",
+    "tests/ui/test_scale.py",
+    "tests/cli/test_mlflow_import_cli.py",
+    "tests/security/test_readiness.py",
+    "tests/monitoring/test_concept.py",
+    "tests/faults/test_leader.py",
+    "tests/cli/test_models_cli.py",
+    "tests/watch/test_runner.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    root = Path(__file__).resolve().parent.parent
+
+    def key(item: pytest.Item) -> int:
+        path = Path(str(item.fspath)).resolve()
+        name = path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
+        return rank.get(name, len(LONG_FILES))
+
+    items.sort(key=key)  # stable: every file keeps its own order
