@@ -8,8 +8,9 @@ For an expensive model (calls averaging ``ADAPTIVE_MIN_CALL`` or more) under loa
 call has just answered are about to send again, and without a wait each call would take only
 the half of them that arrived while the last one ran (measured: a 100-tree forest at 32
 connections ran batches of 16). So when fewer requests are queued than were recently
-outstanding at once, the next call waits for the rest, at most ``ADAPTIVE_SHARE`` of the
-model's average call time (never over ``ADAPTIVE_MAX_WAIT``). A lone client is never held: one
+outstanding at once, the next call waits for the rest: at most ``ADAPTIVE_SHARE`` of the
+model's average call time (never over ``ADAPTIVE_MAX_WAIT``) of idle loop time, and at most one
+average call in wall time. A lone client is never held: one
 request outstanding is all it ever has. ``max_wait`` > 0 replaces this with a fixed wait.
 
 Every submitted request gets an answer or an error, whatever the batch holds:
