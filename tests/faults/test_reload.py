@@ -130,12 +130,15 @@ def test_a_stale_registry_view_is_reported_with_the_reason_until_reads_work(
     metrics = ServingMetrics()
     table = ModelTable(faulty, metrics=metrics, poll_interval=0.02,  # type: ignore[arg-type]
                        stale_view=stale_view)  # fmt: skip
-    table.stale_after = 0.5  # the bound is max(5 s, 20 polls) by default: shortened here
 
     async def run() -> None:
         await table.start()
         try:
-            assert table.readiness()["status"] == "ready"
+            state = table.readiness()
+            assert state["status"] == "ready", state
+            # the bound is max(5 s, 20 polls) by default: shortened here, once started (a
+            # loaded machine may take longer than the short bound to load the first version)
+            table.stale_after = 0.5
             faulty.failures = 10**9
             expected = "degraded" if stale_view == "degraded" else "not_ready"
             state = await until(lambda: (s := table.readiness())["status"] == expected and s,

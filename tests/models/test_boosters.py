@@ -98,6 +98,8 @@ def test_xgboost_binary_classifier(
     assert manifest.files.keys() == {model_file}
     assert manifest.options["model_class"] == "XGBClassifier"
     assert manifest.options["classes"] == [0, 1]
+    # recorded whichever build is installed (xgboost, xgboost-cpu...): compared at load
+    assert manifest.library_versions["xgboost"] == xgb.__version__
     _check_same(tmp_path / "m", xgb_binary, X)
 
 

@@ -11,13 +11,20 @@ from pathlib import Path
 logger = logging.getLogger("watchkeeper.models")
 
 
+# builds of one library published under other distribution names (same module, same versions)
+BUILDS = {"xgboost": ("xgboost", "xgboost-cpu", "xgboost-cu12", "xgboost-cu13")}
+
+
 def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (or of another build of it, see ``BUILDS``)."""
     if distribution == "python":
         return platform.python_version()
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    for name in BUILDS.get(distribution, (distribution,)):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def library_versions(distributions: Iterable[str]) -> dict[str, str]:
