@@ -106,8 +106,12 @@ class PredictionRoutes:
             content_type=head.content_type,
             request_id=head.request_id,
             routing_key=head.routing_key,
+            defer_records=True,
         )
-        await _send(send, reply)
+        try:
+            await _send(send, reply)
+        finally:  # the answer is on its way (or its client gone): now the records
+            reply.after()
 
 
 @dataclass(slots=True)

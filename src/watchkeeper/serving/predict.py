@@ -60,11 +60,20 @@ class Answer:
     probabilities: np.ndarray[Any, Any] | None
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Reply:
+    """An answer to send. ``after`` holds the request's records (metrics, live statistics, the
+    logbook, the shadow copy) when the caller asked for them to be deferred: it must be called
+    once the answer is sent, whatever happens to the sending."""
+
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
+    after: Callable[[], None] = _nothing
 
 
 UNKNOWN = "<unknown>"  # the metric label of a model name this server does not serve
@@ -159,11 +168,16 @@ class Predictor:
         content_type: str = "application/json",
         request_id: str | None = None,
         routing_key: str | None = None,
+        defer_records: bool = False,
     ) -> Reply:
+        """The answer to one request. Its records are made before returning, or, with
+        ``defer_records``, by the reply's ``after`` (the ASGI route sends the answer first: at
+        one connection the records would otherwise sit between the model and the client)."""
         call = _Call(model, request_id or self._ids.next(), routing_key,
                      datetime.now(UTC) if self.logbook is not None else None)  # fmt: skip
         status = 200
         headers = [(b"content-type", JSON), (b"x-request-id", call.request_id.encode())]
+        answered: Answer | None = None
         try:
             answer = await self._answer(call, parse, read_body, content_type)
             out, headers = wire.unpack(render(answer), headers)
@@ -180,13 +194,21 @@ class Predictor:
             status, out = wire.error_body(self._failed(call, exc, "the server"), protocol)
         else:
             headers.append((b"x-model-version", call.version.encode()))
-            self._record(call, answer)
+            answered = answer
         took = time.perf_counter() - call.start
-        self._observe(call.name, call.version, protocol, status, took)
-        if call.deployed is not None:
-            number = call.deployed.version.version
-            observe = self.live.observe_request
-            self._keep("live", call, lambda: observe(call.name, number, took, status))
+
+        def records() -> None:
+            if answered is not None:
+                self._record(call, answered)
+            self._observe(call.name, call.version, protocol, status, took)
+            if call.deployed is not None:
+                number = call.deployed.version.version
+                observe = self.live.observe_request
+                self._keep("live", call, lambda: observe(call.name, number, took, status))
+
+        if defer_records:
+            return Reply(status, out, headers, records)
+        records()
         return Reply(status, out, headers)
 
     async def _answer(

@@ -28,8 +28,11 @@ def predict_fn(
 
     def run(data: Any, want_proba: bool) -> Outputs:
         cpu = time.thread_time() if on_cpu is not None else 0.0
-        predictions = model.predict(data)
-        probabilities = model.predict_proba(data) if want_proba and model.has_proba else None
+        probabilities = None
+        if want_proba and model.has_proba:  # one pass for both when the flavor allows it
+            predictions, probabilities = model.predict_and_proba(data)
+        else:
+            predictions = model.predict(data)
         if on_cpu is not None:
             on_cpu(time.thread_time() - cpu)
         return predictions, probabilities
