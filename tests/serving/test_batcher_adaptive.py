@@ -88,3 +88,27 @@ def test_a_cheap_model_is_never_held() -> None:
         return batcher.waits
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_fall_in_traffic_holds_one_call_not_many() -> None:
+    """After a burst (a shadow's copy of every request, say) the same version gets one client
+    (the canary's share): the first wait runs out and the next calls are not held, however
+    high the burst left the peak (decaying by a tenth per call, it would hold the next ten)."""
+
+    async def main() -> tuple[int, int]:
+        batcher = MicroBatcher(_model(0.01))
+
+        async def one(i: float) -> None:
+            row = ValidatedBatch(data=np.array([[1.0, i]]), n_rows=1, findings={})
+            await asyncio.wait_for(batcher.submit(row), BOUND)
+
+        for _ in range(3):  # bursts of 16 at once: 16 were outstanding
+            await asyncio.gather(*(one(float(i)) for i in range(16)))
+        after_burst = batcher.waits
+        for r in range(10):  # then one client
+            await one(float(r))
+        await batcher.close()
+        return after_burst, batcher.waits - after_burst
+
+    _, held = asyncio.run(main())
+    assert held <= 1

@@ -10,8 +10,10 @@ the half of them that arrived while the last one ran (measured: a 100-tree fores
 connections ran batches of 16). So when fewer requests are queued than were recently
 outstanding at once, the next call waits for the rest: at most ``ADAPTIVE_SHARE`` of the
 model's average call time (never over ``ADAPTIVE_MAX_WAIT``) of idle loop time, and at most one
-average call in wall time. A lone client is never held: one
-request outstanding is all it ever has. ``max_wait`` > 0 replaces this with a fixed wait.
+average call in wall time. A wait that runs out lowers the expected count to what came, so a
+fall in traffic holds one call, not the many it would take the peak to decay. A lone client is
+never held: one request outstanding is all it ever has. ``max_wait`` > 0 replaces this with a
+fixed wait.
 
 Every submitted request gets an answer or an error, whatever the batch holds:
 
@@ -204,6 +206,9 @@ class MicroBatcher:
         while len(self._queue) < expected and self._rows_queued() < self.policy.max_batch_rows:
             step = min(budget, _STEP)
             if step <= 0 or time.perf_counter() >= deadline:
+                # those clients are gone (traffic fell, or moved: a shadow's copies of every
+                # request became a canary's share of them): hold no more calls for them
+                self._peak = float(len(self._queue))
                 return
             await asyncio.sleep(step)
             budget -= step
