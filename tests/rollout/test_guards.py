@@ -23,7 +23,7 @@ from watchkeeper.registry.live import (
 from watchkeeper.rollout import guards
 from watchkeeper.rollout.guards import StepTraffic, mark, step_traffic, traffic_checks
 from watchkeeper.rollout.plan import Plan
-from watchkeeper.rollout.stats import distance_lower_bound, latency_guard
+from watchkeeper.rollout.stats import MIN_SLOW_REQUESTS, distance_lower_bound, latency_guard
 
 
 def _sketch(latencies_ms: np.ndarray) -> LogSketch:
@@ -209,3 +209,22 @@ def test_the_performance_guard_scores_text_labels_like_numbers(paired: bool) -> 
     assert np.isnan(numbers[~labelled]).all()
     np.testing.assert_array_equal(texts[2:], expected[2:])
     assert np.isnan(texts[:2]).all()
+
+
+def test_a_few_slow_requests_on_a_small_step_never_fail_the_latency_guard() -> None:
+    """Promise: a healthy candidate is not rolled back because one pause of the process slowed
+    the few of its requests in flight (in CI: 3 of 51 above the limit gave p = 0.015). Fewer
+    than MIN_SLOW_REQUESTS above the limit is never "worse"; as many, with the binomial tail
+    under alpha, is."""
+    from scipy.stats import binom
+
+    production = _sketch(np.array([20.0] * 990 + [33.0] * 10))  # p99 33 ms: a 49.5 ms limit
+    few = _sketch(np.array([25.0] * (51 - 3) + [60.0] * 3))
+    r = latency_guard(production, few, max_ratio=1.5)
+    assert binom.sf(2, 51, 0.01) < 0.05  # the binomial alone would call it worse
+    assert r.verdict != "worse"
+    assert MIN_SLOW_REQUESTS > 3
+    enough = _sketch(np.array([25.0] * (51 - MIN_SLOW_REQUESTS) + [60.0] * MIN_SLOW_REQUESTS))
+    r = latency_guard(production, enough, max_ratio=1.5)
+    assert r.verdict == "worse"
+    assert r.p_harm == pytest.approx(binom.sf(MIN_SLOW_REQUESTS - 1, 51, 0.01))
