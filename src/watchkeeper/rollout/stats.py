@@ -37,7 +37,7 @@ peeking. **Prediction comparisons** reuse the drift tests of :mod:`watchkeeper.m
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any, Literal, TypeAlias
 
@@ -505,16 +505,19 @@ def latency_guard(
         raise InvalidInput("need two non-empty latency sketches")
     if max_ratio <= 0:
         raise InvalidInput(f"max_ratio must be positive, got {max_ratio!r}")
+    if min_above < 1:
+        raise InvalidInput(f"min_above must be at least 1, got {min_above!r}")
     q_p, q_c = production.quantile(quantile), candidate.quantile(quantile)
     above = candidate.count_above(max_ratio * q_p)
     tail = 1.0 - quantile
-    if min_above < 1:
-        raise InvalidInput(f"min_above must be at least 1, got {min_above!r}")
-    p_harm = 1.0 if above < min_above else float(bdtrc(above - 1, n_c, tail))
+    p_harm = 1.0 if above == 0 else float(bdtrc(above - 1, n_c, tail))
     p_noninf = float(bdtr(above, n_c, tail))
     ratio = q_c / q_p if q_p > 0 else 1.0
-    return _guard("binomial_tail", ratio, above / n_c - tail, max_ratio, p_noninf, p_harm,
-                  alpha, n_p, n_c)  # fmt: skip
+    result = _guard("binomial_tail", ratio, above / n_c - tail, max_ratio, p_noninf, p_harm,
+                    alpha, n_p, n_c)  # fmt: skip
+    if result.verdict == "worse" and above < min_above:  # p_harm stays reported as it is
+        return replace(result, verdict="inconclusive")
+    return result
 
 
 def distance_lower_bound(
