@@ -12,6 +12,8 @@ made.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +61,21 @@ def create_db_engine(url: str) -> Engine:
         raise InvalidInput(f"unsupported database URL '{safe_url(url)}': {exc}") from exc
 
 
+def _journal_wal(cursor: Any) -> None:
+    """WAL mode, waiting like any write for as long as the busy timeout: on a new database
+    file, a process switching it to WAL while others connect makes SQLite refuse them at once
+    ("database is locked") without calling its busy handler (seen: 1 of 20 first starts)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +86,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # Take transaction control away from the driver so BEGIN IMMEDIATE can be issued.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _journal_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
